@@ -1,0 +1,64 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One settings list for every Swift target (swift-log style).
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "vecgo",
+    products: [
+        .library(name: "Vecgo", targets: ["Vecgo"]),
+        .library(name: "Stores", targets: ["Stores"]),
+        .library(name: "SegmentFormat", targets: ["SegmentFormat"]),
+        .executable(name: "vecgo", targets: ["VecgoCLI"]),
+        .executable(name: "vecgo-bench", targets: ["VecgoBench"]),
+        .executable(name: "cloud-tiered", targets: ["CloudTiered"]),
+    ],
+    targets: [
+        // MARK: C (hidden)
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4",
+                       providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
+        // Distance kernels and CRC32C: AVX-512 / AVX2+FMA / SSE4.2 chosen at run time, portable fallback.
+        .target(name: "CVecgoNative"),
+
+        // MARK: Libraries (exported)
+        .target(name: "SegmentFormat", dependencies: ["CLZ4", "CVecgoNative"], swiftSettings: swiftSettings),
+        .target(name: "IndexCore", dependencies: ["CVecgoNative"], swiftSettings: swiftSettings),
+        .target(name: "Stores", dependencies: ["CCurl", "COpenSSL"], swiftSettings: swiftSettings),
+        .target(name: "Tiering", dependencies: ["Stores", "CVecgoNative"], swiftSettings: swiftSettings),
+        .target(name: "Vecgo",
+                dependencies: ["SegmentFormat", "IndexCore", "Stores", "Tiering"],
+                swiftSettings: swiftSettings),
+
+        // MARK: Executables
+        .executableTarget(name: "VecgoCLI", dependencies: ["Vecgo", "Stores", "SegmentFormat"],
+                          swiftSettings: swiftSettings),
+        .executableTarget(name: "VecgoBench", dependencies: ["Vecgo", "Stores", "Tiering", "IndexCore"],
+                          swiftSettings: swiftSettings),
+        .executableTarget(name: "CloudTiered", dependencies: ["Vecgo", "Stores"], swiftSettings: swiftSettings),
+
+        // MARK: Test support and tests
+        .target(name: "_VecgoTestSupport", dependencies: ["Stores"], swiftSettings: swiftSettings),
+        .testTarget(name: "SegmentFormatTests", dependencies: ["SegmentFormat", "_VecgoTestSupport"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "IndexCoreTests", dependencies: ["IndexCore", "_VecgoTestSupport"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "StoresTests", dependencies: ["Stores", "_VecgoTestSupport"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "TieringTests", dependencies: ["Tiering", "Stores", "_VecgoTestSupport"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "VecgoTests", dependencies: ["Vecgo", "Stores", "SegmentFormat", "_VecgoTestSupport"],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "IntegrationTests",
+                    dependencies: ["Vecgo", "Stores", "Tiering", "_VecgoTestSupport"],
+                    swiftSettings: swiftSettings),
+    ]
+)

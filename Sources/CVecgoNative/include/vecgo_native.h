@@ -1,0 +1,31 @@
+#ifndef VECGO_NATIVE_H
+#define VECGO_NATIVE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Which implementation the run-time CPU check chose: 0 portable, 1 AVX2+FMA, 2 AVX-512F, 3 NEON.
+int vecgo_kernel_level(void);
+/// Forces a kernel level no higher than `level` (tests compare every level with the reference).
+/// Returns the level now in force.
+int vecgo_set_kernel_level(int level);
+
+/// Squared Euclidean distance of two float32 vectors of `n` elements.
+float vecgo_l2sq_f32(const float *a, const float *b, size_t n);
+/// Inner product of two float32 vectors of `n` elements.
+float vecgo_dot_f32(const float *a, const float *b, size_t n);
+/// One query against `count` contiguous vectors of `dim` floats: out[i] = l2sq(q, base + i*dim).
+void vecgo_l2sq_batch_f32(const float *q, const float *base, size_t count, size_t dim, float *out);
+/// One query against `count` contiguous vectors of `dim` floats: out[i] = dot(q, base + i*dim).
+void vecgo_dot_batch_f32(const float *q, const float *base, size_t count, size_t dim, float *out);
+
+/// CRC32C (Castagnoli), continuing from `crc` (pass 0 to start). SSE4.2 when available.
+uint32_t vecgo_crc32c(uint32_t crc, const void *data, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,61 @@
+/// An object store holding immutable, named blobs: the only source of truth of a Vecgo database.
+///
+/// Names are relative to the store's prefix and use `/` as separator. Implementations must be
+/// safe to call concurrently. Every error thrown is a ``StoreError``.
+public protocol BlobStore: Sendable {
+    /// Reads the bytes of `range` from object `name`, clipped to the object's end: a range that
+    /// reaches past the end returns the bytes up to the end, and one that starts at or past the
+    /// end returns no bytes.
+    ///
+    /// - Throws: ``StoreError`` with code `.notFound` when the object does not exist.
+    func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8]
+
+    /// Reads a whole object.
+    func read(_ name: String) async throws -> [UInt8]
+
+    /// Writes an object, replacing any object of that name. Vecgo itself only writes names that
+    /// are unique to the writer, so it never replaces anything.
+    func put(_ name: String, _ bytes: [UInt8]) async throws
+
+    /// Creates an object only if no object of that name exists: the commit point of a version.
+    ///
+    /// - Throws: ``StoreError`` with code `.alreadyExists` when the name is taken.
+    func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws
+
+    /// Lists objects whose names start with `prefix`, in ascending name order, starting after
+    /// `startAfter` when given.
+    func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo]
+
+    /// Deletes an object. Deleting a missing object is not an error.
+    func delete(_ name: String) async throws
+
+    /// The size in bytes of an object.
+    ///
+    /// - Throws: ``StoreError`` with code `.notFound` when the object does not exist.
+    func size(_ name: String) async throws -> UInt64
+}
+
+extension BlobStore {
+    /// Reads a whole object through a ranged read of everything.
+    public func read(_ name: String) async throws -> [UInt8] {
+        try await read(name, range: 0..<UInt64.max)
+    }
+
+    /// Lists every object whose name starts with `prefix`, in ascending name order.
+    public func list(prefix: String) async throws -> [ObjectInfo] {
+        try await list(prefix: prefix, startAfter: nil)
+    }
+}
+
+/// One entry of a listing.
+public struct ObjectInfo: Sendable, Hashable {
+    /// The object's name relative to the store's prefix.
+    public var name: String
+    /// The object's size in bytes.
+    public var size: UInt64
+
+    public init(name: String, size: UInt64) {
+        self.name = name
+        self.size = size
+    }
+}

@@ -1,0 +1,42 @@
+import Foundation
+
+/// Where the integration tests find their servers. The README test command starts moto and
+/// exports these; a test that cannot find them fails with a message saying so (never skips).
+public enum TestEnvironment {
+    /// The moto server's base URL, from `VECGO_TEST_S3_ENDPOINT` (for example `http://127.0.0.1:5055`).
+    public static func s3Endpoint() throws -> String {
+        guard let v = ProcessInfo.processInfo.environment["VECGO_TEST_S3_ENDPOINT"], !v.isEmpty else {
+            throw MissingServer(message: """
+                VECGO_TEST_S3_ENDPOINT is not set: this test needs a running S3-compatible server \
+                (moto). Run the README test command (bash scripts/test.sh), which starts moto_server \
+                on 127.0.0.1 and sets it.
+                """)
+        }
+        return v
+    }
+
+    /// A bucket name unique to one test, so tests never see each other's objects.
+    public static func uniqueBucket(_ tag: String) -> String {
+        let clean = tag.lowercased().filter { $0.isLetter || $0.isNumber }
+        return "vecgo-\(clean.prefix(20))-\(UInt32.random(in: 0...UInt32.max))"
+    }
+}
+
+/// Thrown when a test's server is not configured or not reachable.
+public struct MissingServer: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// A repeatable random number generator (SplitMix64) for tests and data generators.
+public struct SeededRNG: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
