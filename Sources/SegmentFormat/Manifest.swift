@@ -1,0 +1,174 @@
+/// One live segment as the manifest records it: enough to reach its footer with one ranged read.
+public struct SegmentRef: Sendable, Hashable {
+    /// The object name (for example `segment_<writer>-<seq>.bin`).
+    public var name: String
+    /// The object's size in bytes.
+    public var size: UInt64
+    /// Offset of the segment's footer.
+    public var footerOffset: UInt64
+    /// Bytes from `footerOffset` to the end of the object (footer plus trailer).
+    public var tailLength: UInt32
+    /// Rows in the segment.
+    public var rowCount: UInt64
+    /// The smallest and largest primary key in the segment (both 0 when empty).
+    public var minID: UInt64
+    public var maxID: UInt64
+
+    public init(name: String, size: UInt64, footerOffset: UInt64, tailLength: UInt32, rowCount: UInt64,
+                minID: UInt64, maxID: UInt64) {
+        self.name = name
+        self.size = size
+        self.footerOffset = footerOffset
+        self.tailLength = tailLength
+        self.rowCount = rowCount
+        self.minID = minID
+        self.maxID = maxID
+    }
+}
+
+/// A committed version of a database (the `MANIFEST-<version>.bin` object).
+public struct Manifest: Sendable, Hashable {
+    /// This version's number (1 for the first commit).
+    public var version: UInt64
+    /// The version this one was built on (0 for the first).
+    public var parentVersion: UInt64
+    /// Commit time, microseconds since the Unix epoch.
+    public var commitTimeMicros: Int64
+    /// The committing writer's epoch (fencing of older writers).
+    public var writerEpoch: UInt64
+    /// The committing writer's identity.
+    public var writerID: String
+    /// Floats per vector.
+    public var dimension: Int
+    /// The metric's wire code (1 L2, 2 cosine, 3 inner product).
+    public var metric: UInt8
+    /// The next generated primary key.
+    public var nextID: UInt64
+    /// The primary-key index checkpoint object of this version ("" when the database is empty).
+    public var pkIndexObject: String
+    /// Size of the primary-key index object.
+    public var pkIndexSize: UInt64
+    /// The live segments.
+    public var segments: [SegmentRef]
+
+    public init(version: UInt64, parentVersion: UInt64, commitTimeMicros: Int64, writerEpoch: UInt64,
+                writerID: String, dimension: Int, metric: UInt8, nextID: UInt64, pkIndexObject: String,
+                pkIndexSize: UInt64, segments: [SegmentRef]) {
+        self.version = version
+        self.parentVersion = parentVersion
+        self.commitTimeMicros = commitTimeMicros
+        self.writerEpoch = writerEpoch
+        self.writerID = writerID
+        self.dimension = dimension
+        self.metric = metric
+        self.nextID = nextID
+        self.pkIndexObject = pkIndexObject
+        self.pkIndexSize = pkIndexSize
+        self.segments = segments
+    }
+
+    /// The object name of a version's manifest: `MANIFEST-` and the version in 20 digits.
+    public static func objectName(version: UInt64) -> String {
+        let digits = String(version)
+        return "MANIFEST-" + String(repeating: "0", count: 20 - digits.count) + digits + ".bin"
+    }
+
+    /// The version a manifest object name denotes, or nil when the name is not a manifest's.
+    public static func version(fromObjectName name: String) -> UInt64? {
+        let base = name.split(separator: "/").last.map(String.init) ?? name
+        guard base.hasPrefix("MANIFEST-"), base.hasSuffix(".bin") else { return nil }
+        let digits = base.dropFirst(9).dropLast(4)
+        guard digits.count == 20, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
+        return UInt64(digits)
+    }
+
+    static let magic: [UInt8] = Array("VECGOMAN".utf8)
+
+    /// Encodes this manifest (spec/format.md, "Manifest").
+    public func encode() throws(FormatError) -> [UInt8] {
+        var body = ByteWriter()
+        body.write(version)
+        body.write(parentVersion)
+        body.write(commitTimeMicros)
+        body.write(writerEpoch)
+        try body.writeString16(writerID)
+        body.write(UInt32(dimension))
+        body.write(metric)
+        body.write(bytes: [0, 0, 0])
+        body.write(nextID)
+        try body.writeString16(pkIndexObject)
+        body.write(pkIndexSize)
+        body.write(UInt32(segments.count))
+        for s in segments {
+            try body.writeString16(s.name)
+            body.write(s.size)
+            body.write(s.footerOffset)
+            body.write(s.tailLength)
+            body.write(UInt32(0))
+            body.write(s.rowCount)
+            body.write(s.minID)
+            body.write(s.maxID)
+        }
+        var w = ByteWriter(capacity: body.count + 40)
+        ObjectHeader(magic: Self.magic, version: .v1, word20: UInt32(body.count)).encode(into: &w)
+        w.write(bytes: body.bytes)
+        w.write(crc32c(w.bytes))
+        return w.bytes
+    }
+
+    /// Decodes and checks a manifest object.
+    public static func decode(_ bytes: [UInt8], object: String, limits: DecodingLimits = .default) throws(FormatError) -> Manifest {
+        var r = ByteReader(bytes, object: object)
+        let header = try ObjectHeader.decode(&r, magic: magic, kind: "manifest")
+        let bodyLength = Int(header.word20)
+        guard bodyLength + 4 == r.remaining else {
+            throw FormatError(bodyLength + 4 > r.remaining ? .truncated : .corrupted, object: object, offset: 20,
+                              "manifest declares a \(bodyLength)-byte body, \(r.remaining) bytes follow the header")
+        }
+        let crcAt = bytes.count - 4
+        var c = ByteReader(Array(bytes[crcAt...]), object: object, baseOffset: UInt64(crcAt))
+        guard try c.read(UInt32.self) == crc32c(bytes[..<crcAt]) else {
+            throw FormatError(.corrupted, object: object, offset: UInt64(crcAt), "manifest checksum mismatch")
+        }
+        let version = try r.read(UInt64.self, "version")
+        let parent = try r.read(UInt64.self, "parent version")
+        let time = try r.read(Int64.self, "commit time")
+        let epoch = try r.read(UInt64.self, "writer epoch")
+        let writer = try r.readString16("writer id")
+        let dimension = Int(try r.read(UInt32.self, "dimension"))
+        guard dimension >= 1, dimension <= limits.maxDimension else {
+            throw r.error(.limitExceeded, "dimension \(dimension) is outside 1...\(limits.maxDimension)")
+        }
+        let metric = try r.read(UInt8.self, "metric")
+        guard (1...3).contains(metric) else { throw r.error(.corrupted, "unknown metric code \(metric)") }
+        try r.skip(3)
+        let nextID = try r.read(UInt64.self, "next id")
+        let pk = try r.readString16("pk-index object")
+        let pkSize = try r.read(UInt64.self, "pk-index size")
+        let count = Int(try r.read(UInt32.self, "segment count"))
+        guard count <= limits.maxSegments, count <= r.remaining / 50 else {
+            throw r.error(count > limits.maxSegments ? .limitExceeded : .truncated, "\(count) segments cannot fit the manifest")
+        }
+        var segments: [SegmentRef] = []
+        segments.reserveCapacity(count)
+        for _ in 0..<count {
+            let name = try r.readString16("segment name")
+            let size = try r.read(UInt64.self)
+            let footerOffset = try r.read(UInt64.self)
+            let tail = try r.read(UInt32.self)
+            try r.skip(4)
+            let rows = try r.read(UInt64.self)
+            let minID = try r.read(UInt64.self), maxID = try r.read(UInt64.self)
+            guard footerOffset + UInt64(tail) == size, tail >= UInt32(SegmentTrailer.size) else {
+                throw r.error(.corrupted, "segment '\(name)' footer \(footerOffset)+\(tail) does not end at its size \(size)")
+            }
+            segments.append(SegmentRef(name: name, size: size, footerOffset: footerOffset, tailLength: tail,
+                                       rowCount: rows, minID: minID, maxID: maxID))
+        }
+        try r.skip(4)  // the CRC, checked above
+        try r.expectEnd("manifest")
+        return Manifest(version: version, parentVersion: parent, commitTimeMicros: time, writerEpoch: epoch,
+                        writerID: writer, dimension: dimension, metric: metric, nextID: nextID,
+                        pkIndexObject: pk, pkIndexSize: pkSize, segments: segments)
+    }
+}

@@ -1,0 +1,388 @@
+/// Everything one segment holds, decoded. Rows are in id order of insertion; row `i` has
+/// `ids[i]`, the vector `vectors[i*dimension ..< (i+1)*dimension]`, `metadata[i]` and `payloads[i]`.
+public struct SegmentContents: Sendable, Equatable {
+    /// Floats per vector.
+    public var dimension: Int
+    /// The metric's wire code (1 L2, 2 cosine, 3 inner product), as recorded in the manifest too.
+    public var metric: UInt8
+    /// The primary key of each row.
+    public var ids: [UInt64]
+    /// Row-major float32 vectors, `ids.count * dimension` values.
+    public var vectors: [Float]
+    /// Per-row metadata; empty when no row has any.
+    public var metadata: [Metadata]
+    /// Per-row payloads; empty when no row has one.
+    public var payloads: [[UInt8]]
+
+    public init(dimension: Int, metric: UInt8, ids: [UInt64] = [], vectors: [Float] = [],
+                metadata: [Metadata] = [], payloads: [[UInt8]] = []) {
+        self.dimension = dimension
+        self.metric = metric
+        self.ids = ids
+        self.vectors = vectors
+        self.metadata = metadata
+        self.payloads = payloads
+    }
+
+    /// The number of rows.
+    public var rowCount: Int { ids.count }
+}
+
+/// The kinds of segment sections (spec/format.md, "Sections").
+public enum SectionKind: UInt16, Sendable, CaseIterable {
+    /// Raw little-endian float32 vectors, row-major, uncompressed, 64-byte aligned.
+    case vectors = 1
+    /// One u64 primary key per row.
+    case ids = 2
+    /// Per-row typed metadata.
+    case metadata = 3
+    /// Per-row opaque payloads.
+    case payloads = 4
+}
+
+/// Where one section lies in a segment and how to check and decode it.
+public struct SectionDescriptor: Sendable, Hashable {
+    static let size = 40
+    /// Flag bit: the stored bytes are one LZ4 frame.
+    static let flagLZ4: UInt16 = 1
+    /// Flag bit: a reader that does not know this kind must refuse the segment.
+    static let flagRequired: UInt16 = 2
+
+    /// The section kind's wire value (may be one this build does not know).
+    public var kind: UInt16
+    /// Flag bits (LZ4, required).
+    public var flags: UInt16
+    /// CRC32C of the stored bytes.
+    public var crc: UInt32
+    /// Offset of the stored bytes in the object.
+    public var offset: UInt64
+    /// Length of the stored bytes.
+    public var storedLength: UInt64
+    /// Length after decompression (equal to `storedLength` when not compressed).
+    public var rawLength: UInt64
+
+    /// Whether the stored bytes are an LZ4 frame.
+    public var isCompressed: Bool { flags & Self.flagLZ4 != 0 }
+    /// The byte range of the stored section within the object.
+    public var range: Range<UInt64> { offset..<offset + storedLength }
+}
+
+/// The fixed 32-byte trailer at the end of every segment: where the footer is.
+public struct SegmentTrailer: Sendable, Hashable {
+    /// The trailer's size in bytes.
+    public static let size = 32
+    static let magic: [UInt8] = Array("VGSEGEND".utf8)
+
+    /// Offset of the footer in the object.
+    public var footerOffset: UInt64
+    /// Length of the footer in bytes.
+    public var footerLength: UInt32
+    /// CRC32C of the footer bytes.
+    public var footerCRC: UInt32
+
+    /// Decodes the last 32 bytes of a segment of `objectSize` bytes.
+    public static func decode(_ bytes: [UInt8], object: String, objectSize: UInt64) throws(FormatError) -> SegmentTrailer {
+        let start = objectSize >= UInt64(size) ? objectSize - UInt64(size) : 0
+        guard bytes.count == size else {
+            throw FormatError(.truncated, object: object, offset: start, "segment of \(objectSize) bytes is too short for its trailer")
+        }
+        var r = ByteReader(bytes, object: object, baseOffset: start)
+        let footerOffset = try r.read(UInt64.self)
+        let footerLength = try r.read(UInt32.self)
+        let footerCRC = try r.read(UInt32.self)
+        let version = try r.read(UInt16.self)
+        try r.skip(6)
+        guard Array(bytes[24..<32]) == magic else {
+            throw FormatError(.corrupted, object: object, offset: start + 24, "bad segment trailer magic")
+        }
+        _ = try FormatVersion.decode(version, object: object, offset: start + 16)
+        guard footerOffset >= UInt64(ObjectHeader.size),
+              footerOffset + UInt64(footerLength) == start else {
+            throw FormatError(.corrupted, object: object, offset: start,
+                              "footer at \(footerOffset)+\(footerLength) does not end where the trailer starts (\(start))")
+        }
+        return SegmentTrailer(footerOffset: footerOffset, footerLength: footerLength, footerCRC: footerCRC)
+    }
+}
+
+/// A segment's footer: its shape and the table of its sections.
+public struct SegmentFooter: Sendable, Hashable {
+    /// Rows in the segment.
+    public var rowCount: UInt64
+    /// Floats per vector.
+    public var dimension: Int
+    /// The metric's wire code.
+    public var metric: UInt8
+    /// The sections, in the order they are stored.
+    public var sections: [SectionDescriptor]
+
+    /// The descriptor of a section, or nil when the segment has none of that kind.
+    public func section(_ kind: SectionKind) -> SectionDescriptor? {
+        sections.first { $0.kind == kind.rawValue }
+    }
+
+    /// Decodes a footer from `bytes`, which lie at `offset` in the object, after checking them
+    /// against the trailer's CRC and every section against the object's size and `limits`.
+    public static func decode(_ bytes: [UInt8], object: String, offset: UInt64, expectedCRC: UInt32,
+                              objectSize: UInt64, limits: DecodingLimits = .default) throws(FormatError) -> SegmentFooter {
+        guard crc32c(bytes) == expectedCRC else {
+            throw FormatError(.corrupted, object: object, offset: offset, "segment footer checksum mismatch")
+        }
+        var r = ByteReader(bytes, object: object, baseOffset: offset)
+        let count = Int(try r.read(UInt32.self, "section count"))
+        try r.skip(4)
+        let rows = try r.read(UInt64.self, "row count")
+        let dimension = Int(try r.read(UInt32.self, "dimension"))
+        let metric = try r.read(UInt8.self, "metric")
+        try r.skip(3)
+        guard count <= limits.maxSections else { throw r.error(.limitExceeded, "\(count) sections exceed the limit of \(limits.maxSections)") }
+        guard rows <= limits.maxRows else { throw r.error(.limitExceeded, "\(rows) rows exceed the limit of \(limits.maxRows)") }
+        guard dimension >= 1, dimension <= limits.maxDimension else {
+            throw r.error(.limitExceeded, "dimension \(dimension) is outside 1...\(limits.maxDimension)")
+        }
+        guard (1...3).contains(metric) else { throw r.error(.corrupted, "unknown metric code \(metric)") }
+        var sections: [SectionDescriptor] = []
+        sections.reserveCapacity(count)
+        for _ in 0..<count {
+            let at = r.offset
+            let d = SectionDescriptor(kind: try r.read(UInt16.self), flags: try r.read(UInt16.self),
+                                      crc: try r.read(UInt32.self), offset: try r.read(UInt64.self),
+                                      storedLength: try r.read(UInt64.self), rawLength: try r.read(UInt64.self))
+            try r.skip(8)
+            let (end, overflow) = d.offset.addingReportingOverflow(d.storedLength)
+            guard !overflow, d.offset >= UInt64(ObjectHeader.size), end <= offset else {
+                throw FormatError(.corrupted, object: object, offset: at,
+                                  "section \(d.kind) at \(d.offset)+\(d.storedLength) lies outside the data area")
+            }
+            guard d.rawLength <= limits.maxBlockBytes else {
+                throw FormatError(.limitExceeded, object: object, offset: at, "section \(d.kind) declares \(d.rawLength) bytes")
+            }
+            guard d.isCompressed || d.rawLength == d.storedLength else {
+                throw FormatError(.corrupted, object: object, offset: at, "uncompressed section with different stored and raw lengths")
+            }
+            if SectionKind(rawValue: d.kind) == nil && d.flags & SectionDescriptor.flagRequired != 0 {
+                throw FormatError(.unsupportedFeature, object: object, offset: at, "required section kind \(d.kind) is not supported by this reader")
+            }
+            sections.append(d)
+        }
+        try r.expectEnd("segment footer")
+        let footer = SegmentFooter(rowCount: rows, dimension: dimension, metric: metric, sections: sections)
+        if let v = footer.section(.vectors) {
+            guard v.rawLength == rows * UInt64(dimension) * 4 else {
+                throw FormatError(.corrupted, object: object, offset: v.offset, "vector section holds \(v.rawLength) bytes, expected \(rows) × \(dimension) × 4")
+            }
+        } else if rows > 0 {
+            throw FormatError(.corrupted, object: object, offset: offset, "segment with \(rows) rows has no vector section")
+        }
+        return footer
+    }
+}
+
+/// An encoded segment and where its footer lies (recorded in the manifest, so a reader needs no probe).
+public struct EncodedSegment: Sendable {
+    /// The object's bytes.
+    public var bytes: [UInt8]
+    /// Offset of the footer.
+    public var footerOffset: UInt64
+    /// Length of the footer plus the trailer: one ranged read of this many bytes at `footerOffset` gets both.
+    public var tailLength: UInt32
+}
+
+/// Encodes and decodes segment objects (spec/format.md, "Segment").
+public enum SegmentCodec {
+    static let magic: [UInt8] = Array("VECGOSEG".utf8)
+    static let sectionAlignment = 64
+
+    /// Encodes `contents` as a format-v1 segment. Output is deterministic: equal contents give equal bytes.
+    public static func encode(_ contents: SegmentContents) throws(FormatError) -> EncodedSegment {
+        let rows = contents.rowCount
+        guard contents.dimension >= 1, contents.vectors.count == rows * contents.dimension,
+              contents.metadata.isEmpty || contents.metadata.count == rows,
+              contents.payloads.isEmpty || contents.payloads.count == rows,
+              (1...3).contains(contents.metric) else {
+            throw FormatError(.invalidInput, object: "", offset: 0, "segment contents are inconsistent")
+        }
+        var w = ByteWriter(capacity: contents.vectors.count * 4 + 4096)
+        ObjectHeader(magic: magic, version: .v1).encode(into: &w)
+        var sections: [SectionDescriptor] = []
+
+        func add(_ kind: SectionKind, raw: [UInt8], compress: Bool) {
+            w.pad(to: sectionAlignment)
+            let stored = compress ? LZ4Frame.compress(raw) : raw
+            let useLZ4 = compress && stored.count < raw.count
+            let bytes = useLZ4 ? stored : raw
+            sections.append(SectionDescriptor(kind: kind.rawValue,
+                                              flags: SectionDescriptor.flagRequired | (useLZ4 ? SectionDescriptor.flagLZ4 : 0),
+                                              crc: crc32c(bytes), offset: UInt64(w.count),
+                                              storedLength: UInt64(bytes.count), rawLength: UInt64(raw.count)))
+            w.write(bytes: bytes)
+        }
+
+        if rows > 0 {
+            var v = ByteWriter(capacity: contents.vectors.count * 4)
+            v.write(floats: contents.vectors)
+            add(.vectors, raw: v.bytes, compress: false)
+        }
+        var ids = ByteWriter(capacity: rows * 8)
+        for id in contents.ids { ids.write(id) }
+        add(.ids, raw: ids.bytes, compress: true)
+        if contents.metadata.contains(where: { !$0.isEmpty }) {
+            add(.metadata, raw: try encodeMetadata(contents.metadata), compress: true)
+        }
+        if contents.payloads.contains(where: { !$0.isEmpty }) {
+            add(.payloads, raw: encodePayloads(contents.payloads), compress: true)
+        }
+
+        w.pad(to: 8)
+        let footerOffset = UInt64(w.count)
+        var f = ByteWriter()
+        f.write(UInt32(sections.count))
+        f.write(UInt32(0))
+        f.write(UInt64(rows))
+        f.write(UInt32(contents.dimension))
+        f.write(contents.metric)
+        f.write(bytes: [0, 0, 0])
+        for s in sections {
+            f.write(s.kind); f.write(s.flags); f.write(s.crc)
+            f.write(s.offset); f.write(s.storedLength); f.write(s.rawLength)
+            f.write(UInt64(0))
+        }
+        w.write(bytes: f.bytes)
+        w.write(footerOffset)
+        w.write(UInt32(f.count))
+        w.write(crc32c(f.bytes))
+        w.write(FormatVersion.v1.rawValue)
+        w.write(bytes: [0, 0, 0, 0, 0, 0])
+        w.write(bytes: SegmentTrailer.magic)
+        return EncodedSegment(bytes: w.bytes, footerOffset: footerOffset,
+                              tailLength: UInt32(f.count + SegmentTrailer.size))
+    }
+
+    /// Decodes a whole segment, checking every checksum.
+    public static func decode(_ bytes: [UInt8], object: String, limits: DecodingLimits = .default) throws(FormatError) -> SegmentContents {
+        var r = ByteReader(bytes, object: object)
+        _ = try ObjectHeader.decode(&r, magic: magic, kind: "segment")
+        let size = UInt64(bytes.count)
+        guard bytes.count >= ObjectHeader.size + SegmentTrailer.size else {
+            throw FormatError(.truncated, object: object, offset: size, "segment of \(size) bytes is too short")
+        }
+        let trailer = try SegmentTrailer.decode(Array(bytes[(bytes.count - SegmentTrailer.size)...]), object: object, objectSize: size)
+        let fo = Int(trailer.footerOffset)
+        let footer = try SegmentFooter.decode(Array(bytes[fo..<fo + Int(trailer.footerLength)]), object: object,
+                                              offset: trailer.footerOffset, expectedCRC: trailer.footerCRC,
+                                              objectSize: size, limits: limits)
+        func stored(_ d: SectionDescriptor) -> [UInt8] { Array(bytes[Int(d.offset)..<Int(d.offset + d.storedLength)]) }
+        var contents = SegmentContents(dimension: footer.dimension, metric: footer.metric)
+        if let d = footer.section(.vectors) {
+            contents.vectors = try decodeVectors(stored(d), d, footer: footer, object: object)
+        }
+        guard let idSection = footer.section(.ids) else {
+            throw FormatError(.corrupted, object: object, offset: trailer.footerOffset, "segment has no id section")
+        }
+        contents.ids = try decodeIDs(stored(idSection), idSection, footer: footer, object: object)
+        if let d = footer.section(.metadata) {
+            contents.metadata = try decodeMetadata(stored(d), d, footer: footer, object: object)
+        }
+        if let d = footer.section(.payloads) {
+            contents.payloads = try decodePayloads(stored(d), d, footer: footer, object: object)
+        }
+        return contents
+    }
+
+    /// Checks a section's CRC and decompresses it.
+    public static func unpack(_ stored: [UInt8], _ d: SectionDescriptor, object: String) throws(FormatError) -> [UInt8] {
+        guard stored.count == Int(d.storedLength) else {
+            throw FormatError(.truncated, object: object, offset: d.offset, "section \(d.kind) has \(stored.count) of \(d.storedLength) bytes")
+        }
+        guard crc32c(stored) == d.crc else {
+            throw FormatError(.corrupted, object: object, offset: d.offset, "section \(d.kind) checksum mismatch")
+        }
+        guard d.isCompressed else { return stored }
+        return try LZ4Frame.decompress(stored, expectedSize: Int(d.rawLength), object: object, offset: d.offset)
+    }
+
+    /// Decodes the vector section's stored bytes.
+    public static func decodeVectors(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String) throws(FormatError) -> [Float] {
+        let raw = try unpack(stored, d, object: object)
+        var r = ByteReader(raw, object: object, baseOffset: d.offset)
+        return try r.readFloats(Int(footer.rowCount) * footer.dimension, "vectors")
+    }
+
+    /// Decodes the id section's stored bytes.
+    public static func decodeIDs(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String) throws(FormatError) -> [UInt64] {
+        let raw = try unpack(stored, d, object: object)
+        guard UInt64(raw.count) == footer.rowCount * 8 else {
+            throw FormatError(.corrupted, object: object, offset: d.offset, "id section holds \(raw.count) bytes for \(footer.rowCount) rows")
+        }
+        var r = ByteReader(raw, object: object, baseOffset: d.offset)
+        var ids: [UInt64] = []
+        ids.reserveCapacity(Int(footer.rowCount))
+        for _ in 0..<footer.rowCount { ids.append(try r.read(UInt64.self)) }
+        return ids
+    }
+
+    static func encodeMetadata(_ rows: [Metadata]) throws(FormatError) -> [UInt8] {
+        var body = ByteWriter()
+        var offsets: [UInt32] = [0]
+        for row in rows {
+            try MetadataCodec.encode(row, into: &body)
+            guard body.count <= Int(UInt32.max) else {
+                throw FormatError(.invalidInput, object: "", offset: 0, "metadata section exceeds 4 GiB")
+            }
+            offsets.append(UInt32(body.count))
+        }
+        var w = ByteWriter(capacity: offsets.count * 4 + body.count)
+        for o in offsets { w.write(o) }
+        w.write(bytes: body.bytes)
+        return w.bytes
+    }
+
+    /// Decodes the metadata section's stored bytes.
+    public static func decodeMetadata(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String) throws(FormatError) -> [Metadata] {
+        let raw = try unpack(stored, d, object: object)
+        let rows = Int(footer.rowCount)
+        var r = ByteReader(raw, object: object, baseOffset: d.offset)
+        guard rows < raw.count / 4 else { throw r.error(.truncated, "metadata offsets of \(rows) rows exceed the section") }
+        var offsets: [Int] = []
+        for _ in 0...rows { offsets.append(Int(try r.read(UInt32.self, "metadata offset"))) }
+        let bodyStart = r.index
+        guard offsets.first == 0, zip(offsets, offsets.dropFirst()).allSatisfy({ $0 <= $1 }),
+              offsets.last == raw.count - bodyStart else {
+            throw r.error(.corrupted, "metadata offsets are not ascending within the section")
+        }
+        var result: [Metadata] = []
+        result.reserveCapacity(rows)
+        for i in 0..<rows {
+            var row = ByteReader(Array(raw[bodyStart + offsets[i]..<bodyStart + offsets[i + 1]]), object: object,
+                                 baseOffset: d.offset + UInt64(bodyStart + offsets[i]))
+            result.append(try MetadataCodec.decode(&row))
+            try row.expectEnd("metadata row \(i)")
+        }
+        return result
+    }
+
+    static func encodePayloads(_ payloads: [[UInt8]]) -> [UInt8] {
+        var w = ByteWriter()
+        var offset: UInt64 = 0
+        w.write(offset)
+        for p in payloads { offset += UInt64(p.count); w.write(offset) }
+        for p in payloads { w.write(bytes: p) }
+        return w.bytes
+    }
+
+    /// Decodes the payload section's stored bytes.
+    public static func decodePayloads(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String) throws(FormatError) -> [[UInt8]] {
+        let raw = try unpack(stored, d, object: object)
+        let rows = Int(footer.rowCount)
+        var r = ByteReader(raw, object: object, baseOffset: d.offset)
+        guard rows < raw.count / 8 else { throw r.error(.truncated, "payload offsets of \(rows) rows exceed the section") }
+        var offsets: [UInt64] = []
+        for _ in 0...rows { offsets.append(try r.read(UInt64.self, "payload offset")) }
+        let bodyStart = r.index
+        guard offsets.first == 0, zip(offsets, offsets.dropFirst()).allSatisfy({ $0 <= $1 }),
+              offsets.last == UInt64(raw.count - bodyStart) else {
+            throw r.error(.corrupted, "payload offsets are not ascending within the section")
+        }
+        return (0..<rows).map { i in Array(raw[bodyStart + Int(offsets[i])..<bodyStart + Int(offsets[i + 1])]) }
+    }
+}
