@@ -41,7 +41,7 @@ public final class LatencyInjectingStore: BlobStore {
     public let base: any BlobStore
     /// The latency model applied to every request.
     public let profile: Profile
-    private let counter = RequestCounter()
+    private let counter = AtomicCounter()
 
     /// Wraps `base`, delaying each request according to `profile`.
     public init(_ base: any BlobStore, profile: Profile) {

@@ -27,7 +27,7 @@ public actor MemoryBlobStore: BlobStore {
 
     public func list(prefix: String, startAfter: String?) -> [ObjectInfo] {
         objects.lazy
-            .filter { $0.key.hasPrefix(prefix) && (startAfter.map { s in $0.key > s } ?? true) }
+            .filter { entry in entry.key.hasPrefix(prefix) && startAfter.map { entry.key > $0 } ?? true }
             .map { ObjectInfo(name: $0.key, size: UInt64($0.value.count)) }
             .sorted { $0.name < $1.name }
     }

@@ -1,0 +1,80 @@
+import SegmentFormat
+import Stores
+
+/// The one error of the Vecgo façade. Match on ``code``; the message is for people and may
+/// change. Errors from the format and store layers are mapped to a code here and kept as
+/// ``underlying``.
+public struct VecgoError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong, grouped by what the caller should do.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        enum Value: Hashable, Sendable {
+            case invalidArgument, dimensionMismatch, readOnly, closed, notFound, corrupted,
+                 unsupportedFormat, conflict, storage, cancelled
+        }
+        let value: Value
+        /// The call is wrong (NaN in a vector, k out of range, bad option). Fix the call.
+        public static let invalidArgument = Code(value: .invalidArgument)
+        /// A vector's length differs from the database's dimension. Fix the call.
+        public static let dimensionMismatch = Code(value: .dimensionMismatch)
+        /// A write was attempted on a read-only handle. Open a writer.
+        public static let readOnly = Code(value: .readOnly)
+        /// The handle was closed.
+        public static let closed = Code(value: .closed)
+        /// No database (or no such version) under the prefix.
+        public static let notFound = Code(value: .notFound)
+        /// An object is damaged: the error names the object and offset. Give up; restore from a replica.
+        public static let corrupted = Code(value: .corrupted)
+        /// An object was written by a newer format version or uses an unknown required feature. Upgrade.
+        public static let unsupportedFormat = Code(value: .unsupportedFormat)
+        /// Another writer committed changes this commit cannot be merged with. Nothing was lost:
+        /// the pending writes are still in this handle. Re-read and retry.
+        public static let conflict = Code(value: .conflict)
+        /// The object store failed (network, throttling, access); see ``underlying``.
+        public static let storage = Code(value: .storage)
+        /// The task was cancelled.
+        public static let cancelled = Code(value: .cancelled)
+        public var description: String { "\(value)" }
+    }
+
+    /// What went wrong.
+    public var code: Code
+    /// A message for people.
+    public var message: String
+    /// The error of a lower layer that caused this one, if any.
+    public var underlying: (any Error & Sendable)?
+
+    public init(_ code: Code, _ message: String, underlying: (any Error & Sendable)? = nil) {
+        self.code = code
+        self.message = message
+        self.underlying = underlying
+    }
+
+    public var description: String {
+        var s = "VecgoError.\(code): \(message)"
+        if let underlying { s += " (\(underlying))" }
+        return s
+    }
+
+    /// Maps any error of the layers below to a `VecgoError`.
+    static func wrap(_ error: any Error, _ context: @autoclosure () -> String) -> VecgoError {
+        switch error {
+        case let e as VecgoError:
+            return e
+        case let e as FormatError:
+            let code: Code = (e.code == .unsupportedVersion || e.code == .unsupportedFeature) ? .unsupportedFormat : .corrupted
+            return VecgoError(code, "\(context()): \(e.object) is unreadable at offset \(e.offset): \(e.message)", underlying: e)
+        case let e as StoreError:
+            let code: Code = switch e.code {
+            case .notFound: .notFound
+            case .cancelled: .cancelled
+            case .alreadyExists, .conflict: .conflict
+            default: .storage
+            }
+            return VecgoError(code, "\(context()): \(e.message)", underlying: e)
+        case is CancellationError:
+            return VecgoError(.cancelled, "\(context()): cancelled")
+        default:
+            return VecgoError(.storage, "\(context()): \(error)")
+        }
+    }
+}
