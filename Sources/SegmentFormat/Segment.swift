@@ -91,9 +91,13 @@ public struct SegmentTrailer: Sendable, Hashable {
         let footerLength = try r.read(UInt32.self)
         let footerCRC = try r.read(UInt32.self)
         let version = try r.read(UInt16.self)
-        try r.skip(6)
+        let reserved = try r.read(UInt16.self)
+        let trailerCRC = try r.read(UInt32.self)
         guard Array(bytes[24..<32]) == magic else {
             throw FormatError(.corrupted, object: object, offset: start + 24, "bad segment trailer magic")
+        }
+        guard trailerCRC == crc32c(bytes[0..<20]), reserved == 0 else {
+            throw FormatError(.corrupted, object: object, offset: start + 20, "segment trailer checksum mismatch")
         }
         _ = try FormatVersion.decode(version, object: object, offset: start + 16)
         guard footerOffset >= UInt64(ObjectHeader.size),
@@ -248,11 +252,13 @@ public enum SegmentCodec {
             f.write(UInt64(0))
         }
         w.write(bytes: f.bytes)
+        let trailerStart = w.count
         w.write(footerOffset)
         w.write(UInt32(f.count))
         w.write(crc32c(f.bytes))
         w.write(FormatVersion.v1.rawValue)
-        w.write(bytes: [0, 0, 0, 0, 0, 0])
+        w.write(UInt16(0))
+        w.write(crc32c(w.bytes[trailerStart..<trailerStart + 20]))
         w.write(bytes: SegmentTrailer.magic)
         return EncodedSegment(bytes: w.bytes, footerOffset: footerOffset,
                               tailLength: UInt32(f.count + SegmentTrailer.size))
@@ -271,6 +277,7 @@ public enum SegmentCodec {
         let footer = try SegmentFooter.decode(Array(bytes[fo..<fo + Int(trailer.footerLength)]), object: object,
                                               offset: trailer.footerOffset, expectedCRC: trailer.footerCRC,
                                               objectSize: size, limits: limits)
+        try checkPadding(bytes, footer: footer, footerOffset: trailer.footerOffset, object: object)
         func stored(_ d: SectionDescriptor) -> [UInt8] { Array(bytes[Int(d.offset)..<Int(d.offset + d.storedLength)]) }
         var contents = SegmentContents(dimension: footer.dimension, metric: footer.metric)
         if let d = footer.section(.vectors) {
@@ -287,6 +294,24 @@ public enum SegmentCodec {
             contents.payloads = try decodePayloads(stored(d), d, footer: footer, object: object)
         }
         return contents
+    }
+
+    /// Sections must not overlap, and every byte between header, sections and footer that no
+    /// section covers must be zero, so that no byte of a segment escapes a check.
+    static func checkPadding(_ bytes: [UInt8], footer: SegmentFooter, footerOffset: UInt64, object: String) throws(FormatError) {
+        var cursor = UInt64(ObjectHeader.size)
+        for d in footer.sections.sorted(by: { $0.offset < $1.offset }) {
+            guard d.offset >= cursor else {
+                throw FormatError(.corrupted, object: object, offset: d.offset, "section \(d.kind) overlaps the previous one")
+            }
+            if let i = bytes[Int(cursor)..<Int(d.offset)].firstIndex(where: { $0 != 0 }) {
+                throw FormatError(.corrupted, object: object, offset: UInt64(i), "non-zero padding byte")
+            }
+            cursor = d.offset + d.storedLength
+        }
+        if let i = bytes[Int(cursor)..<Int(footerOffset)].firstIndex(where: { $0 != 0 }) {
+            throw FormatError(.corrupted, object: object, offset: UInt64(i), "non-zero padding byte")
+        }
     }
 
     /// Checks a section's CRC and decompresses it.

@@ -20,7 +20,8 @@ public final class BlockCache: Sendable {
     /// The byte budget over all shards.
     public let capacityBytes: Int
     private let shards: [Locked<LRUShard>]
-    private let stats: TierStats
+    /// The counters this cache updates.
+    public let stats: TierStats
 
     /// Creates a cache of `capacityBytes` in blocks of `blockSize` bytes, split in `shards` locks.
     public init(capacityBytes: Int, blockSize: Int = 4096, shards: Int = 16, stats: TierStats = TierStats()) {

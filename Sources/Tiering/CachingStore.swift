@@ -23,14 +23,17 @@ public final class CachingStore: BlobStore {
     public let maxRequestBytes: Int
     private let inflight = Locked<[BlockKey: Task<[UInt8], any Error>]>([:])
 
-    /// Creates a caching store in front of `remote`.
-    public init(remote: any BlobStore, ram: BlockCache, disk: DiskCache?, stats: TierStats,
+    /// Creates a caching store in front of `remote`. Its counters are the RAM cache's, which
+    /// the disk cache must share (create both with the same ``TierStats``).
+    public init(remote: any BlobStore, ram: BlockCache, disk: DiskCache?,
                 fetchBlockSize: Int = 4 << 20, maxRequestBytes: Int = 16 << 20) {
-        precondition(fetchBlockSize % ram.blockSize == 0, "the fetch unit must be a multiple of the RAM block size")
+        precondition(disk == nil || disk!.stats === ram.stats, "the RAM and disk caches must share one TierStats")
+        precondition((disk?.blockSize ?? fetchBlockSize) % ram.blockSize == 0,
+                     "the fetch unit must be a multiple of the RAM block size")
         self.remote = remote
         self.ram = ram
         self.disk = disk
-        self.stats = stats
+        self.stats = ram.stats
         self.fetchBlockSize = disk?.blockSize ?? fetchBlockSize
         self.maxRequestBytes = max(maxRequestBytes, self.fetchBlockSize)
     }

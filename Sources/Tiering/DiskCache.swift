@@ -25,7 +25,8 @@ public final class DiskCache: Sendable {
     public let blockSize: Int
     /// The size limit of all block files together.
     public let capacityBytes: Int
-    private let stats: TierStats
+    /// The counters this cache updates.
+    public let stats: TierStats
     private let state: Locked<IndexState>
     private let queue: AsyncStream<Job>.Continuation
     private let pending: AtomicCounter

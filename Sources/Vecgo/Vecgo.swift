@@ -69,7 +69,7 @@ public actor Vecgo {
             disk = nil
         }
         let cached = CachingStore(remote: remote, ram: BlockCache(capacityBytes: config.blockCacheSize, stats: stats),
-                                  disk: disk, stats: stats)
+                                  disk: disk)
         let manifest: Manifest?
         do { manifest = try await latestManifest(cached) } catch { throw VecgoError.wrap(error, "opening the database") }
         let dimension: Int, metric: Metric

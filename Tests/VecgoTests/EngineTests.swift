@@ -1,0 +1,198 @@
+import Foundation
+import SegmentFormat
+import Stores
+import Testing
+import Vecgo
+import _VecgoTestSupport
+
+func randomVectors(_ n: Int, _ dim: Int, seed: UInt64) -> [[Float]] {
+    var rng = SeededRNG(seed: seed)
+    return (0..<n).map { _ in (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) } }
+}
+
+func bruteForce(_ data: [(UInt64, [Float])], _ q: [Float], k: Int) -> [UInt64] {
+    func l2(_ v: [Float]) -> Double {
+        var s = 0.0
+        for (a, b) in zip(v, q) { s += Double(a - b) * Double(a - b) }
+        return s
+    }
+    let scored: [(id: UInt64, d: Double)] = data.map { (id: $0.0, d: l2($0.1)) }
+    let sorted = scored.sorted { $0.d < $1.d || ($0.d == $1.d && $0.id < $1.id) }
+    return sorted.prefix(k).map(\.id)
+}
+
+@Suite struct EngineTests {
+    @Test func writerCommitsAndReaderOpensFromTheStoreAlone() async throws {
+        let store = MemoryBlobStore()
+        let vectors = randomVectors(300, 8, seed: 1)
+        let writer = try await Vecgo.open(.remote(store), .create(dimension: 8, metric: .l2))
+        var rows: [(UInt64, [Float])] = []
+        for (i, v) in vectors.enumerated() {
+            rows.append((try await writer.insert(v, metadata: ["i": .int(Int64(i))]), v))
+            if i == 149 { #expect(try await writer.commit() == 1) }
+        }
+        try await writer.close()
+        let names = try await store.list(prefix: "").map(\.name)
+        #expect(names.contains("MANIFEST-00000000000000000001.bin"))
+        #expect(names.contains("MANIFEST-00000000000000000002.bin"))
+        #expect(names.filter { $0.hasPrefix("segment_") }.count == 2)
+        #expect(names.filter { $0.hasPrefix("pkindex_") }.count == 2)
+
+        let reader = try await Vecgo.open(.remote(store), .readOnly)
+        #expect(reader.dimension == 8)
+        #expect(reader.metric == .l2)
+        #expect(await reader.version == 2)
+        for q in randomVectors(5, 8, seed: 2) {
+            let got = try await reader.search(q, k: 7).map(\.id)
+            #expect(got == bruteForce(rows, q, k: 7))
+        }
+    }
+
+    @Test func pendingRowsAreSearchableBeforeCommit() async throws {
+        let db = try await Vecgo.open(.remote(MemoryBlobStore()), .create(dimension: 2, metric: .l2))
+        let a = try await db.insert([0, 0])
+        _ = try await db.insert([5, 5])
+        #expect(try await db.search([0.1, 0], k: 1).first?.id == a)
+        #expect(await db.pendingCount == 2)
+    }
+
+    @Test func closeCommitsPendingRows() async throws {
+        let store = MemoryBlobStore()
+        let db = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
+        let id = try await db.insert([1, 2])
+        try await db.close()
+        let reader = try await Vecgo.open(.remote(store), .readOnly)
+        #expect(try await reader.search([1, 2], k: 1).map(\.id) == [id])
+    }
+
+    @Test func readOnlyHandlesRefuseWrites() async throws {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
+        try await w.insert([1, 1])
+        try await w.close()
+        let r = try await Vecgo.open(.remote(store), .readOnly)
+        await #expect(throws: VecgoError.self) { try await r.insert([1, 1]) }
+        do {
+            try await r.insert([1, 1])
+        } catch let e as VecgoError {
+            #expect(e.code == .readOnly)
+        }
+        do {
+            try await r.commit()
+            Issue.record("commit on a read-only handle succeeded")
+        } catch let e as VecgoError {
+            #expect(e.code == .readOnly)
+        }
+    }
+
+    @Test func badInputGetsTypedErrors() async throws {
+        let db = try await Vecgo.open(.remote(MemoryBlobStore()), .create(dimension: 3, metric: .l2))
+        func code(_ body: () async throws -> Void) async -> VecgoError.Code? {
+            do { try await body(); return nil } catch let e as VecgoError { return e.code } catch { return nil }
+        }
+        #expect(await code { try await db.insert([1, 2]) } == .dimensionMismatch)
+        #expect(await code { try await db.insert([1, .nan, 2]) } == .invalidArgument)
+        #expect(await code { try await db.insert([1, .infinity, 2]) } == .invalidArgument)
+        #expect(await code { _ = try await db.search([1, 2, 3], k: 0) } == .invalidArgument)
+        #expect(await code { _ = try await db.search([1, 2, 3], k: -1) } == .invalidArgument)
+        #expect(await code { _ = try await db.search([1, 2], k: 1) } == .dimensionMismatch)
+        #expect(await code { _ = try await db.search([.nan, 2, 3], k: 1) } == .invalidArgument)
+    }
+
+    @Test func openingNothingWithoutCreateIsNotFound() async throws {
+        do {
+            _ = try await Vecgo.open(.remote(MemoryBlobStore()), .readOnly)
+            Issue.record("opened a database that does not exist")
+        } catch let e as VecgoError {
+            #expect(e.code == .notFound)
+        }
+    }
+
+    @Test func createWithADifferentShapeIsRefused() async throws {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 4, metric: .l2))
+        try await w.insert([1, 2, 3, 4])
+        try await w.close()
+        do {
+            _ = try await Vecgo.open(.remote(store), .create(dimension: 5, metric: .l2))
+            Issue.record("opened with a different dimension")
+        } catch let e as VecgoError {
+            #expect(e.code == .invalidArgument)
+        }
+    }
+
+    @Test func cosineAndDotRankCorrectly() async throws {
+        let cos = try await Vecgo.open(.remote(MemoryBlobStore()), .create(dimension: 2, metric: .cosine))
+        let east = try await cos.insert([10, 0])
+        _ = try await cos.insert([0, 1])
+        #expect(try await cos.search([1, 0.1], k: 1).first?.id == east)
+        let dot = try await Vecgo.open(.remote(MemoryBlobStore()), .create(dimension: 2, metric: .dot))
+        _ = try await dot.insert([1, 0])
+        let big = try await dot.insert([3, 0])
+        #expect(try await dot.search([1, 0], k: 1).first?.id == big)
+    }
+
+    @Test func aCorruptSegmentIsReportedNeverSearched() async throws {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 4, metric: .l2))
+        for v in randomVectors(20, 4, seed: 5) { try await w.insert(v) }
+        try await w.close()
+        let seg = try #require(try await store.list(prefix: "segment_").first)
+        var bytes = try await store.read(seg.name)
+        bytes[100] ^= 0xFF  // inside the vector section
+        try await store.put(seg.name, bytes)
+        let r = try await Vecgo.open(.remote(store), .readOnly)
+        do {
+            _ = try await r.search([0, 0, 0, 0], k: 3)
+            Issue.record("a damaged segment produced results")
+        } catch let e as VecgoError {
+            #expect(e.code == .corrupted)
+            #expect(e.message.contains(seg.name))
+        }
+    }
+
+    @Test func aSecondWriterOnTheSameVersionGetsAConflictAndKeepsItsRows() async throws {
+        let store = MemoryBlobStore()
+        let setup = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
+        try await setup.insert([0, 0])
+        try await setup.close()
+        let a = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
+        let b = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
+        try await a.insert([1, 1])
+        try await b.insert([2, 2])
+        #expect(try await a.commit() == 2)
+        do {
+            try await b.commit()
+            Issue.record("two writers committed the same version")
+        } catch let e as VecgoError {
+            #expect(e.code == .conflict)
+        }
+        #expect(await b.pendingCount == 1)
+        let r = try await Vecgo.open(.remote(store), .readOnly)
+        #expect(await r.version == 2)
+    }
+
+    @Test func readersRefreshToNewVersions() async throws {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
+        try await w.insert([0, 0])
+        try await w.commit()
+        let r = try await Vecgo.open(.remote(store), .readOnly)
+        let id = try await w.insert([9, 9])
+        try await w.commit()
+        #expect(try await r.search([9, 9], k: 1).first?.id != id)
+        #expect(try await r.refresh() == 2)
+        #expect(try await r.search([9, 9], k: 1).first?.id == id)
+    }
+
+    @Test func localDirectoryBackendWorksAcrossHandles() async throws {
+        let dir = FileManager.default.temporaryDirectory.path + "/vecgo-engine-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let w = try await Vecgo.open(.directory(dir), .create(dimension: 3, metric: .l2))
+        let id = try await w.insert([1, 2, 3], payload: [1, 2, 3])
+        try await w.close()
+        let r = try await Vecgo.open(.directory(dir), .readOnly, .cacheDirectory(dir + "-cache"))
+        defer { try? FileManager.default.removeItem(atPath: dir + "-cache") }
+        #expect(try await r.search([1, 2, 3], k: 1).map(\.id) == [id])
+    }
+}
