@@ -1,0 +1,109 @@
+import Foundation
+import SegmentFormat
+import Testing
+
+/// The golden files of every format version (fixtures/). Each decodes to exactly its expected
+/// content, and re-encoding that content gives exactly the golden bytes: an encoder that
+/// changes bytes without a new format version fails here.
+///
+/// Fixtures are written once, by `VECGO_WRITE_FIXTURES=1 swift test --filter GoldenFixtureTests`,
+/// which never overwrites an existing file.
+@Suite struct GoldenFixtureTests {
+    static let directory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("fixtures/v1")
+
+    static let flat = SegmentContents(
+        dimension: 4, metric: 1, ids: [1, 2, 3, 4, 5],
+        vectors: (0..<20).map { Float($0) * 0.5 - 3 })
+
+    static let full = SegmentContents(
+        dimension: 3, metric: 3, ids: [10, 11, 12, 13, 14, 15],
+        vectors: (0..<18).map { Float($0) / 7 },
+        metadata: [
+            ["s": .string("héllo")],
+            ["i": .int(-42), "f": .float(2.5)],
+            ["b": .bool(true), "list": .stringList(["x", "", "zz"])],
+            ["t": .timestamp(microseconds: 1_732_492_800_000_000)],
+            [:],
+            ["s": .string(""), "i": .int(Int64.max), "b": .bool(false)],
+        ],
+        payloads: [[1, 2, 3], [], Array("payload".utf8), [0], [], [255, 254]])
+
+    static let empty = SegmentContents(dimension: 8, metric: 2)
+
+    static let manifest = Manifest(
+        version: 3, parentVersion: 2, commitTimeMicros: 1_732_492_800_123_456, writerEpoch: 1, writerID: "fixture",
+        dimension: 4, metric: 1, nextID: 6, pkIndexObject: "pkindex_00000000000000000003-fixture.bin",
+        pkIndexSize: 123,
+        segments: [SegmentRef(name: "segment_fixture-1.bin", size: 500, footerOffset: 400, tailLength: 100,
+                              rowCount: 5, minID: 1, maxID: 5)])
+
+    static let pkIndex = PKIndex(
+        version: 3, segments: ["segment_fixture-1.bin"],
+        entries: [1: .init(segment: 0, row: 0), 2: .init(segment: 0, row: 1), 5: .init(segment: 0, row: 4)],
+        tombstones: [3, 4])
+
+    static func encoded() throws -> [(String, [UInt8])] {
+        [
+            ("segment-flat.bin", try SegmentCodec.encode(flat).bytes),
+            ("segment-full.bin", try SegmentCodec.encode(full).bytes),
+            ("segment-empty.bin", try SegmentCodec.encode(empty).bytes),
+            ("manifest.bin", try manifest.encode()),
+            ("pkindex.bin", try pkIndex.encode()),
+        ]
+    }
+
+    static func golden(_ name: String) throws -> [UInt8] {
+        try Array(Data(contentsOf: directory.appendingPathComponent(name)))
+    }
+
+    @Test func writeMissingFixturesWhenAsked() throws {
+        guard ProcessInfo.processInfo.environment["VECGO_WRITE_FIXTURES"] == "1" else { return }
+        try FileManager.default.createDirectory(at: Self.directory, withIntermediateDirectories: true)
+        for (name, bytes) in try Self.encoded() {
+            let url = Self.directory.appendingPathComponent(name)
+            if !FileManager.default.fileExists(atPath: url.path) { try Data(bytes).write(to: url) }
+        }
+    }
+
+    @Test func goldenFilesDecodeToTheirExpectedContent() throws {
+        #expect(try SegmentCodec.decode(Self.golden("segment-flat.bin"), object: "segment-flat.bin") == Self.flat)
+        #expect(try SegmentCodec.decode(Self.golden("segment-full.bin"), object: "segment-full.bin") == Self.full)
+        #expect(try SegmentCodec.decode(Self.golden("segment-empty.bin"), object: "segment-empty.bin") == Self.empty)
+        #expect(try Manifest.decode(Self.golden("manifest.bin"), object: "manifest.bin") == Self.manifest)
+        #expect(try PKIndex.decode(Self.golden("pkindex.bin"), object: "pkindex.bin") == Self.pkIndex)
+    }
+
+    @Test func encodersReproduceTheGoldenBytes() throws {
+        for (name, bytes) in try Self.encoded() {
+            let golden = try Self.golden(name)
+            let firstDifference = (0..<min(bytes.count, golden.count)).first { bytes[$0] != golden[$0] }
+                ?? (bytes.count == golden.count ? nil : min(bytes.count, golden.count))
+            if let i = firstDifference {
+                Issue.record("\(name): encoder output differs from the golden file first at byte \(i) (\(bytes.count) vs \(golden.count) bytes); a byte change needs a new format version and new fixtures")
+            }
+        }
+    }
+
+    /// Damage to any golden file is a typed error naming the object, never a crash or a result.
+    @Test func everyFlippedByteOfEveryFixtureIsDetected() throws {
+        for (name, _) in try Self.encoded() {
+            let golden = try Self.golden(name)
+            for i in 0..<golden.count {
+                var damaged = golden
+                damaged[i] ^= 0x10
+                do {
+                    switch name {
+                    case "manifest.bin": _ = try Manifest.decode(damaged, object: name)
+                    case "pkindex.bin": _ = try PKIndex.decode(damaged, object: name)
+                    default: _ = try SegmentCodec.decode(damaged, object: name)
+                    }
+                    Issue.record("\(name): flipping byte \(i) went undetected")
+                } catch let e as FormatError {
+                    #expect(e.object == name)
+                }
+            }
+        }
+    }
+}
