@@ -52,6 +52,9 @@ public struct DecodingLimits: Sendable, Hashable {
     public var maxBlockBytes: UInt64 = 4 << 30
     /// The most segments one manifest may list.
     public var maxSegments: Int = 1 << 20
+    /// Whether checksums are verified. Only the fuzz harnesses turn this off, to reach the
+    /// structure behind the checksums; structural checks stay on either way.
+    @_spi(Fuzzing) public var verifyChecksums = true
 
     public init() {}
     /// The defaults.

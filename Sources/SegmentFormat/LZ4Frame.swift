@@ -27,6 +27,12 @@ public enum LZ4Frame {
     ///   malformed or its content is not `expectedSize` bytes long.
     public static func decompress(_ frame: [UInt8], expectedSize: Int, object: String,
                                   offset: UInt64) throws(FormatError) -> [UInt8] {
+        // LZ4 never expands data more than 255-fold: a larger declared size is damage, and
+        // refusing it here keeps a damaged length from causing a huge allocation.
+        guard expectedSize >= 0, expectedSize / 256 <= frame.count else {
+            throw FormatError(.corrupted, object: object, offset: offset,
+                              "an LZ4 frame of \(frame.count) bytes cannot expand to the declared \(expectedSize) bytes")
+        }
         var dctx: OpaquePointer?
         guard LZ4F_isError(LZ4F_createDecompressionContext(&dctx, UInt32(LZ4F_VERSION))) == 0, let dctx else {
             throw FormatError(.limitExceeded, object: object, offset: offset, "cannot allocate an LZ4 context")

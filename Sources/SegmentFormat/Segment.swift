@@ -81,7 +81,8 @@ public struct SegmentTrailer: Sendable, Hashable {
     public var footerCRC: UInt32
 
     /// Decodes the last 32 bytes of a segment of `objectSize` bytes.
-    public static func decode(_ bytes: [UInt8], object: String, objectSize: UInt64) throws(FormatError) -> SegmentTrailer {
+    public static func decode(_ bytes: [UInt8], object: String, objectSize: UInt64,
+                              limits: DecodingLimits = .default) throws(FormatError) -> SegmentTrailer {
         let start = objectSize >= UInt64(size) ? objectSize - UInt64(size) : 0
         guard bytes.count == size else {
             throw FormatError(.truncated, object: object, offset: start, "segment of \(objectSize) bytes is too short for its trailer")
@@ -96,12 +97,12 @@ public struct SegmentTrailer: Sendable, Hashable {
         guard Array(bytes[24..<32]) == magic else {
             throw FormatError(.corrupted, object: object, offset: start + 24, "bad segment trailer magic")
         }
-        guard trailerCRC == crc32c(bytes[0..<20]), reserved == 0 else {
+        guard !limits.verifyChecksums || trailerCRC == crc32c(bytes[0..<20]), reserved == 0 else {
             throw FormatError(.corrupted, object: object, offset: start + 20, "segment trailer checksum mismatch")
         }
         _ = try FormatVersion.decode(version, object: object, offset: start + 16)
-        guard footerOffset >= UInt64(ObjectHeader.size),
-              footerOffset + UInt64(footerLength) == start else {
+        guard footerOffset >= UInt64(ObjectHeader.size), footerOffset <= start,
+              start - footerOffset == UInt64(footerLength) else {
             throw FormatError(.corrupted, object: object, offset: start,
                               "footer at \(footerOffset)+\(footerLength) does not end where the trailer starts (\(start))")
         }
@@ -129,7 +130,7 @@ public struct SegmentFooter: Sendable, Hashable {
     /// against the trailer's CRC and every section against the object's size and `limits`.
     public static func decode(_ bytes: [UInt8], object: String, offset: UInt64, expectedCRC: UInt32,
                               objectSize: UInt64, limits: DecodingLimits = .default) throws(FormatError) -> SegmentFooter {
-        guard crc32c(bytes) == expectedCRC else {
+        guard !limits.verifyChecksums || crc32c(bytes) == expectedCRC else {
             throw FormatError(.corrupted, object: object, offset: offset, "segment footer checksum mismatch")
         }
         var r = ByteReader(bytes, object: object, baseOffset: offset)
@@ -267,12 +268,13 @@ public enum SegmentCodec {
     /// Decodes a whole segment, checking every checksum.
     public static func decode(_ bytes: [UInt8], object: String, limits: DecodingLimits = .default) throws(FormatError) -> SegmentContents {
         var r = ByteReader(bytes, object: object)
-        _ = try ObjectHeader.decode(&r, magic: magic, kind: "segment")
+        _ = try ObjectHeader.decode(&r, magic: magic, kind: "segment", limits: limits)
         let size = UInt64(bytes.count)
         guard bytes.count >= ObjectHeader.size + SegmentTrailer.size else {
             throw FormatError(.truncated, object: object, offset: size, "segment of \(size) bytes is too short")
         }
-        let trailer = try SegmentTrailer.decode(Array(bytes[(bytes.count - SegmentTrailer.size)...]), object: object, objectSize: size)
+        let trailer = try SegmentTrailer.decode(Array(bytes[(bytes.count - SegmentTrailer.size)...]), object: object,
+                                               objectSize: size, limits: limits)
         let fo = Int(trailer.footerOffset)
         let footer = try SegmentFooter.decode(Array(bytes[fo..<fo + Int(trailer.footerLength)]), object: object,
                                               offset: trailer.footerOffset, expectedCRC: trailer.footerCRC,
@@ -281,17 +283,17 @@ public enum SegmentCodec {
         func stored(_ d: SectionDescriptor) -> [UInt8] { Array(bytes[Int(d.offset)..<Int(d.offset + d.storedLength)]) }
         var contents = SegmentContents(dimension: footer.dimension, metric: footer.metric)
         if let d = footer.section(.vectors) {
-            contents.vectors = try decodeVectors(stored(d), d, footer: footer, object: object)
+            contents.vectors = try decodeVectors(stored(d), d, footer: footer, object: object, limits: limits)
         }
         guard let idSection = footer.section(.ids) else {
             throw FormatError(.corrupted, object: object, offset: trailer.footerOffset, "segment has no id section")
         }
-        contents.ids = try decodeIDs(stored(idSection), idSection, footer: footer, object: object)
+        contents.ids = try decodeIDs(stored(idSection), idSection, footer: footer, object: object, limits: limits)
         if let d = footer.section(.metadata) {
-            contents.metadata = try decodeMetadata(stored(d), d, footer: footer, object: object)
+            contents.metadata = try decodeMetadata(stored(d), d, footer: footer, object: object, limits: limits)
         }
         if let d = footer.section(.payloads) {
-            contents.payloads = try decodePayloads(stored(d), d, footer: footer, object: object)
+            contents.payloads = try decodePayloads(stored(d), d, footer: footer, object: object, limits: limits)
         }
         return contents
     }
@@ -315,11 +317,12 @@ public enum SegmentCodec {
     }
 
     /// Checks a section's CRC and decompresses it.
-    public static func unpack(_ stored: [UInt8], _ d: SectionDescriptor, object: String) throws(FormatError) -> [UInt8] {
+    public static func unpack(_ stored: [UInt8], _ d: SectionDescriptor, object: String,
+                              limits: DecodingLimits = .default) throws(FormatError) -> [UInt8] {
         guard stored.count == Int(d.storedLength) else {
             throw FormatError(.truncated, object: object, offset: d.offset, "section \(d.kind) has \(stored.count) of \(d.storedLength) bytes")
         }
-        guard crc32c(stored) == d.crc else {
+        guard !limits.verifyChecksums || crc32c(stored) == d.crc else {
             throw FormatError(.corrupted, object: object, offset: d.offset, "section \(d.kind) checksum mismatch")
         }
         guard d.isCompressed else { return stored }
@@ -327,15 +330,17 @@ public enum SegmentCodec {
     }
 
     /// Decodes the vector section's stored bytes.
-    public static func decodeVectors(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String) throws(FormatError) -> [Float] {
-        let raw = try unpack(stored, d, object: object)
+    public static func decodeVectors(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
+                                     limits: DecodingLimits = .default) throws(FormatError) -> [Float] {
+        let raw = try unpack(stored, d, object: object, limits: limits)
         var r = ByteReader(raw, object: object, baseOffset: d.offset)
         return try r.readFloats(Int(footer.rowCount) * footer.dimension, "vectors")
     }
 
     /// Decodes the id section's stored bytes.
-    public static func decodeIDs(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String) throws(FormatError) -> [UInt64] {
-        let raw = try unpack(stored, d, object: object)
+    public static func decodeIDs(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
+                                     limits: DecodingLimits = .default) throws(FormatError) -> [UInt64] {
+        let raw = try unpack(stored, d, object: object, limits: limits)
         guard UInt64(raw.count) == footer.rowCount * 8 else {
             throw FormatError(.corrupted, object: object, offset: d.offset, "id section holds \(raw.count) bytes for \(footer.rowCount) rows")
         }
@@ -363,8 +368,9 @@ public enum SegmentCodec {
     }
 
     /// Decodes the metadata section's stored bytes.
-    public static func decodeMetadata(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String) throws(FormatError) -> [Metadata] {
-        let raw = try unpack(stored, d, object: object)
+    public static func decodeMetadata(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
+                                     limits: DecodingLimits = .default) throws(FormatError) -> [Metadata] {
+        let raw = try unpack(stored, d, object: object, limits: limits)
         let rows = Int(footer.rowCount)
         var r = ByteReader(raw, object: object, baseOffset: d.offset)
         guard rows < raw.count / 4 else { throw r.error(.truncated, "metadata offsets of \(rows) rows exceed the section") }
@@ -396,8 +402,9 @@ public enum SegmentCodec {
     }
 
     /// Decodes the payload section's stored bytes.
-    public static func decodePayloads(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String) throws(FormatError) -> [[UInt8]] {
-        let raw = try unpack(stored, d, object: object)
+    public static func decodePayloads(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
+                                     limits: DecodingLimits = .default) throws(FormatError) -> [[UInt8]] {
+        let raw = try unpack(stored, d, object: object, limits: limits)
         let rows = Int(footer.rowCount)
         var r = ByteReader(raw, object: object, baseOffset: d.offset)
         guard rows < raw.count / 8 else { throw r.error(.truncated, "payload offsets of \(rows) rows exceed the section") }
