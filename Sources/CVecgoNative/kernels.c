@@ -142,7 +142,7 @@ static float dot_neon(const float *a, const float *b, size_t n) {
 
 // MARK: dispatch
 
-typedef float (*pair_fn)(const float *, const float *, size_t);
+typedef vecgo_pair_fn pair_fn;
 static _Atomic(pair_fn) g_l2 = NULL;
 static _Atomic(pair_fn) g_dot = NULL;
 static _Atomic int g_level = -1;
@@ -207,3 +207,6 @@ void vecgo_dot_batch_f32(const float *q, const float *base, size_t count, size_t
     pair_fn f = atomic_load_explicit(&g_dot, memory_order_relaxed);
     for (size_t i = 0; i < count; i++) out[i] = f(q, base + i * dim, dim);
 }
+
+vecgo_pair_fn vecgo_l2sq_fn(void) { ensure_init(); return atomic_load(&g_l2); }
+vecgo_pair_fn vecgo_dot_fn(void) { ensure_init(); return atomic_load(&g_dot); }

@@ -28,4 +28,15 @@ uint32_t vecgo_crc32c(uint32_t crc, const void *data, size_t len);
 #ifdef __cplusplus
 }
 #endif
+#ifdef __cplusplus
+extern "C" {
+#endif
+/// The pair kernels in force, for callers that call them in a tight loop (no dispatch per call).
+typedef float (*vecgo_pair_fn)(const float *, const float *, size_t);
+vecgo_pair_fn vecgo_l2sq_fn(void);
+vecgo_pair_fn vecgo_dot_fn(void);
+#ifdef __cplusplus
+}
+#endif
+
 #endif
