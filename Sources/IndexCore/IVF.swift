@@ -1,0 +1,108 @@
+/// An inverted-file index: k-means centroids and, per centroid, its rows stored contiguously
+/// (partition by partition, as in the segment layout), so one partition is one range of
+/// vectors and, on object storage, one ranged read.
+public struct IVFIndex: Sendable {
+    /// Floats per vector.
+    public let dimension: Int
+    /// The metric (cosine expects normalised vectors).
+    public let metric: Metric
+    /// `nlist × dimension` centroid floats.
+    public let centroids: [Float]
+    /// Row-major vectors, partition by partition.
+    public let vectors: [Float]
+    /// The caller's id of each stored row.
+    public let ids: [UInt64]
+    /// Partition `p` holds rows `offsets[p] ..< offsets[p + 1]`.
+    public let offsets: [Int]
+
+    /// The number of partitions.
+    public var nlist: Int { offsets.count - 1 }
+
+    /// Builds the index: trains `nlist` centroids (on a sample), assigns each row to its
+    /// nearest, and lays the rows out partition by partition.
+    public init(vectors input: [Float], ids inputIDs: [UInt64], dimension: Int, metric: Metric, nlist: Int,
+                iterations: Int = 20, sampleSize: Int = 65_536, seed: UInt64 = 0x1BF) {
+        precondition(input.count == inputIDs.count * dimension && nlist > 0)
+        self.dimension = dimension
+        self.metric = metric
+        let count = inputIDs.count
+        let centroids = input.withUnsafeBufferPointer {
+            KMeans.train($0, dimension: dimension, k: nlist, iterations: iterations, sampleSize: sampleSize, seed: seed)
+        }
+        self.centroids = centroids
+        let lists = max(centroids.count / dimension, 1)
+        var assignment = [Int](repeating: 0, count: count)
+        if !centroids.isEmpty {
+            var d = [Float](repeating: 0, count: lists)
+            input.withUnsafeBufferPointer { v in
+                centroids.withUnsafeBufferPointer { c in
+                    d.withUnsafeMutableBufferPointer { out in
+                        for i in 0..<count {
+                            Distance.batch(metric, query: v.baseAddress! + i * dimension, base: c.baseAddress!,
+                                           count: lists, dimension: dimension, out: out.baseAddress!)
+                            var best = 0
+                            for j in 1..<lists where out[j] < out[best] { best = j }
+                            assignment[i] = best
+                        }
+                    }
+                }
+            }
+        }
+        var sizes = [Int](repeating: 0, count: lists)
+        for a in assignment { sizes[a] += 1 }
+        var offsets = [0]
+        for s in sizes { offsets.append(offsets.last! + s) }
+        var cursor = Array(offsets.dropLast())
+        var vectors = [Float](repeating: 0, count: input.count)
+        var ids = [UInt64](repeating: 0, count: count)
+        for i in 0..<count {
+            let slot = cursor[assignment[i]]
+            cursor[assignment[i]] += 1
+            ids[slot] = inputIDs[i]
+            for j in 0..<dimension { vectors[slot * dimension + j] = input[i * dimension + j] }
+        }
+        self.vectors = vectors
+        self.ids = ids
+        self.offsets = offsets
+    }
+
+    /// The `nprobe` partitions whose centroids are nearest to `query`, nearest first.
+    public func probe(_ query: [Float], nprobe: Int) -> [Int] {
+        let lists = nlist
+        guard !centroids.isEmpty else { return [0] }
+        var d = [Float](repeating: 0, count: lists)
+        query.withUnsafeBufferPointer { q in
+            centroids.withUnsafeBufferPointer { c in
+                d.withUnsafeMutableBufferPointer { out in
+                    Distance.batch(metric, query: q.baseAddress!, base: c.baseAddress!, count: lists, dimension: dimension,
+                                   out: out.baseAddress!)
+                }
+            }
+        }
+        var top = TopK(k: min(max(nprobe, 1), lists))
+        for (i, x) in d.enumerated() { top.offer(Neighbor(id: UInt64(i), distance: x)) }
+        return top.sorted().map { Int($0.id) }
+    }
+
+    /// The `k` nearest rows among the `nprobe` nearest partitions, nearest first.
+    public func search(_ query: [Float], k: Int, nprobe: Int) -> [Neighbor] {
+        var top = TopK(k: k)
+        let partitions = probe(query, nprobe: nprobe)
+        query.withUnsafeBufferPointer { q in
+            vectors.withUnsafeBufferPointer { v in
+                ids.withUnsafeBufferPointer { idp in
+                    for p in partitions {
+                        let lo = offsets[p], hi = offsets[p + 1]
+                        guard hi > lo else { continue }
+                        FlatSearch.search(query: q.baseAddress!, vectors: UnsafeBufferPointer(rebasing: v[lo * dimension..<hi * dimension]),
+                                          dimension: dimension, metric: metric, into: &top, id: { idp[lo + $0] })
+                    }
+                }
+            }
+        }
+        return top.sorted()
+    }
+
+    /// Bytes held by centroids, vectors, ids and offsets.
+    public var memoryBytes: Int { (centroids.count + vectors.count) * 4 + ids.count * 8 + offsets.count * 8 }
+}
