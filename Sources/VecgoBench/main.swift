@@ -190,8 +190,13 @@ let args = CommandLine.arguments
 do {
     switch args.dropFirst().first {
     case "tiers": try await tiers(Options(args.dropFirst(2)))
+    case "ann": try ANNBench(args.dropFirst(2)).run()
     default:
-        print("usage: vecgo-bench tiers [--latency s3-standard|s3-express|none] [--rows N] [--dim D] [--queries Q] [--json]")
+        print("""
+            usage: vecgo-bench tiers [--latency s3-standard|s3-express|none] [--rows N] [--dim D] [--queries Q] [--json]
+                   vecgo-bench ann --base B.fvecs --queries Q.fvecs [--groundtruth G.ivecs] --index hnsw|ivf|flat
+                                   [--k 10] [--threads N] [--m 16] [--ef-construction 200] [--nlist N] [--metric l2] [--json]
+            """)
         exit(args.count > 1 ? 2 : 0)
     }
 } catch {

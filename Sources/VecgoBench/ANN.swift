@@ -1,0 +1,172 @@
+import Dispatch
+import Foundation
+import IndexCore
+
+/// `vecgo-bench ann`: build time, QPS (one thread and all cores) and recall@k of one index over
+/// a sweep of ef (HNSW) or nprobe (IVF), on standard `.fvecs`/`.ivecs` files.
+struct ANNBench {
+    var base = ""
+    var queries = ""
+    var groundTruth: String?
+    var index = "hnsw"
+    var k = 10
+    var threads = ProcessInfo.processInfo.activeProcessorCount
+    var m = 16
+    var efConstruction = 200
+    var nlist = 0
+    var metric = Metric.l2
+    var json = false
+
+    init(_ args: ArraySlice<String>) throws {
+        var it = args.makeIterator()
+        while let a = it.next() {
+            func value() throws -> String {
+                guard let v = it.next() else { throw BenchError(description: "\(a) needs a value") }
+                return v
+            }
+            func int() throws -> Int {
+                let v = try value()
+                guard let n = Int(v), n > 0 else { throw BenchError(description: "\(a) needs a positive integer, got \(v)") }
+                return n
+            }
+            switch a {
+            case "--base": base = try value()
+            case "--queries": queries = try value()
+            case "--groundtruth": groundTruth = try value()
+            case "--index": index = try value()
+            case "--k": k = try int()
+            case "--threads": threads = try int()
+            case "--m": m = try int()
+            case "--ef-construction": efConstruction = try int()
+            case "--nlist": nlist = try int()
+            case "--metric":
+                let v = try value()
+                guard let mt = Metric(name: v) else { throw BenchError(description: "unknown metric \(v)") }
+                metric = mt
+            case "--json": json = true
+            default: throw BenchError(description: "unknown argument \(a)")
+            }
+        }
+        guard !base.isEmpty, !queries.isEmpty else { throw BenchError(description: "--base and --queries are required") }
+        guard ["hnsw", "ivf", "flat"].contains(index) else { throw BenchError(description: "--index is hnsw, ivf or flat") }
+    }
+
+    struct Point: Codable {
+        var parameter: String
+        var value: Int
+        var recall: Double
+        var qps_1_thread: Double
+        var qps_all_threads: Double
+    }
+
+    struct Report: Codable {
+        var index: String
+        var rows: Int
+        var dimension: Int
+        var queries: Int
+        var k: Int
+        var threads: Int
+        var kernel: String
+        var build_seconds: Double
+        var memory_bytes_per_vector: Double
+        var m: Int?
+        var ef_construction: Int?
+        var nlist: Int?
+        var sweep: [Point]
+    }
+
+    func run() throws {
+        let (baseRows, dim) = try VecsFile.read(base, as: Float.self)
+        let (queryRows, qdim) = try VecsFile.read(queries, as: Float.self)
+        guard dim == qdim else { throw BenchError(description: "base has \(dim) dimensions, queries \(qdim)") }
+        let normalize = metric == .cosine
+        let data = normalize ? baseRows.map { Distance.normalized($0) } : baseRows
+        let qs = normalize ? queryRows.map { Distance.normalized($0) } : queryRows
+        let flat = data.flatMap { $0 }
+        let truth: [[UInt64]]
+        if let groundTruth {
+            truth = try VecsFile.read(groundTruth, as: Int32.self).rows.map { $0.prefix(k).map { UInt64($0) } }
+        } else {
+            truth = flat.withUnsafeBufferPointer { v in
+                qs.map { q in
+                    var top = TopK(k: k)
+                    FlatSearch.search(query: q, vectors: v, dimension: dim, metric: metric, ids: nil, into: &top)
+                    return top.sorted().map(\.id)
+                }
+            }
+        }
+        let clock = ContinuousClock()
+        var search: (@Sendable ([Float], Int) -> [UInt64])!
+        var sweep: [(String, Int)] = []
+        var memory = 0
+        let start = clock.now
+        let nlist = self.nlist > 0 ? self.nlist : max(1, Int(Double(data.count).squareRoot()))
+        switch index {
+        case "hnsw":
+            let h = HNSWIndex(dimension: dim, metric: metric, parameters: .init(m: m, efConstruction: efConstruction))
+            for (i, v) in data.enumerated() { h.insert(v, id: UInt64(i)) }
+            let k = self.k
+            search = { q, ef in h.search(q, k: k, ef: ef).map(\.id) }
+            sweep = [10, 16, 32, 48, 64, 96, 128, 256].map { ("ef", $0) }
+            memory = h.memoryBytes
+        case "ivf":
+            let ivf = IVFIndex(vectors: flat, ids: (0..<data.count).map(UInt64.init), dimension: dim, metric: metric,
+                               nlist: nlist)
+            let k = self.k
+            search = { q, nprobe in ivf.search(q, k: k, nprobe: nprobe).map(\.id) }
+            sweep = [1, 2, 4, 8, 16, 32, 64].filter { $0 <= nlist }.map { ("nprobe", $0) }
+            memory = ivf.memoryBytes
+        default:
+            let k = self.k, metric = self.metric
+            search = { q, _ in
+                var top = TopK(k: k)
+                flat.withUnsafeBufferPointer {
+                    FlatSearch.search(query: q, vectors: $0, dimension: dim, metric: metric, ids: nil, into: &top)
+                }
+                return top.sorted().map(\.id)
+            }
+            sweep = [("exact", 0)]
+            memory = flat.count * 4
+        }
+        let buildSeconds = seconds(clock.now - start)
+        var points: [Point] = []
+        for (name, value) in sweep {
+            // One thread: every query in order.
+            var results = [[UInt64]](repeating: [], count: qs.count)
+            let t1 = clock.now
+            for (i, q) in qs.enumerated() { results[i] = search(q, value) }
+            let single = Double(qs.count) / seconds(clock.now - t1)
+            let hits = zip(results, truth).reduce(0) { $0 + Set($1.0).intersection($1.1.prefix(k)).count }
+            // All threads: queries split across `threads` workers.
+            let tn = clock.now
+            let s = search!, threads = self.threads
+            DispatchQueue.concurrentPerform(iterations: threads) { w in
+                for i in stride(from: w, to: qs.count, by: threads) { _ = s(qs[i], value) }
+            }
+            let multi = Double(qs.count) / seconds(clock.now - tn)
+            points.append(Point(parameter: name, value: value, recall: Double(hits) / Double(qs.count * k),
+                                qps_1_thread: single, qps_all_threads: multi))
+        }
+        let report = Report(index: index, rows: data.count, dimension: dim, queries: qs.count, k: k, threads: threads,
+                            kernel: Distance.kernelName, build_seconds: buildSeconds,
+                            memory_bytes_per_vector: Double(memory) / Double(data.count),
+                            m: index == "hnsw" ? m : nil, ef_construction: index == "hnsw" ? efConstruction : nil,
+                            nlist: index == "ivf" ? nlist : nil, sweep: points)
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(report), as: UTF8.self))
+        } else {
+            print("vecgo \(index): \(data.count) × \(dim), \(qs.count) queries, k \(k), kernel \(Distance.kernelName)")
+            print(String(format: "build %.2f s, %.0f bytes per vector", buildSeconds, report.memory_bytes_per_vector))
+            for p in points {
+                print(String(format: "%@ %4d  recall@%d %.4f  QPS 1 thread %9.0f  QPS %d threads %9.0f",
+                             p.parameter, p.value, k, p.recall, p.qps_1_thread, threads, p.qps_all_threads))
+            }
+        }
+    }
+}
+
+func seconds(_ d: Duration) -> Double {
+    Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}

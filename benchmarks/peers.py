@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Runs the in-memory peers on the same files as `vecgo-bench ann`, with the same parameters,
+and prints one JSON document in vecgo-bench's shape.
+
+  python3 benchmarks/peers.py --base B.fvecs --queries Q.fvecs --groundtruth G.ivecs --index hnsw --m 16 --ef-construction 200
+  python3 benchmarks/peers.py ... --index ivf --nlist 316
+  python3 benchmarks/peers.py ... --index flat
+
+hnsw -> hnswlib, ivf -> faiss IndexIVFFlat, flat -> faiss IndexFlatL2 (pip install hnswlib faiss-cpu).
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+
+def read_vecs(path, dtype):
+    raw = np.fromfile(path, dtype=np.int32)
+    d = raw[0]
+    return raw.reshape(-1, d + 1)[:, 1:].copy().view(dtype)
+
+
+def recall(found, truth, k):
+    return float(np.mean([len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth)]))
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--base", required=True)
+    p.add_argument("--queries", required=True)
+    p.add_argument("--groundtruth", required=True)
+    p.add_argument("--index", choices=["hnsw", "ivf", "flat"], required=True)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--m", type=int, default=16)
+    p.add_argument("--ef-construction", type=int, default=200)
+    p.add_argument("--nlist", type=int, default=0)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    a = p.parse_args()
+    base = read_vecs(a.base, np.float32)
+    queries = read_vecs(a.queries, np.float32)
+    truth = read_vecs(a.groundtruth, np.int32)
+    n, dim = base.shape
+    k = a.k
+    points = []
+    report = {"rows": int(n), "dimension": int(dim), "queries": int(len(queries)), "k": k, "threads": a.threads}
+
+    if a.index == "hnsw":
+        import hnswlib
+        idx = hnswlib.Index("l2", dim)
+        idx.init_index(n, M=a.m, ef_construction=a.ef_construction, random_seed=1)
+        _, build = timed(lambda: idx.add_items(base, np.arange(n), num_threads=1))
+        report.update(peer="hnswlib", index="hnsw", m=a.m, ef_construction=a.ef_construction, build_seconds=build,
+                      build_threads=1)
+        for ef in [10, 16, 32, 48, 64, 96, 128, 256]:
+            idx.set_ef(ef)
+            # One query per call, one thread: the same shape as vecgo's single-thread loop.
+            def single():
+                return [idx.knn_query(q[None, :], k, num_threads=1)[0][0] for q in queries]
+            found, t1 = timed(single)
+            _, tn = timed(lambda: idx.knn_query(queries, k, num_threads=a.threads))
+            points.append({"parameter": "ef", "value": ef, "recall": recall(found, truth, k),
+                           "qps_1_thread": len(queries) / t1, "qps_all_threads": len(queries) / tn})
+    else:
+        import faiss
+        if a.index == "flat":
+            idx = faiss.IndexFlatL2(dim)
+            _, build = timed(lambda: idx.add(base))
+            sweep = [("exact", 0)]
+            report.update(peer="faiss IndexFlatL2", index="flat")
+        else:
+            nlist = a.nlist or max(1, int(n ** 0.5))
+            quantizer = faiss.IndexFlatL2(dim)
+            idx = faiss.IndexIVFFlat(quantizer, dim, nlist)
+            faiss.omp_set_num_threads(a.threads)
+
+            def build_ivf():
+                idx.train(base)
+                idx.add(base)
+            _, build = timed(build_ivf)
+            sweep = [("nprobe", v) for v in [1, 2, 4, 8, 16, 32, 64] if v <= nlist]
+            report.update(peer="faiss IndexIVFFlat", index="ivf", nlist=nlist)
+        report["build_seconds"] = build
+        for name, value in sweep:
+            if name == "nprobe":
+                idx.nprobe = value
+            faiss.omp_set_num_threads(1)
+            found, t1 = timed(lambda: [idx.search(q[None, :], k)[1][0] for q in queries])
+            faiss.omp_set_num_threads(a.threads)
+            _, tn = timed(lambda: idx.search(queries, k))
+            points.append({"parameter": name, "value": value, "recall": recall(found, truth, k),
+                           "qps_1_thread": len(queries) / t1, "qps_all_threads": len(queries) / tn})
+    report["sweep"] = points
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
