@@ -49,7 +49,7 @@ public final class HNSWIndex: @unchecked Sendable {
     private var maxLevel = -1
     private var rng: SplitMix64
     private let lock = ReadWriteLock()
-    private let visitedPool = Mutex<[VisitedSet]>([])
+    private let visitedPool = Mutex<[VisitedSet]>([])  // VisitedSet is used by one search at a time
     private let kernel: vecgo_pair_fn
 
     /// Creates an empty graph.
@@ -137,13 +137,13 @@ public final class HNSWIndex: @unchecked Sendable {
                 greedy(q, &current, &currentDistance, level: l)
             }
         }
-        var visited = takeVisited()
+        let visited = takeVisited()
         defer { returnVisited(visited) }
         var candidates = MinHeap(capacity: parameters.efConstruction * 4)
         var results = MaxHeap(capacity: parameters.efConstruction + 1)
         for l in stride(from: min(level, maxLevel), through: 0, by: -1) {
             searchLayer(q, entry: current, entryDistance: currentDistance, ef: parameters.efConstruction, level: l,
-                        visited: &visited, candidates: &candidates, results: &results)
+                        visited: visited, candidates: &candidates, results: &results)
             var found = results.drainAscending()
             let selected = selectNeighbors(&found, max: m)
             setLinks(node, level: l, selected.map(\.id))
@@ -234,7 +234,7 @@ public final class HNSWIndex: @unchecked Sendable {
     }
 
     private func searchLayer(_ q: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, level: Int,
-                             visited: inout VisitedSet, candidates: inout MinHeap, results: inout MaxHeap) {
+                             visited: VisitedSet, candidates: inout MinHeap, results: inout MaxHeap) {
         visited.reset(nodeCount)
         candidates.removeAll()
         results.removeAll()
@@ -246,8 +246,10 @@ public final class HNSWIndex: @unchecked Sendable {
             if level == 0 {
                 let p = links0(c.id)
                 let n = Int(p.pointee)
+                if n > 0 { vecgo_prefetch(vector(p[1])) }
                 for i in 0..<n {
                     let nb = p[1 + i]
+                    if i + 1 < n { vecgo_prefetch(vector(p[2 + i])) }
                     if visited.insert(nb) {
                         let d = distance(q, vector(nb))
                         if results.count < ef || d < results.top.distance {
@@ -284,13 +286,13 @@ public final class HNSWIndex: @unchecked Sendable {
                 if maxLevel > 0 {
                     for l in stride(from: maxLevel, through: 1, by: -1) { greedy(q, &current, &currentDistance, level: l) }
                 }
-                var visited = takeVisited()
+                let visited = takeVisited()
                 defer { returnVisited(visited) }
                 var candidates = MinHeap(capacity: ef * 4)
                 var results = MaxHeap(capacity: ef + 1)
                 let want = deletedCount > 0 ? ef + min(deletedCount, ef) : ef
                 searchLayer(q, entry: current, entryDistance: currentDistance, ef: want, level: 0,
-                            visited: &visited, candidates: &candidates, results: &results)
+                            visited: visited, candidates: &candidates, results: &results)
                 var out: [Neighbor] = []
                 out.reserveCapacity(k)
                 for s in results.drainAscending() where !deleted[Int(s.id)] {
@@ -329,28 +331,38 @@ struct Scored {
     var id: UInt32
 }
 
-/// Visited marks with a generation counter: O(1) reset.
-struct VisitedSet {
-    private var marks: [UInt16] = []
+/// Visited marks with a generation counter: O(1) reset, no bounds or uniqueness checks on
+/// the hot path. Owned by one search at a time (taken from and returned to a pool).
+final class VisitedSet: @unchecked Sendable {
+    private var marks: UnsafeMutablePointer<UInt16>
+    private var capacity = 0
     private var generation: UInt16 = 0
 
-    mutating func reset(_ n: Int) {
-        if marks.count < n { marks.append(contentsOf: repeatElement(0, count: max(n, marks.count * 2) - marks.count)) }
+    init() { marks = .allocate(capacity: 1) }
+    deinit { marks.deallocate() }
+
+    func reset(_ n: Int) {
+        if capacity < n {
+            let newCapacity = max(n, capacity * 2)
+            marks.deallocate()
+            marks = .allocate(capacity: newCapacity)
+            marks.initialize(repeating: 0, count: newCapacity)
+            capacity = newCapacity
+            generation = 0
+        }
         generation &+= 1
         if generation == 0 {
-            for i in marks.indices { marks[i] = 0 }
+            marks.update(repeating: 0, count: capacity)
             generation = 1
         }
     }
 
     /// Marks `i`; returns true when it was not yet marked.
     @inline(__always)
-    mutating func insert(_ i: UInt32) -> Bool {
-        marks.withUnsafeMutableBufferPointer { p in
-            if p[Int(i)] == generation { return false }
-            p[Int(i)] = generation
-            return true
-        }
+    func insert(_ i: UInt32) -> Bool {
+        if marks[Int(i)] == generation { return false }
+        marks[Int(i)] = generation
+        return true
     }
 }
 

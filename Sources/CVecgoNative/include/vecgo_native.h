@@ -31,6 +31,9 @@ uint32_t vecgo_crc32c(uint32_t crc, const void *data, size_t len);
 #ifdef __cplusplus
 extern "C" {
 #endif
+/// Hints the CPU to fetch the cache line at `p` (graph traversal fetches the next vectors early).
+static inline void vecgo_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
 /// The pair kernels in force, for callers that call them in a tight loop (no dispatch per call).
 typedef float (*vecgo_pair_fn)(const float *, const float *, size_t);
 vecgo_pair_fn vecgo_l2sq_fn(void);
