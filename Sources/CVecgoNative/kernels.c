@@ -140,6 +140,64 @@ static float dot_neon(const float *a, const float *b, size_t n) {
 }
 #endif
 
+
+#ifdef VECGO_X86
+// Batched AVX-512: four rows per pass share each query load; the next rows are prefetched.
+__attribute__((target("avx512f"))) static void l2sq_batch_avx512(const float *q, const float *base, size_t count,
+                                                                 size_t dim, float *out) {
+    size_t i = 0;
+    if ((dim & 15) == 0) {
+        for (; i + 4 <= count; i += 4) {
+            const float *r0 = base + i * dim, *r1 = r0 + dim, *r2 = r1 + dim, *r3 = r2 + dim;
+            __builtin_prefetch(r3 + dim, 0, 0);
+            __builtin_prefetch(r3 + 2 * dim, 0, 0);
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+            for (size_t j = 0; j < dim; j += 16) {
+                __m512 qv = _mm512_loadu_ps(q + j);
+                __m512 d0 = _mm512_sub_ps(qv, _mm512_loadu_ps(r0 + j));
+                __m512 d1 = _mm512_sub_ps(qv, _mm512_loadu_ps(r1 + j));
+                __m512 d2 = _mm512_sub_ps(qv, _mm512_loadu_ps(r2 + j));
+                __m512 d3 = _mm512_sub_ps(qv, _mm512_loadu_ps(r3 + j));
+                a0 = _mm512_fmadd_ps(d0, d0, a0);
+                a1 = _mm512_fmadd_ps(d1, d1, a1);
+                a2 = _mm512_fmadd_ps(d2, d2, a2);
+                a3 = _mm512_fmadd_ps(d3, d3, a3);
+            }
+            out[i] = _mm512_reduce_add_ps(a0);
+            out[i + 1] = _mm512_reduce_add_ps(a1);
+            out[i + 2] = _mm512_reduce_add_ps(a2);
+            out[i + 3] = _mm512_reduce_add_ps(a3);
+        }
+    }
+    for (; i < count; i++) out[i] = l2sq_avx512(q, base + i * dim, dim);
+}
+
+__attribute__((target("avx512f"))) static void dot_batch_avx512(const float *q, const float *base, size_t count,
+                                                                size_t dim, float *out) {
+    size_t i = 0;
+    if ((dim & 15) == 0) {
+        for (; i + 4 <= count; i += 4) {
+            const float *r0 = base + i * dim, *r1 = r0 + dim, *r2 = r1 + dim, *r3 = r2 + dim;
+            __builtin_prefetch(r3 + dim, 0, 0);
+            __builtin_prefetch(r3 + 2 * dim, 0, 0);
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+            for (size_t j = 0; j < dim; j += 16) {
+                __m512 qv = _mm512_loadu_ps(q + j);
+                a0 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(r0 + j), a0);
+                a1 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(r1 + j), a1);
+                a2 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(r2 + j), a2);
+                a3 = _mm512_fmadd_ps(qv, _mm512_loadu_ps(r3 + j), a3);
+            }
+            out[i] = _mm512_reduce_add_ps(a0);
+            out[i + 1] = _mm512_reduce_add_ps(a1);
+            out[i + 2] = _mm512_reduce_add_ps(a2);
+            out[i + 3] = _mm512_reduce_add_ps(a3);
+        }
+    }
+    for (; i < count; i++) out[i] = dot_avx512(q, base + i * dim, dim);
+}
+#endif
+
 // MARK: dispatch
 
 typedef vecgo_pair_fn pair_fn;
@@ -198,12 +256,18 @@ float vecgo_dot_f32(const float *a, const float *b, size_t n) {
 
 void vecgo_l2sq_batch_f32(const float *q, const float *base, size_t count, size_t dim, float *out) {
     ensure_init();
+#ifdef VECGO_X86
+    if (atomic_load_explicit(&g_level, memory_order_relaxed) == 2) { l2sq_batch_avx512(q, base, count, dim, out); return; }
+#endif
     pair_fn f = atomic_load_explicit(&g_l2, memory_order_relaxed);
     for (size_t i = 0; i < count; i++) out[i] = f(q, base + i * dim, dim);
 }
 
 void vecgo_dot_batch_f32(const float *q, const float *base, size_t count, size_t dim, float *out) {
     ensure_init();
+#ifdef VECGO_X86
+    if (atomic_load_explicit(&g_level, memory_order_relaxed) == 2) { dot_batch_avx512(q, base, count, dim, out); return; }
+#endif
     pair_fn f = atomic_load_explicit(&g_dot, memory_order_relaxed);
     for (size_t i = 0; i < count; i++) out[i] = f(q, base + i * dim, dim);
 }

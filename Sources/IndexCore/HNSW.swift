@@ -238,7 +238,7 @@ public final class HNSWIndex: @unchecked Sendable {
         visited.reset(nodeCount)
         candidates.removeAll()
         results.removeAll()
-        visited.insert(entry)
+        _ = visited.insert(entry)
         candidates.push(Scored(distance: entryDistance, id: entry))
         results.push(Scored(distance: entryDistance, id: entry))
         while let c = candidates.popMin() {

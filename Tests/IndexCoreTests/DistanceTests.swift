@@ -25,9 +25,10 @@ import _VecgoTestSupport
         }
     }
 
-    @Test func batchMatchesPairwise() {
+    @Test(arguments: [37, 128, 48])
+    func batchMatchesPairwise(dim: Int) {
         var rng = SeededRNG(seed: 9)
-        let dim = 37, count = 50
+        let count = 50
         let base = (0..<dim * count).map { _ in Float.random(in: -1...1, using: &rng) }
         let q = (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) }
         for metric in Metric.allCases {
