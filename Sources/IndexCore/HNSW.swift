@@ -34,21 +34,21 @@ public final class HNSWIndex: @unchecked Sendable {
     /// The parameters the graph was built with.
     public let parameters: Parameters
 
-    private let m: Int, m0: Int
+    let m: Int, m0: Int
     private let levelMultiplier: Double
     private var capacity = 0
     private(set) var nodeCount = 0
     private var vectors: UnsafeMutablePointer<Float>
-    private var level0: UnsafeMutablePointer<UInt32>
-    private var upper: [[UInt32]] = []   // per node: (level-1) * (m + 1) slots
-    private var levels: [UInt8] = []
+    private(set) var level0: UnsafeMutablePointer<UInt32>
+    private(set) var upper: [[UInt32]] = []   // per node: (level-1) * (m + 1) slots
+    private(set) var levels: [UInt8] = []
     private var externalIDs: [UInt64] = []
     private var deleted: [Bool] = []
     private var deletedCount = 0
-    private var entryPoint: UInt32 = 0
-    private var maxLevel = -1
+    private(set) var entryPoint: UInt32 = 0
+    private(set) var maxLevel = -1
     private var rng: SplitMix64
-    private let lock = ReadWriteLock()
+    let lock = ReadWriteLock()
     private let visitedPool = Mutex<[VisitedSet]>([])  // VisitedSet is used by one search at a time
     private let kernel: vecgo_pair_fn
 
@@ -105,6 +105,21 @@ public final class HNSWIndex: @unchecked Sendable {
         level0.deallocate()
         level0 = l
         capacity = newCapacity
+    }
+
+    func load(vectors v: [Float], ids: [UInt64], graph: HNSWGraph) {
+        lock.write {
+            grow(to: max(ids.count, 1))
+            v.withUnsafeBufferPointer { vectors.update(from: $0.baseAddress!, count: v.count) }
+            graph.level0.withUnsafeBufferPointer { level0.update(from: $0.baseAddress!, count: graph.level0.count) }
+            nodeCount = ids.count
+            upper = graph.upper
+            levels = graph.levels
+            externalIDs = ids
+            deleted = [Bool](repeating: false, count: ids.count)
+            entryPoint = graph.entryPoint
+            maxLevel = graph.maxLevel
+        }
     }
 
     /// Adds a vector under `id` (the caller's key, returned by searches).
@@ -484,5 +499,55 @@ final class ReadWriteLock: @unchecked Sendable {
         pthread_rwlock_wrlock(&rw)
         defer { pthread_rwlock_unlock(&rw) }
         return try body()
+    }
+}
+
+/// A graph's links, node `i` being the `i`-th inserted row: what a segment stores so a reader
+/// loads the graph without rebuilding it.
+public struct HNSWGraph: Sendable, Equatable {
+    /// Links per node on upper levels (level 0 holds up to `2m`).
+    public var m: Int
+    /// The entry node.
+    public var entryPoint: UInt32
+    /// The top level (−1 when empty).
+    public var maxLevel: Int
+    /// Each node's level.
+    public var levels: [UInt8]
+    /// Level-0 links: per node `2m + 1` slots, a count then the neighbours.
+    public var level0: [UInt32]
+    /// Upper links of each node: `level × (m + 1)` slots.
+    public var upper: [[UInt32]]
+
+    public init(m: Int, entryPoint: UInt32, maxLevel: Int, levels: [UInt8], level0: [UInt32], upper: [[UInt32]]) {
+        self.m = m
+        self.entryPoint = entryPoint
+        self.maxLevel = maxLevel
+        self.levels = levels
+        self.level0 = level0
+        self.upper = upper
+    }
+}
+
+extension HNSWIndex {
+    /// The graph's links, for storing beside the vectors.
+    public func exportGraph() -> HNSWGraph {
+        lock.read {
+            HNSWGraph(m: m, entryPoint: entryPoint, maxLevel: maxLevel, levels: levels,
+                      level0: Array(UnsafeBufferPointer(start: level0, count: nodeCount * (m0 + 1))), upper: upper)
+        }
+    }
+
+    /// Rebuilds an index from stored vectors, ids and links without running inserts.
+    ///
+    /// The caller has checked the graph (every link in range, counts within `2m`/`m`), as the
+    /// segment decoder does.
+    public convenience init(dimension: Int, metric: Metric, parameters: Parameters, vectors: [Float], ids: [UInt64],
+                            graph: HNSWGraph) {
+        var p = parameters
+        p.m = graph.m
+        self.init(dimension: dimension, metric: metric, parameters: p)
+        precondition(vectors.count == ids.count * dimension && graph.levels.count == ids.count
+                     && graph.level0.count == ids.count * (2 * graph.m + 1))
+        load(vectors: vectors, ids: ids, graph: graph)
     }
 }

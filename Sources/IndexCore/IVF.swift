@@ -68,8 +68,13 @@ public struct IVFIndex: Sendable {
 
     /// The `nprobe` partitions whose centroids are nearest to `query`, nearest first.
     public func probe(_ query: [Float], nprobe: Int) -> [Int] {
-        let lists = nlist
-        guard !centroids.isEmpty else { return [0] }
+        Self.probe(query, centroids: centroids, dimension: dimension, metric: metric, nprobe: nprobe)
+    }
+
+    /// The `nprobe` partitions of `centroids` (`nlist × dimension` floats) nearest to `query`.
+    public static func probe(_ query: [Float], centroids: [Float], dimension: Int, metric: Metric, nprobe: Int) -> [Int] {
+        let lists = centroids.count / dimension
+        guard lists > 0 else { return [] }
         var d = [Float](repeating: 0, count: lists)
         query.withUnsafeBufferPointer { q in
             centroids.withUnsafeBufferPointer { c in
@@ -87,7 +92,7 @@ public struct IVFIndex: Sendable {
     /// The `k` nearest rows among the `nprobe` nearest partitions, nearest first.
     public func search(_ query: [Float], k: Int, nprobe: Int) -> [Neighbor] {
         var top = TopK(k: k)
-        let partitions = probe(query, nprobe: nprobe)
+        let partitions = centroids.isEmpty ? [0] : probe(query, nprobe: nprobe)
         query.withUnsafeBufferPointer { q in
             vectors.withUnsafeBufferPointer { v in
                 ids.withUnsafeBufferPointer { idp in

@@ -4,9 +4,9 @@ public struct SegmentRef: Sendable, Hashable {
     public var name: String
     /// The object's size in bytes.
     public var size: UInt64
-    /// Offset of the segment's footer.
-    public var footerOffset: UInt64
-    /// Bytes from `footerOffset` to the end of the object (footer plus trailer).
+    /// Offset of the segment's tail: its IVF sections (when present), footer and trailer.
+    public var tailOffset: UInt64
+    /// Bytes from `tailOffset` to the end of the object.
     public var tailLength: UInt32
     /// Rows in the segment.
     public var rowCount: UInt64
@@ -14,11 +14,11 @@ public struct SegmentRef: Sendable, Hashable {
     public var minID: UInt64
     public var maxID: UInt64
 
-    public init(name: String, size: UInt64, footerOffset: UInt64, tailLength: UInt32, rowCount: UInt64,
+    public init(name: String, size: UInt64, tailOffset: UInt64, tailLength: UInt32, rowCount: UInt64,
                 minID: UInt64, maxID: UInt64) {
         self.name = name
         self.size = size
-        self.footerOffset = footerOffset
+        self.tailOffset = tailOffset
         self.tailLength = tailLength
         self.rowCount = rowCount
         self.minID = minID
@@ -102,7 +102,7 @@ public struct Manifest: Sendable, Hashable {
         for s in segments {
             try body.writeString16(s.name)
             body.write(s.size)
-            body.write(s.footerOffset)
+            body.write(s.tailOffset)
             body.write(s.tailLength)
             body.write(UInt32(0))
             body.write(s.rowCount)
@@ -154,15 +154,15 @@ public struct Manifest: Sendable, Hashable {
         for _ in 0..<count {
             let name = try r.readString16("segment name")
             let size = try r.read(UInt64.self)
-            let footerOffset = try r.read(UInt64.self)
+            let tailOffset = try r.read(UInt64.self)
             let tail = try r.read(UInt32.self)
             try r.skip(4)
             let rows = try r.read(UInt64.self)
             let minID = try r.read(UInt64.self), maxID = try r.read(UInt64.self)
-            guard footerOffset <= size, size - footerOffset == UInt64(tail), tail >= UInt32(SegmentTrailer.size) else {
-                throw r.error(.corrupted, "segment '\(name)' footer \(footerOffset)+\(tail) does not end at its size \(size)")
+            guard tailOffset <= size, size - tailOffset == UInt64(tail), tail >= UInt32(SegmentTrailer.size) else {
+                throw r.error(.corrupted, "segment '\(name)' tail \(tailOffset)+\(tail) does not end at its size \(size)")
             }
-            segments.append(SegmentRef(name: name, size: size, footerOffset: footerOffset, tailLength: tail,
+            segments.append(SegmentRef(name: name, size: size, tailOffset: tailOffset, tailLength: tail,
                                        rowCount: rows, minID: minID, maxID: maxID))
         }
         try r.skip(4)  // the CRC, checked above

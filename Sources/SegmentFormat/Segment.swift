@@ -13,15 +13,21 @@ public struct SegmentContents: Sendable, Equatable {
     public var metadata: [Metadata]
     /// Per-row payloads; empty when no row has one.
     public var payloads: [[UInt8]]
+    /// The IVF layout, when rows are stored partition by partition.
+    public var ivf: IVFLayout?
+    /// An HNSW graph over the rows, when the segment carries one.
+    public var graph: GraphLayout?
 
     public init(dimension: Int, metric: UInt8, ids: [UInt64] = [], vectors: [Float] = [],
-                metadata: [Metadata] = [], payloads: [[UInt8]] = []) {
+                metadata: [Metadata] = [], payloads: [[UInt8]] = [], ivf: IVFLayout? = nil, graph: GraphLayout? = nil) {
         self.dimension = dimension
         self.metric = metric
         self.ids = ids
         self.vectors = vectors
         self.metadata = metadata
         self.payloads = payloads
+        self.ivf = ivf
+        self.graph = graph
     }
 
     /// The number of rows.
@@ -38,6 +44,21 @@ public enum SectionKind: UInt16, Sendable, CaseIterable {
     case metadata = 3
     /// Per-row opaque payloads.
     case payloads = 4
+    /// IVF centroids: `nlist × dimension` float32, uncompressed, in the segment's tail.
+    case ivfCentroids = 5
+    /// IVF partition offsets and per-partition checksums, in the segment's tail.
+    case ivfPartitions = 6
+    /// An HNSW graph over the rows.
+    case hnswGraph = 7
+}
+
+/// Optional feature bits of a segment header (a reader that does not know them can still read
+/// the segment as flat: vectors and ids are complete either way).
+public enum SegmentFeatures {
+    /// Rows are stored partition by partition, with IVF sections in the tail.
+    public static let ivf: UInt32 = 1
+    /// The segment carries an HNSW graph section.
+    public static let hnsw: UInt32 = 2
 }
 
 /// Where one section lies in a segment and how to check and decode it.
@@ -183,13 +204,16 @@ public struct SegmentFooter: Sendable, Hashable {
     }
 }
 
-/// An encoded segment and where its footer lies (recorded in the manifest, so a reader needs no probe).
+/// An encoded segment and where its tail lies (recorded in the manifest, so a reader needs no probe).
 public struct EncodedSegment: Sendable {
     /// The object's bytes.
     public var bytes: [UInt8]
     /// Offset of the footer.
     public var footerOffset: UInt64
-    /// Length of the footer plus the trailer: one ranged read of this many bytes at `footerOffset` gets both.
+    /// Offset of the tail: the IVF sections (when present), then footer and trailer.
+    public var tailOffset: UInt64
+    /// Bytes from `tailOffset` to the end: one ranged read of the tail gets everything a query
+    /// needs before it reads partitions.
     public var tailLength: UInt32
 }
 
@@ -207,39 +231,70 @@ public enum SegmentCodec {
               (1...3).contains(contents.metric) else {
             throw FormatError(.invalidInput, object: "", offset: 0, "segment contents are inconsistent")
         }
+        var ivf = contents.ivf
+        if let layout = ivf {
+            guard layout.nlist >= 1, layout.offsets.first == 0, layout.offsets.last == UInt64(rows),
+                  zip(layout.offsets, layout.offsets.dropFirst()).allSatisfy({ $0 <= $1 }),
+                  layout.centroids.count == layout.nlist * contents.dimension else {
+                throw FormatError(.invalidInput, object: "", offset: 0, "IVF layout does not fit the rows")
+            }
+        }
+        if let g = contents.graph {
+            guard g.levels.count == rows, g.level0.count == rows * (2 * g.m + 1), g.upper.count == rows else {
+                throw FormatError(.invalidInput, object: "", offset: 0, "graph does not fit the rows")
+            }
+        }
         var w = ByteWriter(capacity: contents.vectors.count * 4 + 4096)
-        ObjectHeader(magic: magic, version: .v1).encode(into: &w)
+        let features = (ivf == nil ? 0 : SegmentFeatures.ivf) | (contents.graph == nil ? 0 : SegmentFeatures.hnsw)
+        ObjectHeader(magic: magic, version: .v1, optionalFeatures: features).encode(into: &w)
         var sections: [SectionDescriptor] = []
 
-        func add(_ kind: SectionKind, raw: [UInt8], compress: Bool) {
+        func add(_ kind: SectionKind, raw: [UInt8], compress: Bool, required: Bool = true) {
             w.pad(to: sectionAlignment)
             let stored = compress ? LZ4Frame.compress(raw) : raw
             let useLZ4 = compress && stored.count < raw.count
             let bytes = useLZ4 ? stored : raw
-            sections.append(SectionDescriptor(kind: kind.rawValue,
-                                              flags: SectionDescriptor.flagRequired | (useLZ4 ? SectionDescriptor.flagLZ4 : 0),
+            let flags = (required ? SectionDescriptor.flagRequired : 0) | (useLZ4 ? SectionDescriptor.flagLZ4 : 0)
+            sections.append(SectionDescriptor(kind: kind.rawValue, flags: flags,
                                               crc: crc32c(bytes), offset: UInt64(w.count),
                                               storedLength: UInt64(bytes.count), rawLength: UInt64(raw.count)))
             w.write(bytes: bytes)
         }
 
-        if rows > 0 {
-            var v = ByteWriter(capacity: contents.vectors.count * 4)
-            v.write(floats: contents.vectors)
-            add(.vectors, raw: v.bytes, compress: false)
-        }
+        var v = ByteWriter(capacity: contents.vectors.count * 4)
+        v.write(floats: contents.vectors)
+        if rows > 0 { add(.vectors, raw: v.bytes, compress: false) }
         var ids = ByteWriter(capacity: rows * 8)
         for id in contents.ids { ids.write(id) }
-        add(.ids, raw: ids.bytes, compress: true)
+        // IVF segments keep ids raw, so one partition's ids are one range that can be checked alone.
+        add(.ids, raw: ids.bytes, compress: ivf == nil)
         if contents.metadata.contains(where: { !$0.isEmpty }) {
             add(.metadata, raw: try encodeMetadata(contents.metadata), compress: true)
         }
         if contents.payloads.contains(where: { !$0.isEmpty }) {
             add(.payloads, raw: encodePayloads(contents.payloads), compress: true)
         }
+        if let g = contents.graph {
+            add(.hnswGraph, raw: g.encode(), compress: true, required: false)
+        }
+        // The tail: IVF sections (when present), footer and trailer, read together with one ranged read.
+        var tailOffset: UInt64?
+        if var layout = ivf {
+            let vb = v.bytes, ib = ids.bytes
+            let dim4 = contents.dimension * 4
+            layout.vectorCRCs = (0..<layout.nlist).map { p in crc32c(vb[layout.rows(p).lowerBound * dim4..<layout.rows(p).upperBound * dim4]) }
+            layout.idCRCs = (0..<layout.nlist).map { p in crc32c(ib[layout.rows(p).lowerBound * 8..<layout.rows(p).upperBound * 8]) }
+            var c = ByteWriter(capacity: layout.centroids.count * 4)
+            c.write(floats: layout.centroids)
+            add(.ivfCentroids, raw: c.bytes, compress: false, required: false)
+            tailOffset = sections.last!.offset
+            add(.ivfPartitions, raw: layout.encodePartitions(), compress: false, required: false)
+            ivf = layout
+        }
 
         w.pad(to: 8)
         let footerOffset = UInt64(w.count)
+        let tailStart = tailOffset ?? footerOffset
         var f = ByteWriter()
         f.write(UInt32(sections.count))
         f.write(UInt32(0))
@@ -261,8 +316,8 @@ public enum SegmentCodec {
         w.write(UInt16(0))
         w.write(crc32c(w.bytes[trailerStart..<trailerStart + 20]))
         w.write(bytes: SegmentTrailer.magic)
-        return EncodedSegment(bytes: w.bytes, footerOffset: footerOffset,
-                              tailLength: UInt32(f.count + SegmentTrailer.size))
+        return EncodedSegment(bytes: w.bytes, footerOffset: footerOffset, tailOffset: tailStart,
+                              tailLength: UInt32(UInt64(w.count) - tailStart))
     }
 
     /// Decodes a whole segment, checking every checksum.
@@ -295,6 +350,25 @@ public enum SegmentCodec {
         if let d = footer.section(.payloads) {
             contents.payloads = try decodePayloads(stored(d), d, footer: footer, object: object, limits: limits)
         }
+        if let c = footer.section(.ivfCentroids), let p = footer.section(.ivfPartitions) {
+            guard !idSection.isCompressed else {
+                throw FormatError(.corrupted, object: object, offset: idSection.offset, "an IVF segment's ids must be stored raw")
+            }
+            let layout = try IVFLayout.decode(partitions: unpack(stored(p), p, object: object, limits: limits),
+                                              centroids: unpack(stored(c), c, object: object, limits: limits),
+                                              footer: footer, object: object, offset: p.offset)
+            if let v = footer.section(.vectors) {
+                try checkPartitions(layout, vectors: stored(v), ids: stored(idSection), footer: footer, object: object,
+                                    vectorOffset: v.offset, limits: limits)
+            }
+            contents.ivf = layout
+        } else if footer.section(.ivfCentroids) != nil || footer.section(.ivfPartitions) != nil {
+            throw FormatError(.corrupted, object: object, offset: trailer.footerOffset, "segment has only one of the two IVF sections")
+        }
+        if let g = footer.section(.hnswGraph) {
+            contents.graph = try GraphLayout.decode(unpack(stored(g), g, object: object, limits: limits), footer: footer,
+                                                    object: object, offset: g.offset)
+        }
         return contents
     }
 
@@ -313,6 +387,21 @@ public enum SegmentCodec {
         }
         if let i = bytes[Int(cursor)..<Int(footerOffset)].firstIndex(where: { $0 != 0 }) {
             throw FormatError(.corrupted, object: object, offset: UInt64(i), "non-zero padding byte")
+        }
+    }
+
+    /// Checks every partition's vector and id bytes against the IVF checksums.
+    static func checkPartitions(_ layout: IVFLayout, vectors: [UInt8], ids: [UInt8], footer: SegmentFooter, object: String,
+                                vectorOffset: UInt64, limits: DecodingLimits) throws(FormatError) {
+        guard limits.verifyChecksums else { return }
+        let dim4 = footer.dimension * 4
+        for p in 0..<layout.nlist {
+            let rows = layout.rows(p)
+            guard crc32c(vectors[rows.lowerBound * dim4..<rows.upperBound * dim4]) == layout.vectorCRCs[p],
+                  crc32c(ids[rows.lowerBound * 8..<rows.upperBound * 8]) == layout.idCRCs[p] else {
+                throw FormatError(.corrupted, object: object, offset: vectorOffset + UInt64(rows.lowerBound * dim4),
+                                  "partition \(p) checksum mismatch")
+            }
         }
     }
 
@@ -416,5 +505,61 @@ public enum SegmentCodec {
             throw r.error(.corrupted, "payload offsets are not ascending within the section")
         }
         return (0..<rows).map { i in Array(raw[bodyStart + Int(offsets[i])..<bodyStart + Int(offsets[i + 1])]) }
+    }
+}
+
+/// What one ranged read of a segment's tail yields: the footer and, for IVF segments, the
+/// centroids and partition table, so a query can pick partitions before reading any data.
+public struct SegmentTail: Sendable {
+    /// The footer.
+    public var footer: SegmentFooter
+    /// The IVF layout, when the segment has one.
+    public var ivf: IVFLayout?
+
+    /// Decodes the bytes from `tailOffset` to the end of a segment of `objectSize` bytes.
+    public static func decode(_ tail: [UInt8], tailOffset: UInt64, objectSize: UInt64, object: String,
+                              limits: DecodingLimits = .default) throws(FormatError) -> SegmentTail {
+        guard tailOffset <= objectSize, UInt64(tail.count) == objectSize - tailOffset, tail.count >= SegmentTrailer.size else {
+            throw FormatError(.truncated, object: object, offset: tailOffset + UInt64(tail.count),
+                              "the segment tail is \(tail.count) bytes, expected \(objectSize &- tailOffset)")
+        }
+        let trailer = try SegmentTrailer.decode(Array(tail.suffix(SegmentTrailer.size)), object: object,
+                                                objectSize: objectSize, limits: limits)
+        guard trailer.footerOffset >= tailOffset else {
+            throw FormatError(.corrupted, object: object, offset: trailer.footerOffset, "the footer lies before the tail")
+        }
+        let fo = Int(trailer.footerOffset - tailOffset)
+        let footer = try SegmentFooter.decode(Array(tail[fo..<fo + Int(trailer.footerLength)]), object: object,
+                                              offset: trailer.footerOffset, expectedCRC: trailer.footerCRC,
+                                              objectSize: objectSize, limits: limits)
+        func inTail(_ d: SectionDescriptor) throws(FormatError) -> [UInt8] {
+            guard d.offset >= tailOffset else {
+                throw FormatError(.corrupted, object: object, offset: d.offset, "IVF section \(d.kind) lies outside the tail")
+            }
+            let lo = Int(d.offset - tailOffset)
+            return try SegmentCodec.unpack(Array(tail[lo..<lo + Int(d.storedLength)]), d, object: object, limits: limits)
+        }
+        var ivf: IVFLayout?
+        if let c = footer.section(.ivfCentroids), let p = footer.section(.ivfPartitions) {
+            ivf = try IVFLayout.decode(partitions: inTail(p), centroids: inTail(c), footer: footer, object: object, offset: p.offset)
+        }
+        return SegmentTail(footer: footer, ivf: ivf)
+    }
+}
+
+extension IVFLayout {
+    /// Checks one partition's vector and id bytes, read on their own, against its checksums.
+    public func check(partition p: Int, vectors: [UInt8], ids: [UInt8], object: String, offset: UInt64) throws(FormatError) {
+        guard crc32c(vectors) == vectorCRCs[p], crc32c(ids) == idCRCs[p] else {
+            throw FormatError(.corrupted, object: object, offset: offset, "partition \(p) checksum mismatch")
+        }
+    }
+}
+
+extension SegmentCodec {
+    /// Decodes the HNSW graph section's stored bytes.
+    public static func decodeGraph(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
+                                   limits: DecodingLimits = .default) throws(FormatError) -> GraphLayout {
+        try GraphLayout.decode(unpack(stored, d, object: object, limits: limits), footer: footer, object: object, offset: d.offset)
     }
 }

@@ -21,6 +21,9 @@ public enum OpenOption: Sendable {
     case blockCacheSize(Int)
     /// The disk cache size limit in bytes (default 10 GiB).
     case diskCacheSize(Int)
+    /// Commits of at least this many rows write IVF segments (partitions stored contiguously, for
+    /// cold reads); smaller ones write flat or graph segments. Default 50 000.
+    case ivfThreshold(Int)
 }
 
 /// The validated configuration an open handle runs with.
@@ -30,6 +33,7 @@ struct Configuration: Sendable {
     var cacheDirectory: String?
     var blockCacheSize = 256 << 20
     var diskCacheSize = 10 << 30
+    var ivfThreshold = 50_000
 
     init(_ options: [OpenOption]) throws(VecgoError) {
         for o in options {
@@ -49,6 +53,9 @@ struct Configuration: Sendable {
             case .diskCacheSize(let n):
                 guard n > 0 else { throw VecgoError(.invalidArgument, "diskCacheSize \(n) must be positive") }
                 diskCacheSize = n
+            case .ivfThreshold(let n):
+                guard n >= 1 else { throw VecgoError(.invalidArgument, "ivfThreshold \(n) must be positive") }
+                ivfThreshold = n
             }
         }
         if readOnly && create != nil {

@@ -38,6 +38,7 @@ public actor Vecgo {
     private var nextID: UInt64
     private var segmentSequence = 0
     private var closed = false
+    private let ivfThreshold: Int
 
     /// Opens or creates a database.
     ///
@@ -89,21 +90,22 @@ public actor Vecgo {
             throw VecgoError(.notFound, "no database found (no MANIFEST-*.bin objects); open with .create(dimension:metric:) to create one")
         }
         return Vecgo(remote: remote, cached: cached, manifest: manifest, dimension: dimension, metric: metric,
-                     readOnly: config.readOnly)
+                     readOnly: config.readOnly, ivfThreshold: config.ivfThreshold)
     }
 
     private init(remote: any BlobStore, cached: CachingStore, manifest: Manifest?, dimension: Int, metric: Metric,
-                 readOnly: Bool) {
+                 readOnly: Bool, ivfThreshold: Int) {
         self.remote = remote
         self.cached = cached
         self.manifest = manifest
         self.dimension = dimension
         self.metric = metric
         self.isReadOnly = readOnly
-        self.memtable = Memtable(dimension: dimension)
+        self.memtable = Memtable(dimension: dimension, metric: metric)
+        self.ivfThreshold = ivfThreshold
         self.nextID = manifest?.nextID ?? 1
         self.writerID = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        self.segments = manifest?.segments.map { SegmentReader(ref: $0, store: cached) } ?? []
+        self.segments = manifest?.segments.map { SegmentReader(ref: $0, store: cached, metric: metric) } ?? []
     }
 
     /// Finds the newest manifest: one LIST of `MANIFEST-` names, then one read of the last.
@@ -153,11 +155,11 @@ public actor Vecgo {
         let newVersion = (base?.version ?? 0) + 1
         do {
             segmentSequence += 1
-            let contents = memtable.contents(metric: metric)
+            let contents = memtable.contents(SegmentLayout.choose(rows: memtable.count, ivfThreshold: ivfThreshold))
             let encoded = try SegmentCodec.encode(contents)
             let segName = "segment_\(writerID)-\(segmentSequence).bin"
             try await remote.put(segName, encoded.bytes)
-            let ref = SegmentRef(name: segName, size: UInt64(encoded.bytes.count), footerOffset: encoded.footerOffset,
+            let ref = SegmentRef(name: segName, size: UInt64(encoded.bytes.count), tailOffset: encoded.tailOffset,
                                  tailLength: encoded.tailLength, rowCount: UInt64(contents.rowCount),
                                  minID: contents.ids.min() ?? 0, maxID: contents.ids.max() ?? 0)
             let allSegments = (base?.segments ?? []) + [ref]
@@ -180,8 +182,8 @@ public actor Vecgo {
                                 pkIndexSize: UInt64(pkBytes.count), segments: allSegments)
             try await remote.putIfAbsent(Manifest.objectName(version: newVersion), try next.encode())
             manifest = next
-            segments.append(SegmentReader(ref: ref, store: cached))
-            memtable = Memtable(dimension: dimension)
+            segments.append(SegmentReader(ref: ref, store: cached, metric: metric))
+            memtable = Memtable(dimension: dimension, metric: metric)
             return newVersion
         } catch let e as StoreError where e.code == .alreadyExists {
             throw VecgoError(.conflict, "another writer committed version \(newVersion) first; the \(memtable.count) pending rows are kept in this handle", underlying: e)
@@ -211,18 +213,17 @@ public actor Vecgo {
     ///
     /// - Throws: ``VecgoError``: `.dimensionMismatch`, `.invalidArgument` (NaN, k ≤ 0 or k > 10000),
     ///   `.corrupted` when a segment is damaged, `.storage` when the store fails.
-    public func search(_ query: [Float], k: Int) async throws -> [SearchResult] {
+    public func search(_ query: [Float], k: Int, options: SearchOptions = SearchOptions()) async throws -> [SearchResult] {
         try checkOpen()
         try validate(query, what: "query")
         guard k >= 1, k <= 10_000 else { throw VecgoError(.invalidArgument, "k must be in 1...10000, got \(k)") }
         let q = metric == .cosine ? Distance.normalized(query) : query
         var top = TopK(k: k)
-        for n in memtable.search(q, k: k, metric: metric) { top.offer(n) }
-        let metric = self.metric
+        for n in memtable.search(q, k: k, ef: max(options.ef, k)) { top.offer(n) }
         do {
             try await withThrowingTaskGroup(of: [Neighbor].self) { group in
                 for s in segments {
-                    group.addTask { try await s.search(q, k: k, metric: metric) }
+                    group.addTask { try await s.search(q, k: k, options: options) }
                 }
                 for try await partial in group {
                     for n in partial { top.offer(n) }
@@ -245,7 +246,7 @@ public actor Vecgo {
         do { latest = try await Self.latestManifest(cached) } catch { throw VecgoError.wrap(error, "refreshing") }
         if let latest, latest.version > version {
             let known = Dictionary(segments.map { ($0.ref.name, $0) }, uniquingKeysWith: { a, _ in a })
-            segments = latest.segments.map { known[$0.name] ?? SegmentReader(ref: $0, store: cached) }
+            segments = latest.segments.map { known[$0.name] ?? SegmentReader(ref: $0, store: cached, metric: metric) }
             manifest = latest
             nextID = max(nextID, latest.nextID)
         }

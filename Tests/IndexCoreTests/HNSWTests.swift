@@ -90,3 +90,18 @@ func recall(_ got: [[UInt64]], _ want: [[UInt64]]) -> Double {
         #expect(r >= 0.95, "\(metric) recall@10 = \(r)")
     }
 }
+
+@Suite struct HNSWGraphExportTests {
+    @Test func aLoadedGraphAnswersExactlyLikeTheOriginal() {
+        let data = clustered(1500, dim: 12, seed: 10)
+        let original = HNSWIndex(dimension: 12, metric: .l2, parameters: .init(m: 8, efConstruction: 64))
+        for (i, v) in data.enumerated() { original.insert(v, id: UInt64(i) + 100) }
+        let graph = original.exportGraph()
+        let loaded = HNSWIndex(dimension: 12, metric: .l2, parameters: .init(), vectors: data.flatMap { $0 },
+                               ids: (0..<1500).map { UInt64($0) + 100 }, graph: graph)
+        #expect(loaded.exportGraph() == graph)
+        for q in clustered(30, dim: 12, seed: 11) {
+            #expect(loaded.search(q, k: 10, ef: 50) == original.search(q, k: 10, ef: 50))
+        }
+    }
+}

@@ -100,7 +100,7 @@ import Testing
     static let manifest = Manifest(
         version: 7, parentVersion: 6, commitTimeMicros: 1_700_000_000_000_000, writerEpoch: 2, writerID: "w1",
         dimension: 128, metric: 1, nextID: 501, pkIndexObject: "pkindex_00000000000000000007-w1.bin", pkIndexSize: 99,
-        segments: [SegmentRef(name: "segment_w1-1.bin", size: 1000, footerOffset: 900, tailLength: 100, rowCount: 500,
+        segments: [SegmentRef(name: "segment_w1-1.bin", size: 1000, tailOffset: 900, tailLength: 100, rowCount: 500,
                               minID: 1, maxID: 500)])
 
     @Test func manifestRoundTrips() throws {

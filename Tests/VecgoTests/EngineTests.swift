@@ -196,3 +196,78 @@ func bruteForce(_ data: [(UInt64, [Float])], _ q: [Float], k: Int) -> [UInt64] {
         #expect(try await r.search([1, 2, 3], k: 1).map(\.id) == [id])
     }
 }
+
+@Suite struct SegmentLayoutEngineTests {
+    static func clustered(_ n: Int, _ dim: Int, seed: UInt64) -> [[Float]] {
+        var rng = SeededRNG(seed: seed)
+        let centers = (0..<10).map { _ in (0..<dim).map { _ in Float.random(in: -1...1, using: &rng) } }
+        return (0..<n).map { i in centers[i % 10].map { $0 + Float.random(in: -0.2...0.2, using: &rng) } }
+    }
+
+    @Test func ivfSegmentsAnswerWithHighRecallAndReadOnlyProbedPartitions() async throws {
+        let memory = MemoryBlobStore()
+        let counted = LatencyInjectingStore(memory, profile: .none)
+        let data = Self.clustered(3000, 16, seed: 21)
+        let w = try await Vecgo.open(.remote(counted), .create(dimension: 16, metric: .l2), .ivfThreshold(1000))
+        var rows: [(UInt64, [Float])] = []
+        for v in data { rows.append((try await w.insert(v, metadata: ["x": .int(1)]), v)) }
+        try await w.close()
+        let seg = try #require(try await memory.list(prefix: "segment_").first)
+        let contents = try SegmentCodec.decode(try await memory.read(seg.name), object: seg.name)
+        let ivf = try #require(contents.ivf)
+        #expect(ivf.nlist == 54)  // ⌊√3000⌋
+        #expect(Set(contents.ids) == Set(rows.map(\.0)))
+
+        // A cold reader with a small fetch unit would read few bytes; here: recall and correctness.
+        let r = try await Vecgo.open(.remote(counted), .readOnly)
+        var hits = 0, total = 0
+        for q in Self.clustered(40, 16, seed: 22) {
+            let got = try await r.search(q, k: 10, options: SearchOptions(nprobe: 8)).map(\.id)
+            let want = bruteForce(rows, q, k: 10)
+            hits += Set(got).intersection(want).count
+            total += 10
+        }
+        #expect(Double(hits) / Double(total) >= 0.95, "IVF recall \(Double(hits) / Double(total))")
+        // With every partition probed the answer is exact.
+        let q = data[17]
+        #expect(try await r.search(q, k: 5, options: SearchOptions(nprobe: 1000)).map(\.id) == bruteForce(rows, q, k: 5))
+    }
+
+    @Test func graphSegmentsLoadTheStoredGraph() async throws {
+        let store = MemoryBlobStore()
+        let data = Self.clustered(2500, 8, seed: 23)
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 8, metric: .l2))
+        var rows: [(UInt64, [Float])] = []
+        for v in data { rows.append((try await w.insert(v), v)) }
+        try await w.close()
+        let seg = try #require(try await store.list(prefix: "segment_").first)
+        let contents = try SegmentCodec.decode(try await store.read(seg.name), object: seg.name)
+        #expect(contents.graph != nil)
+        #expect(contents.ivf == nil)
+        let r = try await Vecgo.open(.remote(store), .readOnly)
+        var hits = 0
+        let queries = Self.clustered(30, 8, seed: 24)
+        for q in queries {
+            hits += Set(try await r.search(q, k: 10, options: SearchOptions(ef: 128)).map(\.id)).intersection(bruteForce(rows, q, k: 10)).count
+        }
+        #expect(Double(hits) / Double(queries.count * 10) >= 0.95)
+    }
+
+    @Test func aDamagedPartitionIsReportedNotSearched() async throws {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 4, metric: .l2), .ivfThreshold(100))
+        for v in Self.clustered(400, 4, seed: 25) { try await w.insert(v) }
+        try await w.close()
+        let seg = try #require(try await store.list(prefix: "segment_").first)
+        var bytes = try await store.read(seg.name)
+        bytes[64 + 3] ^= 0x40  // inside the first rows of the vector section (partition 0)
+        try await store.put(seg.name, bytes)
+        let r = try await Vecgo.open(.remote(store), .readOnly)
+        do {
+            _ = try await r.search([0, 0, 0, 0], k: 3, options: SearchOptions(nprobe: 1000))
+            Issue.record("a damaged partition produced results")
+        } catch let e as VecgoError {
+            #expect(e.code == .corrupted)
+        }
+    }
+}
