@@ -1,3 +1,5 @@
-// The façade's users need the metric and metadata types without importing the layers below.
+// The façade's users need the metric, metadata and tier-counter types without importing the
+// layers below.
 @_exported public import IndexCore
 @_exported public import SegmentFormat
+@_exported public import Tiering

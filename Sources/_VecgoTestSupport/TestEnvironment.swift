@@ -40,3 +40,22 @@ public struct SeededRNG: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 }
+
+extension TestEnvironment {
+    /// A 127.0.0.1 TCP port nothing listens on (bound, then released).
+    public static func unusedPort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw MissingServer(message: "cannot open a socket") }
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        guard bound else { throw MissingServer(message: "cannot bind a socket on 127.0.0.1") }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+}

@@ -1,0 +1,276 @@
+import Foundation
+
+/// Where an S3 store's objects live and how to reach them.
+public struct S3Configuration: Sendable {
+    /// How the bucket appears in URLs.
+    public enum Addressing: Sendable, Hashable {
+        /// `https://bucket.s3.region.amazonaws.com/key` (or `bucket.<endpoint host>`).
+        case virtualHosted
+        /// `https://endpoint/bucket/key`: MinIO, moto and most S3-compatible servers.
+        case pathStyle
+    }
+
+    /// The bucket.
+    public var bucket: String
+    /// The prefix all object names are under: empty, or ending in `/`.
+    public var prefix: String
+    /// The signing region.
+    public var region: String
+    /// An endpoint override (`http://127.0.0.1:9000`); nil for AWS.
+    public var endpoint: String?
+    /// URL style; path-style by default when an endpoint is given.
+    public var addressing: Addressing
+    /// The credentials requests are signed with.
+    public var credentials: S3Credentials
+    /// Attempts per request, retries included (standard retry mode: 3).
+    public var maxAttempts = 3
+    /// Time allowed for connecting, in seconds.
+    public var connectTimeoutSeconds = 5.0
+    /// Time allowed for a whole request, in seconds.
+    public var requestTimeoutSeconds = 60.0
+    /// Keys per LIST page (1...1000; S3's maximum is 1000).
+    public var listPageSize = 1000
+
+    /// A configuration; `prefix` gains a trailing `/` when it lacks one.
+    public init(bucket: String, prefix: String = "", region: String = "us-east-1", endpoint: String? = nil,
+                credentials: S3Credentials = S3Credentials(accessKeyID: "", secretAccessKey: "")) {
+        self.bucket = bucket
+        self.prefix = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
+        self.region = region
+        self.endpoint = endpoint
+        self.addressing = endpoint == nil ? .virtualHosted : .pathStyle
+        self.credentials = credentials
+    }
+
+    /// A configuration from the standard AWS environment: `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`/`AWS_DEFAULT_REGION`,
+    /// `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`. Explicit arguments win over the environment.
+    ///
+    /// - Throws: ``StoreError`` `.accessDenied` naming the missing variable.
+    public static func fromEnvironment(bucket: String, prefix: String = "", endpoint: String? = nil,
+                                       region: String? = nil) throws -> S3Configuration {
+        let env = ProcessInfo.processInfo.environment
+        guard let key = env["AWS_ACCESS_KEY_ID"], !key.isEmpty else {
+            throw StoreError(.accessDenied, "AWS_ACCESS_KEY_ID is not set: export the access key id and secret of the bucket's credentials")
+        }
+        guard let secret = env["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty else {
+            throw StoreError(.accessDenied, "AWS_SECRET_ACCESS_KEY is not set: export the secret access key that goes with AWS_ACCESS_KEY_ID")
+        }
+        let token = env["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        let region = region ?? env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1"
+        let endpoint = endpoint ?? env["AWS_ENDPOINT_URL_S3"] ?? env["AWS_ENDPOINT_URL"]
+        return S3Configuration(bucket: bucket, prefix: prefix, region: region, endpoint: endpoint,
+                               credentials: S3Credentials(accessKeyID: key, secretAccessKey: secret, sessionToken: token))
+    }
+}
+
+/// A ``BlobStore`` on S3 or any S3-compatible server, over libcurl with SigV4 signing.
+///
+/// Ranged GET, PUT, conditional PUT (`If-None-Match: *`, 412 → `.alreadyExists`),
+/// ListObjectsV2 with pagination, DELETE and HEAD; retries in the SDKs' standard mode.
+public final class S3Store: BlobStore, CustomStringConvertible {
+    /// The configuration (its description hides secrets).
+    public let configuration: S3Configuration
+    private let http: CurlHTTPClient
+    private let signer: SigV4
+    private let quota = Locked(RetryQuota())
+    private let base: (scheme: String, host: String, pathPrefix: String)
+
+    /// Creates a store. No request is made.
+    ///
+    /// - Throws: ``StoreError`` `.invalidArgument` for an empty bucket or a malformed endpoint.
+    public init(_ configuration: S3Configuration) throws {
+        guard !configuration.bucket.isEmpty, !configuration.bucket.contains("/") else {
+            throw StoreError(.invalidArgument, "'\(configuration.bucket)' is not a bucket name")
+        }
+        self.configuration = configuration
+        http = CurlHTTPClient(connectTimeoutMillis: Int(configuration.connectTimeoutSeconds * 1000),
+                              requestTimeoutMillis: Int(configuration.requestTimeoutSeconds * 1000))
+        signer = SigV4(credentials: configuration.credentials, region: configuration.region, service: "s3")
+        let scheme: String, host: String
+        if let endpoint = configuration.endpoint {
+            guard let sep = endpoint.firstRange(of: "://") else {
+                throw StoreError(.invalidArgument, "endpoint '\(endpoint)' needs a scheme, e.g. http://127.0.0.1:9000")
+            }
+            scheme = String(endpoint[..<sep.lowerBound])
+            host = String(endpoint[sep.upperBound...].prefix { $0 != "/" })
+            guard scheme == "http" || scheme == "https", !host.isEmpty else {
+                throw StoreError(.invalidArgument, "endpoint '\(endpoint)' is not an http(s) URL")
+            }
+        } else {
+            scheme = "https"
+            host = "s3.\(configuration.region).amazonaws.com"
+        }
+        switch configuration.addressing {
+        case .pathStyle: base = (scheme, host, "/" + SigV4.encode(configuration.bucket, keepSlash: false))
+        case .virtualHosted: base = (scheme, "\(configuration.bucket).\(host)", "")
+        }
+    }
+
+    public var description: String {
+        "S3Store(bucket: \(configuration.bucket), prefix: \(configuration.prefix), endpoint: \(configuration.endpoint ?? "AWS"))"
+    }
+
+    // MARK: requests
+
+    private struct Answer {
+        var status: Int
+        var headers: [String: String]
+        var body: [UInt8]
+        var code: String?
+    }
+
+    /// Sends a signed request with retries. `key` is the full object key (prefix included), nil
+    /// for bucket-level requests. Returns the final answer; the caller maps non-2xx statuses.
+    private func send(_ method: String, key: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
+                      body: [UInt8] = [], object: String?) async throws -> Answer {
+        let path = base.pathPrefix + (key.map { "/" + SigV4.encode($0, keepSlash: true) } ?? "/")
+        let queryString = SigV4.canonicalQuery(query)
+        let url = "\(base.scheme)://\(base.host)\(path)\(queryString.isEmpty ? "" : "?" + queryString)"
+        let payloadHash = body.isEmpty ? Crypto.emptyPayloadHash : Crypto.hex(Crypto.sha256(body))
+        let policy = RetryPolicy(maxAttempts: max(1, configuration.maxAttempts))
+        var rng = SystemRandomNumberGenerator()
+        var attempt = 0
+        while true {
+            attempt += 1
+            if Task.isCancelled { throw StoreError(.cancelled, "\(method) cancelled", object: object) }
+            var headers = extra + [("host", base.host), ("x-amz-content-sha256", payloadHash),
+                                   ("x-amz-date", SigV4.amzDate(epochSeconds: Int(Date().timeIntervalSince1970)))]
+            if let token = configuration.credentials.sessionToken { headers.append(("x-amz-security-token", token)) }
+            let auth = signer.authorization(method: method, path: path, query: query, headers: headers,
+                                            payloadHash: payloadHash, amzDate: headers.first { $0.0 == "x-amz-date" }!.1)
+            headers.append(("Authorization", auth))
+            let (response, curlCode) = try await http.perform(HTTPRequest(method: method, url: url, headers: headers, body: body))
+            let outcome: AttemptOutcome
+            var answer: Answer?
+            if let response {
+                let code = response.status >= 300 && !response.body.isEmpty ? XMLScanner(response.body).first("Code") : nil
+                answer = Answer(status: response.status, headers: response.headers, body: response.body, code: code)
+                outcome = AttemptOutcome.classify(status: response.status, code: code)
+            } else if curlCode == .abortedByCallback {
+                throw StoreError(.cancelled, "\(method) cancelled", object: object)
+            } else {
+                outcome = curlCode.isTransient ? .retry(timeout: curlCode.rawValue == 28) : .fail
+            }
+            switch outcome {
+            case .success:
+                quota.withLock { $0.recordSuccess() }
+                return answer!
+            case .fail:
+                if let answer { return answer }
+                throw StoreError(.network, "\(method) \(base.scheme)://\(base.host) failed: \(curlCode)", object: object)
+            case .retry(let timeout):
+                let allowed = attempt < policy.maxAttempts && quota.withLock { $0.acquire(timeout: timeout) }
+                guard allowed else {
+                    if let answer {
+                        let kind: StoreError.Code = answer.status == 409 ? .conflict : .throttled
+                        throw StoreError(kind, "\(method) kept failing with HTTP \(answer.status) after \(attempt) attempts",
+                                         object: object, httpStatus: answer.status, serviceCode: answer.code,
+                                         requestID: answer.headers["x-amz-request-id"])
+                    }
+                    throw StoreError(.network, "\(method) \(base.scheme)://\(base.host) failed after \(attempt) attempts: \(curlCode)",
+                                     object: object)
+                }
+                let delay = policy.delayMillis(afterAttempt: attempt, using: &rng)
+                do { try await Task.sleep(nanoseconds: UInt64(delay) * 1_000_000) } catch {
+                    throw StoreError(.cancelled, "\(method) cancelled while waiting to retry", object: object)
+                }
+            }
+        }
+    }
+
+    /// The error for a final non-2xx answer.
+    private func failure(_ a: Answer, _ operation: String, object: String) -> StoreError {
+        let scanner = XMLScanner(a.body)
+        let message = scanner.first("Message") ?? "HTTP \(a.status)"
+        let requestID = scanner.first("RequestId") ?? a.headers["x-amz-request-id"]
+        let code: StoreError.Code = switch a.status {
+        case 404: .notFound
+        case 401, 403: .accessDenied
+        case 412: .alreadyExists
+        case 409: .conflict
+        case 429, 500...599: .throttled
+        default: .invalidArgument
+        }
+        return StoreError(code, "\(operation) '\(object)' in bucket '\(configuration.bucket)': \(message)", object: object,
+                          httpStatus: a.status, serviceCode: a.code, requestID: requestID)
+    }
+
+    private func key(_ name: String) throws -> String {
+        try validateObjectName(name)
+        return configuration.prefix + name
+    }
+
+    // MARK: BlobStore
+
+    public func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
+        guard !range.isEmpty else { return [] }
+        var headers: [(String, String)] = []
+        if range != 0..<UInt64.max { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")) }
+        let a = try await send("GET", key: try key(name), headers: headers, object: name)
+        if a.status == 416 { return [] }  // the range starts at or past the end
+        guard a.status == 200 || a.status == 206 else { throw failure(a, "GET", object: name) }
+        if a.status == 200 && range != 0..<UInt64.max {
+            return clip(a.body, range)  // a server that ignores Range sends everything
+        }
+        return a.body
+    }
+
+    public func put(_ name: String, _ bytes: [UInt8]) async throws {
+        let a = try await send("PUT", key: try key(name), body: bytes, object: name)
+        guard (200..<300).contains(a.status) else { throw failure(a, "PUT", object: name) }
+    }
+
+    public func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
+        let a = try await send("PUT", key: try key(name), headers: [("if-none-match", "*")], body: bytes, object: name)
+        guard (200..<300).contains(a.status) else { throw failure(a, "conditional PUT", object: name) }
+    }
+
+    public func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] {
+        var result: [ObjectInfo] = []
+        var token: String?
+        repeat {
+            var query = [("list-type", "2"), ("prefix", configuration.prefix + prefix), ("max-keys", String(max(1, min(1000, configuration.listPageSize))))]
+            if let token { query.append(("continuation-token", token)) } else if let startAfter {
+                query.append(("start-after", configuration.prefix + startAfter))
+            }
+            let a = try await send("GET", key: nil, query: query, object: prefix)
+            guard a.status == 200 else { throw failure(a, "LIST", object: prefix) }
+            let xml = XMLScanner(a.body)
+            for entry in xml.blocks("Contents") {
+                guard let k = xml.first("Key", in: entry), let size = xml.first("Size", in: entry).flatMap(UInt64.init),
+                      k.hasPrefix(configuration.prefix) else {
+                    throw StoreError(.invalidResponse, "LIST answered an entry without a usable Key and Size", object: prefix)
+                }
+                result.append(ObjectInfo(name: String(k.dropFirst(configuration.prefix.count)), size: size))
+            }
+            token = xml.first("IsTruncated") == "true" ? xml.first("NextContinuationToken") : nil
+        } while token != nil
+        return result.sorted { $0.name < $1.name }
+    }
+
+    public func delete(_ name: String) async throws {
+        let a = try await send("DELETE", key: try key(name), object: name)
+        guard (200..<300).contains(a.status) || a.status == 404 else { throw failure(a, "DELETE", object: name) }
+    }
+
+    public func size(_ name: String) async throws -> UInt64 {
+        let a = try await send("HEAD", key: try key(name), object: name)
+        guard a.status == 200 else { throw failure(a, "HEAD", object: name) }
+        guard let length = a.headers["content-length"].flatMap(UInt64.init) else {
+            throw StoreError(.invalidResponse, "HEAD answered without Content-Length", object: name)
+        }
+        return length
+    }
+
+    /// Creates the bucket; an existing bucket owned by the caller is fine.
+    public func createBucketIfNeeded() async throws {
+        let body: [UInt8] = configuration.region == "us-east-1" ? [] : Array("""
+            <CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">\
+            <LocationConstraint>\(configuration.region)</LocationConstraint></CreateBucketConfiguration>
+            """.utf8)
+        let a = try await send("PUT", key: nil, body: body, object: configuration.bucket)
+        if (200..<300).contains(a.status) || a.code == "BucketAlreadyOwnedByYou" { return }
+        throw failure(a, "CREATE BUCKET", object: configuration.bucket)
+    }
+}

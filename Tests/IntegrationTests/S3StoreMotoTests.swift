@@ -1,0 +1,116 @@
+import Foundation
+import Stores
+import Testing
+import _VecgoTestSupport
+
+/// Our S3 client against moto over HTTP.
+@Suite struct S3StoreMotoTests {
+    static func store(_ tag: String, prefix: String = "p/", pageSize: Int = 1000, attempts: Int = 3) async throws -> S3Store {
+        var config = S3Configuration(bucket: TestEnvironment.uniqueBucket(tag), prefix: prefix,
+                                     endpoint: try TestEnvironment.s3Endpoint(),
+                                     credentials: S3Credentials(accessKeyID: "testing", secretAccessKey: "testing"))
+        config.listPageSize = pageSize
+        config.maxAttempts = attempts
+        let s = try S3Store(config)
+        try await s.createBucketIfNeeded()
+        return s
+    }
+
+    @Test func putReadRangesAndSizes() async throws {
+        let s = try await Self.store("rw")
+        let data = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        try await s.put("obj", data)
+        #expect(try await s.read("obj") == data)
+        #expect(try await s.read("obj", range: 100..<200) == Array(data[100..<200]))
+        #expect(try await s.read("obj", range: 9_990..<20_000) == Array(data[9_990...]))
+        #expect(try await s.read("obj", range: 10_000..<20_000) == [])
+        #expect(try await s.size("obj") == 10_000)
+        try await s.createBucketIfNeeded()  // again: already ours, fine
+    }
+
+    @Test func missingObjectsAreNotFound() async throws {
+        let s = try await Self.store("missing")
+        for op in ["read", "size"] {
+            do {
+                if op == "read" { _ = try await s.read("nope") } else { _ = try await s.size("nope") }
+                Issue.record("\(op) of a missing object succeeded")
+            } catch let e as StoreError {
+                #expect(e.code == .notFound, "\(op): \(e)")
+            }
+        }
+        try await s.delete("nope")  // deleting nothing is fine
+    }
+
+    @Test func conditionalPutHasOneWinner() async throws {
+        let s = try await Self.store("cond")
+        try await s.putIfAbsent("MANIFEST-1", [1])
+        do {
+            try await s.putIfAbsent("MANIFEST-1", [2])
+            Issue.record("a second create-if-absent succeeded")
+        } catch let e as StoreError {
+            #expect(e.code == .alreadyExists)
+            #expect(e.httpStatus == 412)
+        }
+        #expect(try await s.read("MANIFEST-1") == [1])
+        let wins = await withTaskGroup(of: Bool.self) { g in
+            for i in 0..<8 { g.addTask { (try? await s.putIfAbsent("MANIFEST-2", [UInt8(i)])) != nil } }
+            return await g.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(wins == 1)
+    }
+
+    @Test func listingPagesStartsAfterAndStaysUnderThePrefix() async throws {
+        let s = try await Self.store("list", pageSize: 7)
+        let names = (0..<20).map { String(format: "MANIFEST-%020d.bin", $0) } + ["segment_a.bin"]
+        for n in names { try await s.put(n, [1, 2, 3]) }
+        let all = try await s.list(prefix: "")
+        #expect(all.map(\.name) == names.sorted())
+        #expect(all.allSatisfy { $0.size == 3 })
+        #expect(try await s.list(prefix: "MANIFEST-").count == 20)
+        let after = try await s.list(prefix: "MANIFEST-", startAfter: names[14])
+        #expect(after.map(\.name) == Array(names[15..<20]))
+        // Another store on the same bucket without the prefix sees the objects under "p/".
+        var config = s.configuration
+        config.prefix = ""
+        #expect(try await S3Store(config).list(prefix: "p/MANIFEST-").count == 20)
+    }
+
+    @Test func awkwardKeysSurviveTheRoundTrip() async throws {
+        let s = try await Self.store("keys")
+        for name in ["a b.bin", "plus+sign.bin", "eq=ual.bin", "ünïcødé-🙂.bin", "dir/sub dir/x&y.bin"] {
+            try await s.put(name, Array(name.utf8))
+            #expect(try await s.read(name) == Array(name.utf8), "\(name)")
+            #expect(try await s.list(prefix: "").contains { $0.name == name }, "\(name)")
+            try await s.delete(name)
+        }
+        #expect(try await s.list(prefix: "").isEmpty)
+    }
+
+    @Test func parallelReadsShareTheClient() async throws {
+        let s = try await Self.store("parallel")
+        let data = (0..<64_000).map { UInt8(truncatingIfNeeded: $0) }
+        try await s.put("big", data)
+        let ok = try await withThrowingTaskGroup(of: Bool.self) { g in
+            for i in 0..<32 {
+                g.addTask { try await s.read("big", range: UInt64(i * 1000)..<UInt64(i * 1000 + 1000)) == Array(data[i * 1000..<i * 1000 + 1000]) }
+            }
+            return try await g.reduce(true) { $0 && $1 }
+        }
+        #expect(ok)
+    }
+
+    @Test func anUnreachableEndpointIsANetworkErrorAfterRetries() async throws {
+        let port = try TestEnvironment.unusedPort()
+        var config = S3Configuration(bucket: "nowhere", endpoint: "http://127.0.0.1:\(port)",
+                                     credentials: S3Credentials(accessKeyID: "k", secretAccessKey: "very-secret-value"))
+        config.maxAttempts = 2
+        do {
+            _ = try await S3Store(config).read("x")
+            Issue.record("a read from a closed port succeeded")
+        } catch let e as StoreError {
+            #expect(e.code == .network)
+            #expect(e.message.contains("2 attempts"))
+            #expect(!"\(e)".contains("very-secret-value"))
+        }
+    }
+}
