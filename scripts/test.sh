@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs the system packages and moto, starts moto_server on a free
-# 127.0.0.1 port, runs the whole suite against it (unit + integration), runs the demo against
-# it once, and stops the server.
+# 127.0.0.1 port, runs the whole suite against it (unit + integration), runs the demo and
+# `vecgo verify` against it once, stops the server, then fuzzes every decoder for a bounded
+# time (VECGO_FUZZ_SECONDS, default 60 per decoder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --with-moto
@@ -12,5 +13,12 @@ echo "== build (debug, with tests)"
 swift build --build-tests
 echo "== swift test"
 swift test --skip-build 2>&1 | tee .build/test-output.txt
+bucket="vecgo-demo-$RANDOM"
 echo "== cloud-tiered demo against moto (small)"
-swift run cloud-tiered --endpoint "$VECGO_TEST_S3_ENDPOINT" --bucket "vecgo-demo-$RANDOM" --rows 2000 --dim 32
+swift run cloud-tiered --endpoint "$VECGO_TEST_S3_ENDPOINT" --bucket "$bucket" --rows 3000 --dim 32
+echo "== vecgo verify against moto"
+swift run vecgo verify "s3://$bucket/cloud-tiered/" --endpoint "$VECGO_TEST_S3_ENDPOINT"
+echo "== vecgo-bench tiers (small, counts only)"
+swift run vecgo-bench tiers --rows 2000 --dim 32 --queries 3 --latency none
+echo "== fuzzing every decoder"
+bash scripts/fuzz.sh "${VECGO_FUZZ_SECONDS:-60}"

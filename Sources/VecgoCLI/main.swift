@@ -74,69 +74,19 @@ func info(_ a: Arguments) async throws {
     }
 }
 
-/// One problem `verify` found.
-struct Problem: Codable {
-    var object: String
-    var problem: String
-}
-
 func verify(_ a: Arguments) async throws -> Bool {
     let store = try openStore(url: a.url, endpoint: a.endpoint, region: a.region)
-    let listing = try await store.list(prefix: "")
-    let sizes = Dictionary(listing.map { ($0.name, $0.size) }, uniquingKeysWith: { a, _ in a })
-    var problems: [Problem] = []
-    var checked: [String: Bool] = [:]
-    var manifests = 0, segments = 0, pkIndexes = 0
-    for o in listing where Manifest.version(fromObjectName: o.name) != nil {
-        manifests += 1
-        let m: Manifest
-        do { m = try Manifest.decode(try await store.read(o.name), object: o.name) } catch {
-            problems.append(Problem(object: o.name, problem: "\(error)"))
-            continue
-        }
-        if Manifest.version(fromObjectName: o.name) != m.version {
-            problems.append(Problem(object: o.name, problem: "records version \(m.version), its name says otherwise"))
-        }
-        for s in m.segments where checked[s.name] == nil {
-            segments += 1
-            guard let size = sizes[s.name] else {
-                problems.append(Problem(object: s.name, problem: "missing (referenced by \(o.name))"))
-                checked[s.name] = false
-                continue
-            }
-            do {
-                guard size == s.size else { throw CLIError(description: "is \(size) bytes, \(o.name) records \(s.size)") }
-                let c = try SegmentCodec.decode(try await store.read(s.name), object: s.name)
-                guard c.rowCount == Int(s.rowCount) else { throw CLIError(description: "holds \(c.rowCount) rows, \(o.name) records \(s.rowCount)") }
-                checked[s.name] = true
-            } catch {
-                problems.append(Problem(object: s.name, problem: "\(error)"))
-                checked[s.name] = false
-            }
-        }
-        if !m.pkIndexObject.isEmpty && checked[m.pkIndexObject] == nil {
-            pkIndexes += 1
-            do {
-                guard sizes[m.pkIndexObject] != nil else { throw CLIError(description: "missing (referenced by \(o.name))") }
-                _ = try PKIndex.decode(try await store.read(m.pkIndexObject), object: m.pkIndexObject)
-                checked[m.pkIndexObject] = true
-            } catch {
-                problems.append(Problem(object: m.pkIndexObject, problem: "\(error)"))
-                checked[m.pkIndexObject] = false
-            }
-        }
-    }
+    let report = try await Vecgo.verify(store)
     if a.json {
-        struct Report: Codable { var manifests, segments, pk_indexes: Int; var ok: Bool; var problems: [Problem] }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        print(String(decoding: try enc.encode(Report(manifests: manifests, segments: segments, pk_indexes: pkIndexes,
-                                                     ok: problems.isEmpty, problems: problems)), as: UTF8.self))
+        print(String(decoding: try enc.encode(report), as: UTF8.self))
     } else {
-        print("checked \(manifests) manifests, \(segments) segments, \(pkIndexes) pk-indexes: \(problems.isEmpty ? "all good" : "\(problems.count) problems")")
-        for p in problems { print("DAMAGED \(p.object): \(p.problem)") }
+        print("checked \(report.manifests) manifests, \(report.segments) segments, \(report.pkIndexes) pk-indexes: "
+              + (report.ok ? "all good" : "\(report.problems.count) problems"))
+        for p in report.problems { print("DAMAGED \(p.object): \(p.problem)") }
     }
-    return problems.isEmpty
+    return report.ok
 }
 
 func search(_ a: Arguments) async throws {

@@ -1,0 +1,97 @@
+public import Stores
+import SegmentFormat
+
+/// What ``Vecgo/verify(_:)`` found.
+public struct VerifyReport: Sendable, Codable {
+    /// One damaged or missing object.
+    public struct Problem: Sendable, Codable, Hashable {
+        /// The object's name.
+        public var object: String
+        /// What is wrong with it.
+        public var problem: String
+    }
+    /// Manifests checked.
+    public var manifests = 0
+    /// Distinct segments checked.
+    public var segments = 0
+    /// Distinct pk-indexes checked.
+    public var pkIndexes = 0
+    /// Everything found wrong; empty when the prefix is sound.
+    public var problems: [Problem] = []
+    /// Whether nothing is wrong.
+    public var ok: Bool { problems.isEmpty }
+
+    enum CodingKeys: String, CodingKey { case manifests, segments, pkIndexes = "pk_indexes", problems, ok }
+
+    public init() {}
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        manifests = try c.decode(Int.self, forKey: .manifests)
+        segments = try c.decode(Int.self, forKey: .segments)
+        pkIndexes = try c.decode(Int.self, forKey: .pkIndexes)
+        problems = try c.decode([Problem].self, forKey: .problems)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(manifests, forKey: .manifests)
+        try c.encode(segments, forKey: .segments)
+        try c.encode(pkIndexes, forKey: .pkIndexes)
+        try c.encode(problems, forKey: .problems)
+        try c.encode(ok, forKey: .ok)
+    }
+}
+
+extension Vecgo {
+    /// Checks every manifest under the store's prefix and every segment and pk-index they
+    /// reference: each must exist, have the size recorded, decode with every checksum correct,
+    /// and agree with its manifest. Reads every byte; meant for tools and audits, not queries.
+    public static func verify(_ store: any BlobStore) async throws -> VerifyReport {
+        let listing: [ObjectInfo]
+        do { listing = try await store.list(prefix: "") } catch { throw VecgoError.wrap(error, "listing the store") }
+        let sizes = Dictionary(listing.map { ($0.name, $0.size) }, uniquingKeysWith: { a, _ in a })
+        var report = VerifyReport()
+        var checked = Set<String>()
+        func problem(_ object: String, _ text: String) { report.problems.append(.init(object: object, problem: text)) }
+        for o in listing {
+            guard let version = Manifest.version(fromObjectName: o.name) else { continue }
+            report.manifests += 1
+            let m: Manifest
+            do { m = try Manifest.decode(try await store.read(o.name), object: o.name) } catch {
+                problem(o.name, "\(error)")
+                continue
+            }
+            if m.version != version { problem(o.name, "records version \(m.version), its name says \(version)") }
+            for s in m.segments where checked.insert(s.name).inserted {
+                report.segments += 1
+                guard let size = sizes[s.name] else {
+                    problem(s.name, "missing (referenced by \(o.name))")
+                    continue
+                }
+                guard size == s.size else {
+                    problem(s.name, "is \(size) bytes, \(o.name) records \(s.size)")
+                    continue
+                }
+                do {
+                    let c = try SegmentCodec.decode(try await store.read(s.name), object: s.name)
+                    if c.rowCount != Int(s.rowCount) { problem(s.name, "holds \(c.rowCount) rows, \(o.name) records \(s.rowCount)") }
+                    if c.dimension != m.dimension { problem(s.name, "has dimension \(c.dimension), the manifest \(m.dimension)") }
+                } catch {
+                    problem(s.name, "\(error)")
+                }
+            }
+            if !m.pkIndexObject.isEmpty && checked.insert(m.pkIndexObject).inserted {
+                report.pkIndexes += 1
+                if sizes[m.pkIndexObject] == nil {
+                    problem(m.pkIndexObject, "missing (referenced by \(o.name))")
+                } else {
+                    do { _ = try PKIndex.decode(try await store.read(m.pkIndexObject), object: m.pkIndexObject) } catch {
+                        problem(m.pkIndexObject, "\(error)")
+                    }
+                }
+            }
+        }
+        return report
+    }
+}

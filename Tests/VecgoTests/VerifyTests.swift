@@ -1,0 +1,68 @@
+import Foundation
+import Stores
+import Testing
+import Vecgo
+
+@Suite struct VerifyTests {
+    static func database() async throws -> MemoryBlobStore {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 4, metric: .l2))
+        for i in 0..<50 { try await w.insert([Float(i), 1, 2, 3]) }
+        try await w.commit()
+        for i in 0..<50 { try await w.insert([Float(i), 4, 5, 6]) }
+        try await w.close()
+        return store
+    }
+
+    @Test func aSoundDatabaseVerifies() async throws {
+        let report = try await Vecgo.verify(try await Self.database())
+        #expect(report.ok)
+        #expect(report.manifests == 2 && report.segments == 2 && report.pkIndexes == 2)
+    }
+
+    @Test func damagedAndMissingObjectsAreNamed() async throws {
+        let store = try await Self.database()
+        let segments = try await store.list(prefix: "segment_").map(\.name)
+        var bytes = try await store.read(segments[0])
+        bytes[bytes.count / 2] ^= 0xFF
+        try await store.put(segments[0], bytes)
+        try await store.delete(segments[1])
+        let report = try await Vecgo.verify(store)
+        #expect(!report.ok)
+        #expect(Set(report.problems.map(\.object)) == Set(segments))
+        #expect(report.problems.contains { $0.object == segments[1] && $0.problem.contains("missing") })
+    }
+
+    /// The command-line tool exits non-zero and names the damaged object.
+    @Test func theCommandLineToolReportsDamage() async throws {
+        let dir = FileManager.default.temporaryDirectory.path + "/vecgo-verify-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let w = try await Vecgo.open(.directory(dir), .create(dimension: 2, metric: .l2))
+        try await w.insert([1, 2])
+        try await w.close()
+        let tool = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vecgo")
+        func run(_ args: [String]) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = tool
+            p.arguments = args
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return (p.terminationStatus, out)
+        }
+        #expect(FileManager.default.isExecutableFile(atPath: tool.path), "build the vecgo tool first (swift build --build-tests builds it)")
+        let (okStatus, okOut) = try run(["verify", dir])
+        #expect(okStatus == 0)
+        #expect(okOut.contains("all good"))
+        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasPrefix("segment_") })
+        var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: dir + "/" + segment)))
+        bytes[40] ^= 1
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/" + segment))
+        let (badStatus, badOut) = try run(["verify", dir, "--json"])
+        #expect(badStatus == 1)
+        #expect(badOut.contains(segment))
+        #expect(badOut.contains("\"ok\" : false"))
+    }
+}
