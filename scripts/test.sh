@@ -13,6 +13,7 @@ echo "== build (debug, with tests)"
 swift build --build-tests
 echo "== swift test"
 swift test --skip-build 2>&1 | tee .build/test-output.txt
+tests=$(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed.*/\1/p' .build/test-output.txt | tail -1)
 bucket="vecgo-demo-$RANDOM"
 echo "== cloud-tiered demo against moto (small)"
 swift run cloud-tiered --endpoint "$VECGO_TEST_S3_ENDPOINT" --bucket "$bucket" --rows 3000 --dim 32
@@ -22,3 +23,5 @@ echo "== vecgo-bench tiers (small, counts only)"
 swift run vecgo-bench tiers --rows 2000 --dim 32 --queries 3 --latency none
 echo "== fuzzing every decoder"
 bash scripts/fuzz.sh "${VECGO_FUZZ_SECONDS:-60}"
+echo "all checks passed"
+echo "tests: ${tests:-0} passed, 0 failed"
