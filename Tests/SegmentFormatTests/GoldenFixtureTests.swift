@@ -121,3 +121,45 @@ import Testing
         }
     }
 }
+
+extension GoldenFixtureTests {
+    static func decodeAny(_ name: String, _ bytes: [UInt8]) throws {
+        switch name {
+        case "manifest.bin": _ = try Manifest.decode(bytes, object: name)
+        case "pkindex.bin": _ = try PKIndex.decode(bytes, object: name)
+        default: _ = try SegmentCodec.decode(bytes, object: name)
+        }
+    }
+
+    /// Offsets where a segment's sections, footer and trailer begin and end.
+    static func boundaries(of golden: [UInt8], name: String) throws -> [Int] {
+        var edges = [0, 32, golden.count - 32]
+        let encoded = try SegmentCodec.encode(try SegmentCodec.decode(golden, object: name))
+        edges.append(Int(encoded.footerOffset))
+        let tail = try SegmentTail.decode(Array(golden[Int(encoded.tailOffset)...]), tailOffset: encoded.tailOffset,
+                                          objectSize: UInt64(golden.count), object: name)
+        for s in tail.footer.sections {
+            edges.append(Int(s.offset))
+            edges.append(Int(s.offset + s.storedLength))
+        }
+        return edges.flatMap { [$0 - 1, $0, $0 + 1] }
+    }
+
+    /// Every golden file cut at every section boundary (and one byte either side), and at every
+    /// byte for small files, fails with a typed error naming the object.
+    @Test func truncationAtEverySectionBoundaryIsDetected() throws {
+        for (name, _) in try Self.encoded() {
+            let golden = try Self.golden(name)
+            var cuts = name.hasPrefix("segment") ? try Self.boundaries(of: golden, name: name) : []
+            if golden.count <= 4096 { cuts += Array(0..<golden.count) }
+            for n in Set(cuts).sorted() where n >= 0 && n < golden.count {
+                do {
+                    try Self.decodeAny(name, Array(golden.prefix(n)))
+                    Issue.record("\(name) cut to \(n) bytes decoded")
+                } catch let e as FormatError {
+                    #expect(e.object == name)
+                }
+            }
+        }
+    }
+}
