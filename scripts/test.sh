@@ -21,6 +21,11 @@ echo "== vecgo verify against moto"
 swift run vecgo verify "s3://$bucket/cloud-tiered/" --endpoint "$VECGO_TEST_S3_ENDPOINT"
 echo "== vecgo-bench tiers (small, counts only)"
 swift run vecgo-bench tiers --rows 2000 --dim 32 --queries 3 --latency none
+echo "== arm64 (NEON) compile check of the C kernels"
+clang_bin="$(dirname "$(readlink -f "$(command -v swift)")")/clang"
+"$clang_bin" --target=aarch64-linux-gnu -ffreestanding -fsyntax-only -Wall -Werror \
+    -ISources/CVecgoNative/include Sources/CVecgoNative/kernels.c Sources/CVecgoNative/crc32c.c
+echo "arm64 kernels compile"
 echo "== fuzzing every decoder"
 bash scripts/fuzz.sh "${VECGO_FUZZ_SECONDS:-60}"
 echo "all checks passed"

@@ -3,7 +3,7 @@
 // vecgo_crc32c(0, "123456789", 9) == 0xE3069283.
 #include "vecgo_native.h"
 #include <stdatomic.h>
-#include <string.h>
+
 
 #if defined(__x86_64__)
 #include <nmmintrin.h>
@@ -12,7 +12,6 @@
 
 static uint32_t table[8][256];
 static _Atomic int table_ready = 0;
-static _Atomic int hw_state = -1;  // -1 unknown, 0 no, 1 yes
 
 static void build_table(void) {
     for (uint32_t n = 0; n < 256; n++) {
@@ -31,7 +30,7 @@ static uint32_t crc_soft(uint32_t crc, const unsigned char *p, size_t len) {
     if (!atomic_load_explicit(&table_ready, memory_order_acquire)) build_table();
     while (len >= 8) {
         uint64_t w;
-        memcpy(&w, p, 8);
+        __builtin_memcpy(&w, p, 8);
         w ^= crc;  // little-endian hosts only use this path on x86/arm64
         crc = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^ table[5][(w >> 16) & 0xff] ^
               table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^ table[2][(w >> 40) & 0xff] ^
@@ -43,9 +42,11 @@ static uint32_t crc_soft(uint32_t crc, const unsigned char *p, size_t len) {
 }
 
 #ifdef VECGO_CRC_X86
+static _Atomic int hw_state = -1;  // -1 unknown, 0 no, 1 yes
+
 __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const unsigned char *p, size_t len) {
     uint64_t c = crc;
-    while (len >= 8) { uint64_t w; memcpy(&w, p, 8); c = _mm_crc32_u64(c, w); p += 8; len -= 8; }
+    while (len >= 8) { uint64_t w; __builtin_memcpy(&w, p, 8); c = _mm_crc32_u64(c, w); p += 8; len -= 8; }
     uint32_t c32 = (uint32_t)c;
     while (len--) c32 = _mm_crc32_u8(c32, *p++);
     return c32;

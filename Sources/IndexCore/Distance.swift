@@ -37,6 +37,16 @@ public enum Distance {
         }
     }
 
+    /// Runs `body` with the kernels capped at `level` (0 portable, 1 AVX2+FMA, 2 AVX-512), then
+    /// restores the best level. Returns the level that was in force and `body`'s result. For
+    /// tests that compare every implementation with the reference.
+    @_spi(Testing)
+    public static func withKernelLevel<R>(_ level: Int, _ body: () throws -> R) rethrows -> (Int, R) {
+        let inForce = Int(vecgo_set_kernel_level(Int32(level)))
+        defer { vecgo_set_kernel_level(Int32.max) }
+        return (inForce, try body())
+    }
+
     /// Squared Euclidean distance.
     @inlinable
     public static func l2Squared(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
