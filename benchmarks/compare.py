@@ -28,13 +28,15 @@ def main():
     p.add_argument("--indexes", default="hnsw,ivf,flat")
     p.add_argument("--m", type=int, default=16)
     p.add_argument("--ef-construction", type=int, default=200)
+    p.add_argument("--sq8-rerank", type=int, default=0, help="IVF: scan SQ8 codes, re-rank k x R with float32")
     p.add_argument("--out")
     a = p.parse_args()
     files = ["--base", a.data + ".base.fvecs", "--queries", a.data + ".query.fvecs", "--groundtruth", a.data + ".gt.ivecs"]
     results = {}
     for index in a.indexes.split(","):
         extra = ["--index", index, "--m", str(a.m), "--ef-construction", str(a.ef_construction)]
-        ours = json.loads(subprocess.check_output([BENCH, "ann", *files, *extra, "--json"]))
+        sq8 = ["--sq8-rerank", str(a.sq8_rerank)] if index == "ivf" and a.sq8_rerank else []
+        ours = json.loads(subprocess.check_output([BENCH, "ann", *files, *extra, *sq8, "--json"]))
         peer = json.loads(subprocess.check_output([sys.executable, os.path.join(HERE, "peers.py"), *files, *extra]))
         results[index] = {"vecgo": ours, "peer": peer}
         print(f"\n== {index}: vecgo vs {peer['peer']} ({ours['rows']} x {ours['dimension']}, kernel {ours['kernel']})")

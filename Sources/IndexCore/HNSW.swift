@@ -248,8 +248,16 @@ public final class HNSWIndex: @unchecked Sendable {
         }
     }
 
+    /// The ef nearest nodes on `level`. With `allowed`, every node is traversed but only
+    /// allowed ones enter the results (filtered graph search).
     private func searchLayer(_ q: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, level: Int,
-                             visited: VisitedSet, candidates: inout MinHeap, results: inout MaxHeap) {
+                             visited: VisitedSet, candidates: inout MinHeap, results: inout MaxHeap,
+                             allowed: Bitmap? = nil) {
+        if let allowed {
+            searchFiltered(q, entry: entry, entryDistance: entryDistance, ef: ef, visited: visited, candidates: &candidates,
+                           results: &results, allowed: allowed)
+            return
+        }
         visited.reset(nodeCount)
         candidates.removeAll()
         results.removeAll()
@@ -287,9 +295,38 @@ public final class HNSWIndex: @unchecked Sendable {
         }
     }
 
+    /// Level-0 search where only `allowed` nodes count as results; the walk continues until the
+    /// nearest unexplored candidate is farther than the ef-th allowed result.
+    private func searchFiltered(_ q: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, visited: VisitedSet,
+                                candidates: inout MinHeap, results: inout MaxHeap, allowed: Bitmap) {
+        visited.reset(nodeCount)
+        candidates.removeAll()
+        results.removeAll()
+        _ = visited.insert(entry)
+        candidates.push(Scored(distance: entryDistance, id: entry))
+        if allowed.contains(Int(entry)) { results.push(Scored(distance: entryDistance, id: entry)) }
+        while let c = candidates.popMin() {
+            if results.count >= ef && c.distance > results.top.distance { break }
+            let p = links0(c.id)
+            for i in 0..<Int(p.pointee) {
+                let nb = p[1 + i]
+                guard visited.insert(nb) else { continue }
+                let d = distance(q, vector(nb))
+                if results.count < ef || d < results.top.distance {
+                    candidates.push(Scored(distance: d, id: nb))
+                    if allowed.contains(Int(nb)) {
+                        results.push(Scored(distance: d, id: nb))
+                        if results.count > ef { _ = results.popMax() }
+                    }
+                }
+            }
+        }
+    }
+
     /// The `k` nearest live rows to `query`, nearest first, with candidate list size `ef`
-    /// (at least `k`; the parameters' `efSearch` when nil).
-    public func search(_ query: [Float], k: Int, ef: Int? = nil) -> [Neighbor] {
+    /// (at least `k`; the parameters' `efSearch` when nil). With `allowed`, only those nodes
+    /// (by insertion order) are returned.
+    public func search(_ query: [Float], k: Int, ef: Int? = nil, allowed: Bitmap? = nil) -> [Neighbor] {
         precondition(query.count == dimension && k > 0)
         return lock.read {
             guard maxLevel >= 0 else { return [] }
@@ -307,7 +344,7 @@ public final class HNSWIndex: @unchecked Sendable {
                 var results = MaxHeap(capacity: ef + 1)
                 let want = deletedCount > 0 ? ef + min(deletedCount, ef) : ef
                 searchLayer(q, entry: current, entryDistance: currentDistance, ef: want, level: 0,
-                            visited: visited, candidates: &candidates, results: &results)
+                            visited: visited, candidates: &candidates, results: &results, allowed: allowed)
                 var out: [Neighbor] = []
                 out.reserveCapacity(k)
                 for s in results.drainAscending() where !deleted[Int(s.id)] {

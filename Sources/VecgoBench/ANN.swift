@@ -16,6 +16,7 @@ struct ANNBench {
     var nlist = 0
     var metric = Metric.l2
     var json = false
+    var sq8Rerank = 0
 
     init(_ args: ArraySlice<String>) throws {
         var it = args.makeIterator()
@@ -44,6 +45,7 @@ struct ANNBench {
                 guard let mt = Metric(name: v) else { throw BenchError(description: "unknown metric \(v)") }
                 metric = mt
             case "--json": json = true
+            case "--sq8-rerank": sq8Rerank = try int()
             default: throw BenchError(description: "unknown argument \(a)")
             }
         }
@@ -61,6 +63,7 @@ struct ANNBench {
 
     struct Report: Codable {
         var index: String
+        var sq8_rerank: Int
         var rows: Int
         var dimension: Int
         var queries: Int
@@ -111,9 +114,9 @@ struct ANNBench {
             memory = h.memoryBytes
         case "ivf":
             let ivf = IVFIndex(vectors: flat, ids: (0..<data.count).map(UInt64.init), dimension: dim, metric: metric,
-                               nlist: nlist)
-            let k = self.k
-            search = { q, nprobe in ivf.search(q, k: k, nprobe: nprobe).map(\.id) }
+                               nlist: nlist, sq8: sq8Rerank > 0)
+            let k = self.k, rerank = sq8Rerank
+            search = { q, nprobe in ivf.search(q, k: k, nprobe: nprobe, rerank: rerank).map(\.id) }
             sweep = [1, 2, 4, 8, 16, 32, 64].filter { $0 <= nlist }.map { ("nprobe", $0) }
             memory = ivf.memoryBytes
         default:
@@ -147,7 +150,7 @@ struct ANNBench {
             points.append(Point(parameter: name, value: value, recall: Double(hits) / Double(qs.count * k),
                                 qps_1_thread: single, qps_all_threads: multi))
         }
-        let report = Report(index: index, rows: data.count, dimension: dim, queries: qs.count, k: k, threads: threads,
+        let report = Report(index: index, sq8_rerank: sq8Rerank, rows: data.count, dimension: dim, queries: qs.count, k: k, threads: threads,
                             kernel: Distance.kernelName, build_seconds: buildSeconds,
                             memory_bytes_per_vector: Double(memory) / Double(data.count),
                             m: index == "hnsw" ? m : nil, ef_construction: index == "hnsw" ? efConstruction : nil,

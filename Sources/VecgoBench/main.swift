@@ -195,7 +195,8 @@ do {
         print("""
             usage: vecgo-bench tiers [--latency s3-standard|s3-express|none] [--rows N] [--dim D] [--queries Q] [--json]
                    vecgo-bench ann --base B.fvecs --queries Q.fvecs [--groundtruth G.ivecs] --index hnsw|ivf|flat
-                                   [--k 10] [--threads N] [--m 16] [--ef-construction 200] [--nlist N] [--metric l2] [--json]
+                                   [--k 10] [--threads N] [--m 16] [--ef-construction 200] [--nlist N] [--metric l2]
+                                   [--sq8-rerank R] [--json]
             """)
         exit(args.count > 1 ? 2 : 0)
     }

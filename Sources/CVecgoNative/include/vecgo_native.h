@@ -31,6 +31,11 @@ uint32_t vecgo_crc32c(uint32_t crc, const void *data, size_t len);
 #ifdef __cplusplus
 extern "C" {
 #endif
+/// SQ8 scan: out[i] = sum_j (qm[j] - codes[i*dim+j] * scale[j])^2, where qm = query - min.
+void vecgo_sq8_l2_batch(const float *qm, const float *scale, const uint8_t *codes, size_t count, size_t dim, float *out);
+/// SQ8 scan: out[i] = sum_j qs[j] * codes[i*dim+j], where qs = query * scale (add sum(query*min) for the dot product).
+void vecgo_sq8_dot_batch(const float *qs, const uint8_t *codes, size_t count, size_t dim, float *out);
+
 /// Hints the CPU to fetch the cache line at `p` (graph traversal fetches the next vectors early).
 static inline void vecgo_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
