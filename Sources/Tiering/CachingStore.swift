@@ -83,9 +83,8 @@ public final class CachingStore: BlobStore {
 
     /// Whole-object reads have no known end: they go to the remote store once and are not cached.
     private func readWhole(_ name: String) async throws -> [UInt8] {
-        stats.remoteRequests.bump()
         let bytes = try await remote.read(name)
-        stats.remoteBytes.bump(bytes.count)
+        stats.remote(bytes: bytes.count)
         return bytes
     }
 
@@ -100,7 +99,7 @@ public final class CachingStore: BlobStore {
                     continue
                 }
             } else {
-                stats.diskMisses.bump()
+                stats.disk(hit: false)
             }
             remoteUnits.append(u)
         }
@@ -124,9 +123,8 @@ public final class CachingStore: BlobStore {
                 let count = run.count
                 let unitSize = UInt64(fetchBlockSize)
                 let fetch = Task<[UInt8], any Error> { [remote, stats] in
-                    stats.remoteRequests.bump()
                     let bytes = try await remote.read(name, range: lo * unitSize..<(lo + UInt64(count)) * unitSize)
-                    stats.remoteBytes.bump(bytes.count)
+                    stats.remote(bytes: bytes.count)
                     return bytes
                 }
                 for (i, u) in run.enumerated() {
@@ -162,8 +160,9 @@ public final class CachingStore: BlobStore {
     public func put(_ name: String, _ bytes: [UInt8]) async throws { try await remote.put(name, bytes) }
     public func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws { try await remote.putIfAbsent(name, bytes) }
     public func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] {
-        stats.remoteRequests.bump()
-        return try await remote.list(prefix: prefix, startAfter: startAfter)
+        let listing = try await remote.list(prefix: prefix, startAfter: startAfter)
+        stats.remote(bytes: 0)
+        return listing
     }
     public func delete(_ name: String) async throws { try await remote.delete(name) }
     public func size(_ name: String) async throws -> UInt64 { try await remote.size(name) }

@@ -120,23 +120,23 @@ public final class DiskCache: Sendable {
             return true
         }
         guard known else {
-            stats.diskMisses.bump()
+            stats.disk(hit: false)
             return nil
         }
         let path = directory + "/" + name
         switch Self.readBlock(path: path, key: key) {
         case .ok(let bytes):
-            stats.diskHits.bump()
+            stats.disk(hit: true)
             return bytes
         case .missing:
             state.withLock { s in Self.forget(name, &s) }
-            stats.diskMisses.bump()
+            stats.disk(hit: false)
             return nil
         case .damaged:
             unlink(path)
             state.withLock { s in Self.forget(name, &s) }
             stats.diskCorrupt.bump()
-            stats.diskMisses.bump()
+            stats.disk(hit: false)
             return nil
         }
     }

@@ -34,6 +34,24 @@ public final class TierStats: Sendable {
         /// Bytes received from the remote store.
         public var remoteBytes = 0
 
+        /// All counters zero.
+        public init() {}
+
+        init(ramHits: Int, ramMisses: Int, ramEvictions: Int, diskHits: Int, diskMisses: Int, diskWrites: Int,
+             diskCorrupt: Int, diskEvictions: Int, diskDropped: Int, remoteRequests: Int, remoteBytes: Int) {
+            self.ramHits = ramHits
+            self.ramMisses = ramMisses
+            self.ramEvictions = ramEvictions
+            self.diskHits = diskHits
+            self.diskMisses = diskMisses
+            self.diskWrites = diskWrites
+            self.diskCorrupt = diskCorrupt
+            self.diskEvictions = diskEvictions
+            self.diskDropped = diskDropped
+            self.remoteRequests = remoteRequests
+            self.remoteBytes = remoteBytes
+        }
+
         /// The change from `earlier` to this snapshot.
         public func since(_ earlier: Snapshot) -> Snapshot {
             Snapshot(ramHits: ramHits - earlier.ramHits, ramMisses: ramMisses - earlier.ramMisses,
@@ -49,6 +67,32 @@ public final class TierStats: Sendable {
         }
     }
 
+    /// The counters of the query running in this task (and its child tasks), when it asked for
+    /// them: every update to a ``TierStats`` is also added there.
+    @TaskLocal public static var query: QueryCounters?
+
+    func ram(hit: Bool) {
+        countRAM(hit: hit)
+        Self.query?.counts.countRAM(hit: hit)
+    }
+
+    func disk(hit: Bool) {
+        countDisk(hit: hit)
+        Self.query?.counts.countDisk(hit: hit)
+    }
+
+    func remote(bytes: Int) {
+        countRemote(bytes: bytes)
+        Self.query?.counts.countRemote(bytes: bytes)
+    }
+
+    private func countRAM(hit: Bool) { if hit { ramHits.bump() } else { ramMisses.bump() } }
+    private func countDisk(hit: Bool) { if hit { diskHits.bump() } else { diskMisses.bump() } }
+    private func countRemote(bytes: Int) {
+        remoteRequests.bump()
+        remoteBytes.bump(bytes)
+    }
+
     /// Reads every counter.
     public func snapshot() -> Snapshot {
         Snapshot(ramHits: ramHits.load(ordering: .relaxed), ramMisses: ramMisses.load(ordering: .relaxed),
@@ -58,6 +102,16 @@ public final class TierStats: Sendable {
                  diskDropped: diskDropped.load(ordering: .relaxed), remoteRequests: remoteRequests.load(ordering: .relaxed),
                  remoteBytes: remoteBytes.load(ordering: .relaxed))
     }
+}
+
+/// Counters of one query: set ``TierStats/query`` to an instance while the query runs, then
+/// read ``snapshot()``. Reads shared with a concurrent query are counted by the query that
+/// made them.
+public final class QueryCounters: Sendable {
+    let counts = TierStats()
+    public init() {}
+    /// The counters so far.
+    public func snapshot() -> TierStats.Snapshot { counts.snapshot() }
 }
 
 extension Atomic where Value == Int {

@@ -15,6 +15,14 @@ public struct SearchResult: Sendable, Hashable {
 /// Counters of the cache tiers (RAM, disk, remote).
 public typealias TierCounters = TierStats.Snapshot
 
+/// What one search cost.
+public struct QueryStats: Sendable, Hashable {
+    /// Blocks and requests of this query alone, per tier.
+    public var tiers: TierCounters
+    /// Wall-clock time of the search in microseconds.
+    public var latencyMicros: Double
+}
+
 /// A Vecgo database handle: a writer, or a stateless read-only reader, of one prefix of an
 /// object store.
 ///
@@ -106,6 +114,18 @@ public actor Vecgo {
         self.nextID = manifest?.nextID ?? 1
         self.writerID = String(UInt64.random(in: 0...UInt64.max), radix: 16)
         self.segments = manifest?.segments.map { SegmentReader(ref: $0, store: cached, metric: metric) } ?? []
+        Self.prefetchTails(segments)
+    }
+
+    /// Starts reading every segment's tail (footer, IVF centroids) in parallel without waiting:
+    /// open stays at two round trips, and the first query finds the tails read or in flight.
+    private static func prefetchTails(_ segments: [SegmentReader]) {
+        guard !segments.isEmpty else { return }
+        Task.detached(priority: .userInitiated) {
+            await withTaskGroup(of: Void.self) { group in
+                for s in segments { group.addTask { _ = try? await s.tail() } }
+            }
+        }
     }
 
     /// Finds the newest manifest: one LIST of `MANIFEST-` names, then one read of the last.
@@ -235,6 +255,21 @@ public actor Vecgo {
         return top.sorted().map { SearchResult(id: $0.id, distance: $0.distance) }
     }
 
+    /// Searches like ``search(_:k:options:)`` and reports what this query cost: blocks served
+    /// by RAM and disk, requests and bytes sent to the store, and its latency.
+    public func searchWithStats(_ query: [Float], k: Int,
+                                options: SearchOptions = SearchOptions()) async throws -> ([SearchResult], QueryStats) {
+        let counters = QueryCounters()
+        let clock = ContinuousClock()
+        let start = clock.now
+        let results = try await TierStats.$query.withValue(counters) {
+            try await search(query, k: k, options: options)
+        }
+        let d = clock.now - start
+        let micros = Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12
+        return (results, QueryStats(tiers: counters.snapshot(), latencyMicros: micros))
+    }
+
     /// Moves this handle to the newest committed version. Returns the version now seen.
     @discardableResult
     public func refresh() async throws -> UInt64 {
@@ -247,6 +282,7 @@ public actor Vecgo {
         if let latest, latest.version > version {
             let known = Dictionary(segments.map { ($0.ref.name, $0) }, uniquingKeysWith: { a, _ in a })
             segments = latest.segments.map { known[$0.name] ?? SegmentReader(ref: $0, store: cached, metric: metric) }
+            Self.prefetchTails(segments.filter { known[$0.ref.name] == nil })
             manifest = latest
             nextID = max(nextID, latest.nextID)
         }

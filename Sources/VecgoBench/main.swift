@@ -20,6 +20,9 @@ struct Options {
     var dimension = 128
     var queries = 20
     var json = false
+    var endpoint: String?
+    var bucket: String?
+    var svg: String?
 
     init(_ args: ArraySlice<String>) throws {
         var it = args.makeIterator()
@@ -34,6 +37,9 @@ struct Options {
             case "--dim": dimension = Int(try value()) ?? 0
             case "--queries": queries = Int(try value()) ?? 0
             case "--json": json = true
+            case "--endpoint": endpoint = try value()
+            case "--bucket": bucket = try value()
+            case "--svg": svg = try value()
             default: throw BenchError(description: "unknown argument \(a)")
             }
         }
@@ -47,9 +53,8 @@ struct Options {
 /// Latency samples in microseconds.
 struct Samples {
     var values: [Double] = []
-    mutating func add(_ d: Duration) {
-        values.append(Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12)
-    }
+    mutating func add(_ micros: Double) { values.append(micros) }
+    mutating func add(_ d: Duration) { add(Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12) }
     func percentile(_ p: Double) -> Double {
         guard !values.isEmpty else { return .nan }
         let s = values.sorted()
@@ -64,6 +69,7 @@ struct Row: Codable {
     var p50_us: Double
     var p99_us: Double
     var remote_requests: Int
+    var remote_bytes: Int
 }
 
 func measure(_ n: Int, _ body: () async throws -> Void) async rethrows -> Samples {
@@ -78,107 +84,141 @@ func measure(_ n: Int, _ body: () async throws -> Void) async rethrows -> Sample
 }
 
 func tiers(_ o: Options) async throws {
-    let profile = LatencyInjectingStore.Profile(named: o.latencyName)!
     let work = FileManager.default.temporaryDirectory.path + "/vecgo-bench-\(getpid())"
     defer { try? FileManager.default.removeItem(atPath: work) }
-    let local = try LocalDirectoryStore(root: work + "/store")
-    let remote = LatencyInjectingStore(local, profile: profile)
+    let remote: any BlobStore
+    let target: String
+    if let endpoint = o.endpoint {
+        let bucket = o.bucket ?? "vecgo-bench-\(getpid())"
+        let s3 = try S3Store(try S3Configuration.fromEnvironment(bucket: bucket, prefix: "tiers-\(getpid())/", endpoint: endpoint))
+        try await s3.createBucketIfNeeded()
+        remote = s3
+        target = "endpoint \(endpoint), bucket \(bucket)"
+    } else {
+        remote = LatencyInjectingStore(try LocalDirectoryStore(root: work + "/store"),
+                                       profile: LatencyInjectingStore.Profile(named: o.latencyName)!)
+        target = "embedded store, latency profile \(o.latencyName)"
+    }
     var rng = SystemRandomNumberGenerator()
     let data = (0..<o.rows).map { _ in (0..<o.dimension).map { _ in Float.random(in: -1...1, using: &rng) } }
     let queries = (0..<o.queries).map { _ in (0..<o.dimension).map { _ in Float.random(in: -1...1, using: &rng) } }
 
-    // In-memory baseline: the writer's memtable before commit.
+    // In-memory baseline: the writer's memtable before commit (flat scan, same data).
     let writer = try await Vecgo.open(.remote(remote), .create(dimension: o.dimension, metric: .l2))
     for v in data { try await writer.insert(v) }
     var qi = 0
     let memory = try await measure(o.queries) { _ = try await writer.search(queries[qi % queries.count], k: 10); qi += 1 }
     try await writer.close()
 
-    var rows: [Row] = []
-    let cacheDir = work + "/cache"
-
-    // Whole queries: cold (fresh reader, empty caches), warm (RAM), after restart (disk).
+    // Whole queries: cold (fresh reader, empty caches), warm (same reader again), after a
+    // restart with the same cache directory (disk).
     var cold = Samples(), warm = Samples(), disk = Samples()
-    var coldRequests = 0, warmRequests = 0, diskRequests = 0
-    let clock = ContinuousClock()
+    var coldC = TierCounters(), warmC = TierCounters(), diskC = TierCounters()
+    func add(_ a: inout TierCounters, _ b: TierCounters) {
+        a.remoteRequests += b.remoteRequests; a.remoteBytes += b.remoteBytes
+        a.ramHits += b.ramHits; a.diskHits += b.diskHits
+    }
+    let cacheDir = work + "/cache"
     for q in queries {
         try? FileManager.default.removeItem(atPath: cacheDir)
         let reader = try await Vecgo.open(.remote(remote), .readOnly, .cacheDirectory(cacheDir))
-        var before = remote.requestCount
-        var t = clock.now
-        _ = try await reader.search(q, k: 10)
-        cold.add(clock.now - t)
-        coldRequests += remote.requestCount - before
-        before = remote.requestCount
-        t = clock.now
-        _ = try await reader.search(q, k: 10)
-        warm.add(clock.now - t)
-        warmRequests += remote.requestCount - before
+        let (_, c) = try await reader.searchWithStats(q, k: 10)
+        cold.add(c.latencyMicros); add(&coldC, c.tiers)
+        let (_, w) = try await reader.searchWithStats(q, k: 10)
+        warm.add(w.latencyMicros); add(&warmC, w.tiers)
         try await reader.close()
         let restarted = try await Vecgo.open(.remote(remote), .readOnly, .cacheDirectory(cacheDir))
-        before = remote.requestCount
-        t = clock.now
-        _ = try await restarted.search(q, k: 10)
-        disk.add(clock.now - t)
-        diskRequests += remote.requestCount - before
+        let (_, d) = try await restarted.searchWithStats(q, k: 10)
+        disk.add(d.latencyMicros); add(&diskC, d.tiers)
         try await restarted.close()
     }
-    rows.append(Row(tier: "remote (cold)", what: "query", samples: cold.values.count, p50_us: cold.percentile(0.5),
-                    p99_us: cold.percentile(0.99), remote_requests: coldRequests))
-    rows.append(Row(tier: "disk (restart)", what: "query", samples: disk.values.count, p50_us: disk.percentile(0.5),
-                    p99_us: disk.percentile(0.99), remote_requests: diskRequests))
-    rows.append(Row(tier: "ram (warm)", what: "query", samples: warm.values.count, p50_us: warm.percentile(0.5),
-                    p99_us: warm.percentile(0.99), remote_requests: warmRequests))
-    rows.append(Row(tier: "in-memory", what: "query", samples: memory.values.count, p50_us: memory.percentile(0.5),
-                    p99_us: memory.percentile(0.99), remote_requests: 0))
+    var rows: [Row] = []
+    func row(_ tier: String, _ what: String, _ s: Samples, _ c: TierCounters) {
+        rows.append(Row(tier: tier, what: what, samples: s.values.count, p50_us: s.percentile(0.5), p99_us: s.percentile(0.99),
+                        remote_requests: c.remoteRequests, remote_bytes: c.remoteBytes))
+    }
+    row("remote (cold)", "query", cold, coldC)
+    row("disk (restart)", "query", disk, diskC)
+    row("ram (warm)", "query", warm, warmC)
+    row("in-memory", "query", memory, TierCounters())
 
     // 4 KiB block reads through the cache stack.
-    let segment = try require(try await local.list(prefix: "segment_").first, "no segment written")
+    let segment = try require(try await remote.list(prefix: "segment_").first, "no segment written")
     let stats = TierStats()
     let blockDir = work + "/blocks"
-    let ram = BlockCache(capacityBytes: 64 << 20, stats: stats)
-    let store = CachingStore(remote: remote, ram: ram,
+    let store = CachingStore(remote: remote, ram: BlockCache(capacityBytes: 64 << 20, stats: stats),
                              disk: try DiskCache(directory: blockDir, capacityBytes: 1 << 30, stats: stats))
-    let blocks = Int(min(segment.size / 4096, 64))
+    let blocks = Int(max(1, min(segment.size / 4096, 64)))
     var b = 0
-    let blockRemote = try await measure(1) {
-        _ = try await store.read(segment.name, range: 0..<4096)
-    }
+    let before = stats.snapshot()
+    let blockRemote = try await measure(1) { _ = try await store.read(segment.name, range: 0..<4096) }
+    let fetched = stats.snapshot().since(before)
     let blockRAM = try await measure(blocks * 10) {
         _ = try await store.read(segment.name, range: UInt64(b % blocks) * 4096..<UInt64(b % blocks + 1) * 4096); b += 1
     }
     await store.disk?.flush()
     let diskOnly = try DiskCache(directory: blockDir, capacityBytes: 1 << 30, stats: TierStats())
-    let blockDisk = await measure(blocks) {
-        _ = diskOnly.get(BlockKey(object: segment.name, index: 0))
-    }
-    rows.append(Row(tier: "remote (cold)", what: "4 MiB unit for a 4 KiB block", samples: 1, p50_us: blockRemote.percentile(0.5),
-                    p99_us: blockRemote.percentile(0.99), remote_requests: 1))
-    rows.append(Row(tier: "disk", what: "4 MiB block file read + CRC", samples: blockDisk.values.count,
-                    p50_us: blockDisk.percentile(0.5), p99_us: blockDisk.percentile(0.99), remote_requests: 0))
-    rows.append(Row(tier: "ram", what: "4 KiB block", samples: blockRAM.values.count, p50_us: blockRAM.percentile(0.5),
-                    p99_us: blockRAM.percentile(0.99), remote_requests: 0))
+    let blockDisk = await measure(blocks) { _ = diskOnly.get(BlockKey(object: segment.name, index: 0)) }
+    row("remote (cold)", "4 MiB unit for a 4 KiB block", blockRemote, fetched)
+    row("disk", "4 MiB block file read + CRC", blockDisk, TierCounters())
+    row("ram", "4 KiB block", blockRAM, TierCounters())
+
+    // Counts must agree with the tier design; timings are reported, never asserted.
+    var problems: [String] = []
+    if coldC.remoteRequests < o.queries { problems.append("cold queries made \(coldC.remoteRequests) remote requests for \(o.queries) queries") }
+    if warmC.remoteRequests != 0 { problems.append("warm queries made \(warmC.remoteRequests) remote requests") }
+    if diskC.remoteRequests != 0 { problems.append("queries after a restart made \(diskC.remoteRequests) remote requests") }
+    if fetched.remoteRequests != 1 { problems.append("a cold block read made \(fetched.remoteRequests) requests") }
 
     if o.json {
         struct Report: Codable {
-            var latency_profile: String
+            var target: String
             var rows: Int
             var dimension: Int
+            var counts_consistent: Bool
             var results: [Row]
         }
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        print(String(decoding: try enc.encode(Report(latency_profile: o.latencyName, rows: o.rows, dimension: o.dimension,
-                                                     results: rows)), as: UTF8.self))
+        print(String(decoding: try enc.encode(Report(target: target, rows: o.rows, dimension: o.dimension,
+                                                     counts_consistent: problems.isEmpty, results: rows)), as: UTF8.self))
     } else {
-        print("vecgo-bench tiers: \(o.rows) × \(o.dimension), latency profile \(o.latencyName), \(o.queries) queries, exact search")
+        print("vecgo-bench tiers: \(o.rows) × \(o.dimension), \(target), \(o.queries) queries, k 10")
         print("tier".padding(toLength: 16, withPad: " ", startingAt: 0) + "what".padding(toLength: 32, withPad: " ", startingAt: 0)
-              + "p50 µs".padding(toLength: 12, withPad: " ", startingAt: 0) + "p99 µs".padding(toLength: 12, withPad: " ", startingAt: 0) + "remote requests")
+              + "p50 µs".padding(toLength: 12, withPad: " ", startingAt: 0) + "p99 µs".padding(toLength: 12, withPad: " ", startingAt: 0)
+              + "remote requests (bytes)")
         for r in rows {
             print(r.tier.padding(toLength: 16, withPad: " ", startingAt: 0) + r.what.padding(toLength: 32, withPad: " ", startingAt: 0)
-                  + String(format: "%-12.1f%-12.1f%d", r.p50_us, r.p99_us, r.remote_requests))
+                  + String(format: "%-12.1f%-12.1f%d (%d)", r.p50_us, r.p99_us, r.remote_requests, r.remote_bytes))
         }
     }
+    if let svg = o.svg { try chart(rows, title: "vecgo-bench tiers: \(target)").write(toFile: svg, atomically: true, encoding: .utf8) }
+    if !problems.isEmpty {
+        throw BenchError(description: "tier counts are inconsistent: " + problems.joined(separator: "; "))
+    }
+}
+
+/// A horizontal bar chart of p50 latencies on a log scale, as SVG.
+func chart(_ rows: [Row], title: String) -> String {
+    let width = 760.0, barLeft = 300.0, rowHeight = 28.0
+    let maxLog = log10(max(rows.map(\.p50_us).max() ?? 1, 10))
+    var out = """
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(Double(rows.count) * rowHeight + 60))" \
+        font-family="sans-serif" font-size="12">
+        <text x="10" y="20" font-size="14">\(title) — p50 latency, log scale</text>
+
+        """
+    for (i, r) in rows.enumerated() {
+        let y = 40 + Double(i) * rowHeight
+        let w = max(2, (log10(max(r.p50_us, 1)) / maxLog) * (width - barLeft - 90))
+        out += """
+            <text x="10" y="\(y + 15)">\(r.tier): \(r.what)</text>
+            <rect x="\(barLeft)" y="\(y)" width="\(String(format: "%.1f", w))" height="20" fill="#4a7bd0"/>
+            <text x="\(String(format: "%.1f", barLeft + w + 6))" y="\(y + 15)">\(String(format: "%.1f", r.p50_us)) µs</text>
+
+            """
+    }
+    return out + "</svg>\n"
 }
 
 func require<T>(_ v: T?, _ message: String) throws -> T {
@@ -193,7 +233,8 @@ do {
     case "ann": try ANNBench(args.dropFirst(2)).run()
     default:
         print("""
-            usage: vecgo-bench tiers [--latency s3-standard|s3-express|none] [--rows N] [--dim D] [--queries Q] [--json]
+            usage: vecgo-bench tiers [--latency s3-standard|s3-express|none] [--endpoint URL [--bucket B]]
+                                     [--rows N] [--dim D] [--queries Q] [--json] [--svg FILE]
                    vecgo-bench ann --base B.fvecs --queries Q.fvecs [--groundtruth G.ivecs] --index hnsw|ivf|flat
                                    [--k 10] [--threads N] [--m 16] [--ef-construction 200] [--nlist N] [--metric l2]
                                    [--sq8-rerank R] [--json]

@@ -1,0 +1,37 @@
+import Stores
+import Testing
+import Vecgo
+import _VecgoTestSupport
+
+/// The cold-path budget of the design brief: opening a reader costs at most 2 sequential round
+/// trips, and its first query at most 2 more, whatever the segment layouts.
+@Suite struct ColdPathTests {
+    static func database() async throws -> MemoryBlobStore {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 8, metric: .l2), .ivfThreshold(1500))
+        let data = SegmentLayoutEngineTests.clustered(5600, 8, seed: 40)
+        for (i, v) in data.enumerated() {
+            try await w.insert(v)
+            if i == 99 || i == 2599 { try await w.commit() }  // flat (100 rows), graph (2500), IVF (3000)
+        }
+        try await w.close()
+        return store
+    }
+
+    @Test func openAndFirstQueryStayWithinTheRoundTripBudget() async throws {
+        let recorder = RoundTripRecorder(try await Self.database())
+        let reader = try await Vecgo.open(.remote(recorder), .readOnly)
+        #expect(recorder.depth <= 2, "open took \(recorder.depth) sequential round trips")
+        recorder.reset()
+        let (hits, stats) = try await reader.searchWithStats(SegmentLayoutEngineTests.clustered(1, 8, seed: 41)[0], k: 10)
+        #expect(hits.count == 10)
+        #expect(recorder.depth <= 2, "the first query took \(recorder.depth) sequential round trips")
+        #expect(stats.tiers.remoteRequests >= 1)
+        // Warm: no request at all, and the query's own counters say so.
+        recorder.reset()
+        let (_, warm) = try await reader.searchWithStats(SegmentLayoutEngineTests.clustered(1, 8, seed: 42)[0], k: 10)
+        #expect(recorder.requests == 0)
+        #expect(warm.tiers.remoteRequests == 0)
+        #expect(warm.tiers.ramHits > 0)
+    }
+}
