@@ -22,11 +22,13 @@ import _VecgoTestSupport
         let recorder = RoundTripRecorder(try await Self.database())
         let reader = try await Vecgo.open(.remote(recorder), .readOnly)
         #expect(recorder.depth <= 2, "open took \(recorder.depth) sequential round trips")
-        recorder.reset()
-        let (hits, stats) = try await reader.searchWithStats(SegmentLayoutEngineTests.clustered(1, 8, seed: 41)[0], k: 10)
+        let afterOpen = recorder.depth
+        // Not reset here: the tails prefetched at open are still in flight and count toward the
+        // first query's budget (they may even have brought everything it needs).
+        let (hits, _) = try await reader.searchWithStats(SegmentLayoutEngineTests.clustered(1, 8, seed: 41)[0], k: 10)
         #expect(hits.count == 10)
-        #expect(recorder.depth <= 2, "the first query took \(recorder.depth) sequential round trips")
-        #expect(stats.tiers.remoteRequests >= 1)
+        #expect(recorder.depth - afterOpen <= 2,
+                "the first query took \(recorder.depth - afterOpen) sequential round trips after open")
         // Warm: no request at all, and the query's own counters say so.
         recorder.reset()
         let (_, warm) = try await reader.searchWithStats(SegmentLayoutEngineTests.clustered(1, 8, seed: 42)[0], k: 10)
