@@ -33,12 +33,28 @@ public protocol BlobStore: Sendable {
     ///
     /// - Throws: ``StoreError`` with code `.notFound` when the object does not exist.
     func size(_ name: String) async throws -> UInt64
+
+    /// Reads several ranges of one object, each clipped like ``read(_:range:)``, in the order
+    /// given. Stores that can serve them with fewer requests (a cache that coalesces nearby
+    /// ranges) do; the default reads them in parallel.
+    func read(_ name: String, ranges: [Range<UInt64>]) async throws -> [[UInt8]]
 }
 
 extension BlobStore {
     /// Reads a whole object through a ranged read of everything.
     public func read(_ name: String) async throws -> [UInt8] {
         try await read(name, range: 0..<UInt64.max)
+    }
+
+    public func read(_ name: String, ranges: [Range<UInt64>]) async throws -> [[UInt8]] {
+        try await withThrowingTaskGroup(of: (Int, [UInt8]).self) { group in
+            for (i, r) in ranges.enumerated() {
+                group.addTask { (i, try await self.read(name, range: r)) }
+            }
+            var out = [[UInt8]](repeating: [], count: ranges.count)
+            for try await (i, bytes) in group { out[i] = bytes }
+            return out
+        }
     }
 
     /// Lists every object whose name starts with `prefix`, in ascending name order.

@@ -41,7 +41,7 @@ public final class BlockCache: Sendable {
     /// The cached bytes of a block, or nil (counted as a hit or a miss).
     public func get(_ key: BlockKey) -> [UInt8]? {
         let v = shards[shard(key)].withLock { $0.get(key) }
-        stats.ram(hit: v != nil)
+        stats.ram(hit: v != nil, bytes: v?.count ?? 0)
         return v
     }
 

@@ -5,9 +5,10 @@ public import Stores
 /// listings and sizes go straight to the remote store.
 ///
 /// Remote reads are made in aligned units of `fetchBlockSize` (the disk block size), so every
-/// fetched byte can be cached on disk. Consecutive missing units of one read become one ranged
-/// GET (split into parallel parts above `maxRequestBytes`), and concurrent reads of the same
-/// unit share one in-flight request.
+/// fetched byte can be cached on disk. The missing units of one read (or of several ranges read
+/// together with ``read(_:ranges:)``) become one ranged GET per run of units no more than
+/// `coalesceGapBytes` apart, split into parallel parts above `maxRequestBytes`; concurrent reads
+/// of the same unit share one in-flight request. A disk hit reads only the pages needed.
 public final class CachingStore: BlobStore {
     /// The store behind the caches.
     public let remote: any BlobStore
@@ -21,12 +22,14 @@ public final class CachingStore: BlobStore {
     public let fetchBlockSize: Int
     /// The largest single ranged GET; larger runs are split into parallel parts.
     public let maxRequestBytes: Int
+    /// Missing units separated by at most this many cached bytes are fetched by one GET.
+    public let coalesceGapBytes: Int
     private let inflight = Locked<[BlockKey: Task<[UInt8], any Error>]>([:])
 
     /// Creates a caching store in front of `remote`. Its counters are the RAM cache's, which
     /// the disk cache must share (create both with the same ``TierStats``).
     public init(remote: any BlobStore, ram: BlockCache, disk: DiskCache?,
-                fetchBlockSize: Int = 4 << 20, maxRequestBytes: Int = 16 << 20) {
+                fetchBlockSize: Int = 4 << 20, maxRequestBytes: Int = 16 << 20, coalesceGapBytes: Int = 4 << 20) {
         precondition(disk == nil || disk!.stats === ram.stats, "the RAM and disk caches must share one TierStats")
         precondition((disk?.blockSize ?? fetchBlockSize) % ram.blockSize == 0,
                      "the fetch unit must be a multiple of the RAM block size")
@@ -36,83 +39,134 @@ public final class CachingStore: BlobStore {
         self.stats = ram.stats
         self.fetchBlockSize = disk?.blockSize ?? fetchBlockSize
         self.maxRequestBytes = max(maxRequestBytes, self.fetchBlockSize)
+        self.coalesceGapBytes = max(0, coalesceGapBytes)
     }
 
     public func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
         guard range.upperBound != .max else { return try await readWhole(name) }
         guard !range.isEmpty else { return [] }
+        // The common warm case: one RAM block, served without building anything.
         let small = UInt64(ram.blockSize)
-        let first = range.lowerBound / small, last = (range.upperBound - 1) / small
-        var pieces: [UInt64: [UInt8]] = [:]
-        var missingUnits: [UInt64] = []
-        let perUnit = UInt64(fetchBlockSize / ram.blockSize)
-        for b in first...last {
-            if let bytes = ram.get(BlockKey(object: name, index: b)) {
-                pieces[b] = bytes
-            } else if missingUnits.last != b / perUnit {
-                missingUnits.append(b / perUnit)
+        let b = range.lowerBound / small
+        if (range.upperBound - 1) / small == b {
+            let start = ContinuousClock.now
+            if let piece = ram.get(BlockKey(object: name, index: b)) {
+                let lo = Int(range.lowerBound - b * small), hi = min(Int(range.upperBound - b * small), piece.count)
+                let out = lo == 0 && hi == piece.count ? piece : (lo < hi ? Array(piece[lo..<hi]) : [])
+                stats.ramRead(nanos: start.elapsedNanos)
+                return out
             }
+            let pieces = try await fetchBlocks(name, [b])
+            return Self.assemble(range, pieces, blockSize: ram.blockSize)
         }
-        if !missingUnits.isEmpty {
-            let units = try await fetchUnits(name, missingUnits)
-            for (unit, bytes) in units {
-                // Fill L1 with every small block of the unit, so neighbouring reads hit RAM.
-                var offset = 0
-                var b = unit * perUnit
-                while offset < bytes.count {
-                    let piece = Array(bytes[offset..<min(offset + ram.blockSize, bytes.count)])
-                    ram.put(BlockKey(object: name, index: b), piece)
-                    if b >= first && b <= last { pieces[b] = piece }
-                    offset += ram.blockSize
-                    b += 1
+        return try await read(name, ranges: [range])[0]
+    }
+
+    public func read(_ name: String, ranges: [Range<UInt64>]) async throws -> [[UInt8]] {
+        if ranges.contains(where: { $0.upperBound == .max }) {
+            var out: [[UInt8]] = []
+            for r in ranges { out.append(try await read(name, range: r)) }
+            return out
+        }
+        let start = ContinuousClock.now
+        let small = UInt64(ram.blockSize)
+        var pieces: [UInt64: [UInt8]] = [:]
+        var missing = Set<UInt64>()
+        for r in ranges where !r.isEmpty {
+            for b in r.lowerBound / small...(r.upperBound - 1) / small where pieces[b] == nil && !missing.contains(b) {
+                if let bytes = ram.get(BlockKey(object: name, index: b)) {
+                    pieces[b] = bytes
+                } else {
+                    missing.insert(b)
                 }
             }
         }
+        if missing.isEmpty {
+            stats.ramRead(nanos: start.elapsedNanos)
+        } else {
+            pieces.merge(try await fetchBlocks(name, missing.sorted())) { a, _ in a }
+        }
+        return ranges.map { Self.assemble($0, pieces, blockSize: ram.blockSize) }
+    }
+
+    /// The bytes of `range` from RAM-block-sized pieces (a piece shorter than a block ends the object).
+    static func assemble(_ range: Range<UInt64>, _ pieces: [UInt64: [UInt8]], blockSize: Int) -> [UInt8] {
+        guard !range.isEmpty else { return [] }
+        let small = UInt64(blockSize)
         var out: [UInt8] = []
         out.reserveCapacity(Int(range.upperBound - range.lowerBound))
-        for b in first...last {
+        for b in range.lowerBound / small...(range.upperBound - 1) / small {
             guard let piece = pieces[b] else { break }  // past the object's end
             let start = b * small
             let lo = Int(max(range.lowerBound, start) - start)
             let hi = min(Int(range.upperBound - start), piece.count)
             if lo < hi { out.append(contentsOf: piece[lo..<hi]) }
-            if piece.count < ram.blockSize { break }
+            if piece.count < blockSize { break }
         }
         return out
     }
 
     /// Whole-object reads have no known end: they go to the remote store once and are not cached.
     private func readWhole(_ name: String) async throws -> [UInt8] {
+        let start = ContinuousClock.now
         let bytes = try await remote.read(name)
-        stats.remote(bytes: bytes.count)
+        stats.remote(bytes: bytes.count, nanos: start.elapsedNanos)
         return bytes
     }
 
-    /// Gets fetch units from disk or the remote store.
-    private func fetchUnits(_ name: String, _ units: [UInt64]) async throws -> [(UInt64, [UInt8])] {
-        var found: [(UInt64, [UInt8])] = []
+    /// Gets the RAM blocks `blocks` (sorted, none in RAM): each unit's needed span from disk
+    /// when it is there (only those pages), else whole units from the remote store. Every
+    /// block obtained goes into RAM; remote units also go to disk.
+    private func fetchBlocks(_ name: String, _ blocks: [UInt64]) async throws -> [UInt64: [UInt8]] {
+        let perUnit = UInt64(fetchBlockSize / ram.blockSize)
+        let small = ram.blockSize
+        var found: [UInt64: [UInt8]] = [:]
         var remoteUnits: [UInt64] = []
-        for u in units {
-            if let disk {
-                if let bytes = disk.get(BlockKey(object: name, index: u)) {
-                    found.append((u, bytes))
-                    continue
-                }
-            } else {
+        var i = 0
+        while i < blocks.count {
+            let unit = blocks[i] / perUnit
+            var j = i
+            while j + 1 < blocks.count && blocks[j + 1] / perUnit == unit { j += 1 }
+            let first = blocks[i], last = blocks[j]
+            i = j + 1
+            guard let disk else {
                 stats.disk(hit: false)
+                remoteUnits.append(unit)
+                continue
             }
-            remoteUnits.append(u)
+            let lo = Int(first - unit * perUnit) * small, hi = Int(last - unit * perUnit + 1) * small
+            guard let bytes = disk.get(BlockKey(object: name, index: unit), range: lo..<hi) else {
+                remoteUnits.append(unit)
+                continue
+            }
+            var offset = 0, b = first
+            while offset < bytes.count {
+                let piece = Array(bytes[offset..<min(offset + small, bytes.count)])
+                ram.put(BlockKey(object: name, index: b), piece)
+                found[b] = piece
+                offset += small
+                b += 1
+            }
         }
         guard !remoteUnits.isEmpty else { return found }
-        let tasks = startFetches(name, remoteUnits)
-        for (u, task) in tasks {
-            found.append((u, try await task.value))
+        for (unit, task) in startFetches(name, remoteUnits) {
+            let bytes = try await task.value
+            // Fill L1 with every small block of the unit, so neighbouring reads hit RAM.
+            var offset = 0, b = unit * perUnit
+            while offset < bytes.count {
+                let piece = Array(bytes[offset..<min(offset + small, bytes.count)])
+                ram.put(BlockKey(object: name, index: b), piece)
+                if found[b] == nil { found[b] = piece }
+                offset += small
+                b += 1
+            }
         }
         return found
     }
 
     /// Returns one task per unit: an in-flight one when another reader already asked for that
-    /// unit, else a new ranged GET shared by each run of consecutive units.
+    /// unit, else a new ranged GET shared by each run of units at most `coalesceGapBytes`
+    /// apart (the units of the gap are fetched too, and cached).
     private func startFetches(_ name: String, _ units: [UInt64]) -> [(UInt64, Task<[UInt8], any Error>)] {
         inflight.withLock { table in
             var result: [(UInt64, Task<[UInt8], any Error>)] = []
@@ -123,8 +177,9 @@ public final class CachingStore: BlobStore {
                 let count = run.count
                 let unitSize = UInt64(fetchBlockSize)
                 let fetch = Task<[UInt8], any Error> { [remote, stats] in
+                    let start = ContinuousClock.now
                     let bytes = try await remote.read(name, range: lo * unitSize..<(lo + UInt64(count)) * unitSize)
-                    stats.remote(bytes: bytes.count)
+                    stats.remote(bytes: bytes.count, nanos: start.elapsedNanos)
                     return bytes
                 }
                 for (i, u) in run.enumerated() {
@@ -142,6 +197,7 @@ public final class CachingStore: BlobStore {
                 }
                 run.removeAll()
             }
+            let gapUnits = UInt64(coalesceGapBytes / fetchBlockSize)
             for u in units {
                 let key = BlockKey(object: name, index: u)
                 if let existing = table[key] {
@@ -149,7 +205,14 @@ public final class CachingStore: BlobStore {
                     result.append((u, existing))
                     continue
                 }
-                if let prev = run.last, prev + 1 != u || run.count == maxUnits { flush() }
+                if let prev = run.last {
+                    if u - prev - 1 > gapUnits || run.count + Int(u - prev) > maxUnits
+                        || (prev + 1..<u).contains(where: { table[BlockKey(object: name, index: $0)] != nil }) {
+                        flush()
+                    } else {
+                        run.append(contentsOf: prev + 1..<u)  // the gap rides along
+                    }
+                }
                 run.append(u)
             }
             flush()

@@ -9,8 +9,9 @@ import Glibc
 ///
 /// - Each block is one file named by a hash of its object name and block index, so no object
 ///   name can reach outside the directory. The file holds a header with the full object name,
-///   the block index, the length and a CRC32C of the data; a read checks all of them, and a
-///   damaged or truncated file is deleted and reported as a miss (then refetched).
+///   the block index, the length and one CRC32C per 4 KiB page of data; a read fetches only the
+///   header and the pages it needs and checks them, and a damaged or truncated file is deleted
+///   and reported as a miss (then refetched).
 /// - Writes happen off the query path: ``enqueue(_:_:)`` hands the block to one background
 ///   writer through a bounded queue, dropping (and counting) blocks when the queue is full, so a
 ///   slow disk never slows a query. Files are written to a temporary name and renamed, so a
@@ -43,7 +44,7 @@ public final class DiskCache: Sendable {
         case write(BlockKey, [UInt8])
     }
 
-    static let magic: [UInt8] = Array("VGCBLK01".utf8)
+    static let magic: [UInt8] = Array("VGCBLK02".utf8)  // 01 files (one CRC per block) read as damaged and are replaced
     static let fileSuffix = ".vgc"
 
     /// Opens (creating if needed) a disk cache in `directory`.
@@ -112,6 +113,14 @@ public final class DiskCache: Sendable {
 
     /// The block's bytes when a valid file for it exists; nil otherwise (a damaged file is removed).
     public func get(_ key: BlockKey) -> [UInt8]? {
+        get(key, range: 0..<blockSize)
+    }
+
+    /// The bytes of `range` within the block (clipped to the block's length) when a valid file
+    /// for it exists; nil otherwise. Only the header and the pages that `range` touches are
+    /// read, and each of them is checked against its CRC, so a small read stays small. A
+    /// damaged or truncated file is removed and counted, never served.
+    public func get(_ key: BlockKey, range: Range<Int>) -> [UInt8]? {
         let name = Self.fileName(key)
         let known = state.withLock { s -> Bool in
             guard s.sizes[name] != nil else { return false }
@@ -124,9 +133,10 @@ public final class DiskCache: Sendable {
             return nil
         }
         let path = directory + "/" + name
-        switch Self.readBlock(path: path, key: key) {
+        let start = ContinuousClock.now
+        switch Self.readBlock(path: path, key: key, range: range, blockSize: blockSize) {
         case .ok(let bytes):
-            stats.disk(hit: true)
+            stats.disk(hit: true, bytes: bytes.count, nanos: start.elapsedNanos)
             return bytes
         case .missing:
             state.withLock { s in Self.forget(name, &s) }
@@ -164,49 +174,95 @@ public final class DiskCache: Sendable {
 
     enum ReadResult { case ok([UInt8]), missing, damaged }
 
+    /// The checked unit of a block file: each page of data has its own CRC32C.
+    static let pageSize = 4096
+    /// Bytes of the fixed part of the header: magic, name length, data length, block index, page size.
+    static let fixedHeader = 28
+
+    /// A block file: the fixed header, the object name, one CRC32C per page of data, a CRC32C
+    /// of everything before it, then the data.
     static func encodeFile(_ key: BlockKey, _ bytes: [UInt8]) -> [UInt8] {
         let name = Array(key.object.utf8)
+        let pages = (bytes.count + pageSize - 1) / pageSize
         var out: [UInt8] = []
-        out.reserveCapacity(32 + name.count + bytes.count)
+        out.reserveCapacity(fixedHeader + name.count + 4 * pages + 4 + bytes.count)
         out += magic
         appendLE(&out, UInt32(name.count))
         appendLE(&out, UInt32(bytes.count))
         appendLE(&out, key.index)
-        appendLE(&out, bytes.withUnsafeBytes { vecgo_crc32c(0, $0.baseAddress, $0.count) })
+        appendLE(&out, UInt32(pageSize))
         out += name
+        bytes.withUnsafeBytes { raw in
+            for p in 0..<pages {
+                let lo = p * pageSize, hi = min(lo + pageSize, raw.count)
+                appendLE(&out, vecgo_crc32c(0, raw.baseAddress! + lo, hi - lo))
+            }
+        }
         appendLE(&out, out.withUnsafeBytes { vecgo_crc32c(0, $0.baseAddress, $0.count) })
         out += bytes
         return out
     }
 
-    static func readBlock(path: String, key: BlockKey) -> ReadResult {
+    /// Reads `range` of a block file with two `pread`s (header, then the touched pages).
+    static func readBlock(path: String, key: BlockKey, range: Range<Int>, blockSize: Int) -> ReadResult {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .missing }
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { return .missing }
-        let size = Int(st.st_size)
-        guard size >= 32 else { return .damaged }
-        var file = [UInt8](repeating: 0, count: size)
+        // The header's length depends only on the name and the data length (≤ the block size).
+        let nameCount = key.object.utf8.count
+        let maxHeader = fixedHeader + nameCount + 4 * ((blockSize + pageSize - 1) / pageSize) + 4
+        guard let head = readFully(fd, offset: 0, count: maxHeader, allowShort: true), head.count >= fixedHeader + 4
+        else { return .damaged }
+        guard head[0..<8].elementsEqual(magic) else { return .damaged }
+        let nameLen = Int(readLE(head, 8, UInt32.self)), dataLen = Int(readLE(head, 12, UInt32.self))
+        let index = readLE(head, 16, UInt64.self), page = Int(readLE(head, 24, UInt32.self))
+        guard page == pageSize, dataLen <= blockSize else { return .damaged }
+        let pages = (dataLen + pageSize - 1) / pageSize
+        let headerEnd = fixedHeader + nameLen + 4 * pages
+        guard nameLen == nameCount, headerEnd + 4 <= head.count else { return nameLen == nameCount ? .damaged : .missing }
+        let headerCRC = readLE(head, headerEnd, UInt32.self)
+        guard headerCRC == head.withUnsafeBytes({ vecgo_crc32c(0, $0.baseAddress, headerEnd) }) else { return .damaged }
+        // A different object that hashes alike is a miss, not damage.
+        guard index == key.index, head[fixedHeader..<(fixedHeader + nameLen)].elementsEqual(key.object.utf8) else {
+            return .missing
+        }
+        let lo = min(max(range.lowerBound, 0), dataLen), hi = min(max(range.upperBound, lo), dataLen)
+        guard lo < hi else { return .ok([]) }
+        let firstPage = lo / pageSize, lastPage = (hi - 1) / pageSize
+        let readLo = firstPage * pageSize, readHi = min((lastPage + 1) * pageSize, dataLen)
+        guard let data = readFully(fd, offset: headerEnd + 4 + readLo, count: readHi - readLo, allowShort: false) else {
+            return .damaged
+        }
+        let ok = data.withUnsafeBytes { raw -> Bool in
+            for p in firstPage...lastPage {
+                let plo = p * pageSize - readLo, phi = min(plo + pageSize, raw.count)
+                let expected = readLE(head, fixedHeader + nameLen + 4 * p, UInt32.self)
+                if vecgo_crc32c(0, raw.baseAddress! + plo, phi - plo) != expected { return false }
+            }
+            return true
+        }
+        guard ok else { return .damaged }
+        if lo == readLo && hi == readHi { return .ok(data) }
+        return .ok(Array(data[(lo - readLo)..<(hi - readLo)]))
+    }
+
+    /// `count` bytes at `offset`, or what the file has when `allowShort`; nil on a short read
+    /// otherwise, or on an error.
+    static func readFully(_ fd: Int32, offset: Int, count: Int, allowShort: Bool) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: count)
         var done = 0
-        while done < size {
-            let n = file.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
+        while done < count {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset + done)) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return .damaged }
+            if n < 0 { return nil }
+            if n == 0 { break }
             done += n
         }
-        guard Array(file[0..<8]) == magic else { return .damaged }
-        let nameLen = Int(readLE(file, 8, UInt32.self)), dataLen = Int(readLE(file, 12, UInt32.self))
-        let index = readLE(file, 16, UInt64.self), crc = readLE(file, 24, UInt32.self)
-        let headerEnd = 28 + nameLen
-        guard headerEnd + 4 + dataLen == size else { return .damaged }
-        let headerCRC = readLE(file, headerEnd, UInt32.self)
-        guard headerCRC == file.withUnsafeBytes({ vecgo_crc32c(0, $0.baseAddress, headerEnd) }) else { return .damaged }
-        // A different object that hashes alike is a miss, not damage.
-        guard index == key.index, file[28..<headerEnd].elementsEqual(key.object.utf8) else { return .missing }
-        let data = Array(file[(headerEnd + 4)...])
-        guard crc == data.withUnsafeBytes({ vecgo_crc32c(0, $0.baseAddress, $0.count) }) else { return .damaged }
-        return .ok(data)
+        if done < count {
+            guard allowShort else { return nil }
+            buffer.removeLast(count - done)
+        }
+        return buffer
     }
 
     static func writeBlock(dir: String, key: BlockKey, bytes: [UInt8], state: Locked<IndexState>,

@@ -6,6 +6,8 @@ public final class TierStats: Sendable {
     let diskHits = Atomic<Int>(0), diskMisses = Atomic<Int>(0), diskWrites = Atomic<Int>(0)
     let diskCorrupt = Atomic<Int>(0), diskEvictions = Atomic<Int>(0), diskDropped = Atomic<Int>(0)
     let remoteRequests = Atomic<Int>(0), remoteBytes = Atomic<Int>(0)
+    let ramBytes = Atomic<Int>(0), diskBytes = Atomic<Int>(0)
+    let ramLatency = LatencyHistogram(), diskLatency = LatencyHistogram(), remoteLatency = LatencyHistogram()
 
     public init() {}
 
@@ -33,33 +35,40 @@ public final class TierStats: Sendable {
         public var remoteRequests = 0
         /// Bytes received from the remote store.
         public var remoteBytes = 0
+        /// Bytes served from RAM blocks.
+        public var ramBytes = 0
+        /// Bytes read from disk blocks.
+        public var diskBytes = 0
+        /// Latency of reads served wholly from RAM.
+        public var ramLatency = LatencyHistogram.Snapshot()
+        /// Latency of disk block reads (hits).
+        public var diskLatency = LatencyHistogram.Snapshot()
+        /// Latency of remote requests.
+        public var remoteLatency = LatencyHistogram.Snapshot()
 
         /// All counters zero.
         public init() {}
 
-        init(ramHits: Int, ramMisses: Int, ramEvictions: Int, diskHits: Int, diskMisses: Int, diskWrites: Int,
-             diskCorrupt: Int, diskEvictions: Int, diskDropped: Int, remoteRequests: Int, remoteBytes: Int) {
-            self.ramHits = ramHits
-            self.ramMisses = ramMisses
-            self.ramEvictions = ramEvictions
-            self.diskHits = diskHits
-            self.diskMisses = diskMisses
-            self.diskWrites = diskWrites
-            self.diskCorrupt = diskCorrupt
-            self.diskEvictions = diskEvictions
-            self.diskDropped = diskDropped
-            self.remoteRequests = remoteRequests
-            self.remoteBytes = remoteBytes
-        }
-
         /// The change from `earlier` to this snapshot.
         public func since(_ earlier: Snapshot) -> Snapshot {
-            Snapshot(ramHits: ramHits - earlier.ramHits, ramMisses: ramMisses - earlier.ramMisses,
-                     ramEvictions: ramEvictions - earlier.ramEvictions, diskHits: diskHits - earlier.diskHits,
-                     diskMisses: diskMisses - earlier.diskMisses, diskWrites: diskWrites - earlier.diskWrites,
-                     diskCorrupt: diskCorrupt - earlier.diskCorrupt, diskEvictions: diskEvictions - earlier.diskEvictions,
-                     diskDropped: diskDropped - earlier.diskDropped, remoteRequests: remoteRequests - earlier.remoteRequests,
-                     remoteBytes: remoteBytes - earlier.remoteBytes)
+            var d = Snapshot()
+            d.ramHits = ramHits - earlier.ramHits
+            d.ramMisses = ramMisses - earlier.ramMisses
+            d.ramEvictions = ramEvictions - earlier.ramEvictions
+            d.diskHits = diskHits - earlier.diskHits
+            d.diskMisses = diskMisses - earlier.diskMisses
+            d.diskWrites = diskWrites - earlier.diskWrites
+            d.diskCorrupt = diskCorrupt - earlier.diskCorrupt
+            d.diskEvictions = diskEvictions - earlier.diskEvictions
+            d.diskDropped = diskDropped - earlier.diskDropped
+            d.remoteRequests = remoteRequests - earlier.remoteRequests
+            d.remoteBytes = remoteBytes - earlier.remoteBytes
+            d.ramBytes = ramBytes - earlier.ramBytes
+            d.diskBytes = diskBytes - earlier.diskBytes
+            d.ramLatency = ramLatency.since(earlier.ramLatency)
+            d.diskLatency = diskLatency.since(earlier.diskLatency)
+            d.remoteLatency = remoteLatency.since(earlier.remoteLatency)
+            return d
         }
 
         public var description: String {
@@ -71,36 +80,70 @@ public final class TierStats: Sendable {
     /// them: every update to a ``TierStats`` is also added there.
     @TaskLocal public static var query: QueryCounters?
 
-    func ram(hit: Bool) {
-        countRAM(hit: hit)
-        Self.query?.counts.countRAM(hit: hit)
+    func ram(hit: Bool, bytes: Int = 0) {
+        countRAM(hit: hit, bytes: bytes)
+        Self.query?.counts.countRAM(hit: hit, bytes: bytes)
     }
 
-    func disk(hit: Bool) {
-        countDisk(hit: hit)
-        Self.query?.counts.countDisk(hit: hit)
+    /// A read served wholly from RAM, and how long it took.
+    func ramRead(nanos: UInt64) {
+        ramLatency.record(nanos: nanos)
+        Self.query?.counts.ramLatency.record(nanos: nanos)
     }
 
-    func remote(bytes: Int) {
-        countRemote(bytes: bytes)
-        Self.query?.counts.countRemote(bytes: bytes)
+    func disk(hit: Bool, bytes: Int = 0, nanos: UInt64? = nil) {
+        countDisk(hit: hit, bytes: bytes, nanos: nanos)
+        Self.query?.counts.countDisk(hit: hit, bytes: bytes, nanos: nanos)
     }
 
-    private func countRAM(hit: Bool) { if hit { ramHits.bump() } else { ramMisses.bump() } }
-    private func countDisk(hit: Bool) { if hit { diskHits.bump() } else { diskMisses.bump() } }
-    private func countRemote(bytes: Int) {
+    func remote(bytes: Int, nanos: UInt64? = nil) {
+        countRemote(bytes: bytes, nanos: nanos)
+        Self.query?.counts.countRemote(bytes: bytes, nanos: nanos)
+    }
+
+    private func countRAM(hit: Bool, bytes: Int) {
+        if hit {
+            ramHits.bump()
+            ramBytes.bump(bytes)
+        } else {
+            ramMisses.bump()
+        }
+    }
+    private func countDisk(hit: Bool, bytes: Int, nanos: UInt64?) {
+        if hit {
+            diskHits.bump()
+            diskBytes.bump(bytes)
+        } else {
+            diskMisses.bump()
+        }
+        if let nanos { diskLatency.record(nanos: nanos) }
+    }
+    private func countRemote(bytes: Int, nanos: UInt64?) {
         remoteRequests.bump()
         remoteBytes.bump(bytes)
+        if let nanos { remoteLatency.record(nanos: nanos) }
     }
 
     /// Reads every counter.
     public func snapshot() -> Snapshot {
-        Snapshot(ramHits: ramHits.load(ordering: .relaxed), ramMisses: ramMisses.load(ordering: .relaxed),
-                 ramEvictions: ramEvictions.load(ordering: .relaxed), diskHits: diskHits.load(ordering: .relaxed),
-                 diskMisses: diskMisses.load(ordering: .relaxed), diskWrites: diskWrites.load(ordering: .relaxed),
-                 diskCorrupt: diskCorrupt.load(ordering: .relaxed), diskEvictions: diskEvictions.load(ordering: .relaxed),
-                 diskDropped: diskDropped.load(ordering: .relaxed), remoteRequests: remoteRequests.load(ordering: .relaxed),
-                 remoteBytes: remoteBytes.load(ordering: .relaxed))
+        var s = Snapshot()
+        s.ramHits = ramHits.load(ordering: .relaxed)
+        s.ramMisses = ramMisses.load(ordering: .relaxed)
+        s.ramEvictions = ramEvictions.load(ordering: .relaxed)
+        s.diskHits = diskHits.load(ordering: .relaxed)
+        s.diskMisses = diskMisses.load(ordering: .relaxed)
+        s.diskWrites = diskWrites.load(ordering: .relaxed)
+        s.diskCorrupt = diskCorrupt.load(ordering: .relaxed)
+        s.diskEvictions = diskEvictions.load(ordering: .relaxed)
+        s.diskDropped = diskDropped.load(ordering: .relaxed)
+        s.remoteRequests = remoteRequests.load(ordering: .relaxed)
+        s.remoteBytes = remoteBytes.load(ordering: .relaxed)
+        s.ramBytes = ramBytes.load(ordering: .relaxed)
+        s.diskBytes = diskBytes.load(ordering: .relaxed)
+        s.ramLatency = ramLatency.snapshot()
+        s.diskLatency = diskLatency.snapshot()
+        s.remoteLatency = remoteLatency.snapshot()
+        return s
     }
 }
 

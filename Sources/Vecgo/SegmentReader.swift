@@ -83,41 +83,55 @@ final class SegmentReader: Sendable {
         return top.sorted()
     }
 
-    /// Reads only the probed partitions: each one range of vectors and one of ids, in parallel,
-    /// each checked against its own checksums.
+    /// Reads only the probed partitions — each one range of vectors and one of ids, all asked
+    /// of the store together so nearby ranges share requests — and checks each partition
+    /// against its own checksums.
     private func searchIVF(_ query: [Float], k: Int, nprobe: Int, ivf: IVFLayout, footer f: SegmentFooter,
                            vd: SectionDescriptor, idd: SectionDescriptor) async throws -> [Neighbor] {
         let probe = IVFIndex.probe(query, centroids: ivf.centroids, dimension: f.dimension, metric: metric, nprobe: nprobe)
+            .filter { !ivf.rows($0).isEmpty }
         let dim4 = UInt64(f.dimension * 4)
-        let parts = try await withThrowingTaskGroup(of: (Int, [Float], [UInt64]).self) { group in
-            for p in probe {
-                let rows = ivf.rows(p)
-                guard !rows.isEmpty else { continue }
-                let lo = UInt64(rows.lowerBound), hi = UInt64(rows.upperBound)
-                group.addTask {
-                    async let vb = self.read(vd.offset + lo * dim4..<vd.offset + hi * dim4, "partition \(p) vectors")
-                    async let ib = self.read(idd.offset + lo * 8..<idd.offset + hi * 8, "partition \(p) ids")
-                    let (vectorBytes, idBytes) = try await (vb, ib)
-                    try ivf.check(partition: p, vectors: vectorBytes, ids: idBytes, object: self.ref.name,
-                                  offset: vd.offset + lo * dim4)
-                    var vr = ByteReader(vectorBytes, object: self.ref.name, baseOffset: vd.offset + lo * dim4)
-                    var ir = ByteReader(idBytes, object: self.ref.name, baseOffset: idd.offset + lo * 8)
-                    let vectors = try vr.readFloats(rows.count * f.dimension)
-                    var ids: [UInt64] = []
-                    ids.reserveCapacity(rows.count)
-                    for _ in rows { ids.append(try ir.read(UInt64.self)) }
-                    return (p, vectors, ids)
-                }
-            }
-            return try await group.reduce(into: []) { $0.append($1) }
+        var ranges: [Range<UInt64>] = []
+        for p in probe {
+            let rows = ivf.rows(p)
+            let lo = UInt64(rows.lowerBound), hi = UInt64(rows.upperBound)
+            ranges.append(vd.offset + lo * dim4..<vd.offset + hi * dim4)
+            ranges.append(idd.offset + lo * 8..<idd.offset + hi * 8)
         }
+        let bytes = try await store.read(ref.name, ranges: ranges)
         var top = TopK(k: k)
-        for (_, vectors, ids) in parts {
+        for (i, p) in probe.enumerated() {
+            let rows = ivf.rows(p)
+            let vr = ranges[2 * i], ir = ranges[2 * i + 1]
+            let vectorBytes = bytes[2 * i], idBytes = bytes[2 * i + 1]
+            for (got, r, what) in [(vectorBytes, vr, "vectors"), (idBytes, ir, "ids")] where got.count != r.count {
+                throw FormatError(.truncated, object: ref.name, offset: r.lowerBound + UInt64(got.count),
+                                  "partition \(p) \(what) are cut short")
+            }
+            try ivf.check(partition: p, vectors: vectorBytes, ids: idBytes, object: ref.name, offset: vr.lowerBound)
+            var reader = ByteReader(vectorBytes, object: ref.name, baseOffset: vr.lowerBound)
+            var idReader = ByteReader(idBytes, object: ref.name, baseOffset: ir.lowerBound)
+            let vectors = try reader.readFloats(rows.count * f.dimension)
+            var ids: [UInt64] = []
+            ids.reserveCapacity(rows.count)
+            for _ in rows { ids.append(try idReader.read(UInt64.self)) }
             vectors.withUnsafeBufferPointer { v in
                 FlatSearch.search(query: query, vectors: v, dimension: f.dimension, metric: metric, ids: ids, into: &top)
             }
         }
         return top.sorted()
+    }
+
+    /// Brings the whole segment into the cache tiers (and a graph segment's graph into
+    /// memory). Returns the bytes it covers.
+    func warm() async throws -> UInt64 {
+        let t = try await tail()
+        if t.footer.section(.hnswGraph) != nil, t.ivf == nil {
+            _ = try await graph(t)
+        } else if ref.tailOffset > 0 {
+            _ = try await read(0..<ref.tailOffset, "segment data")
+        }
+        return ref.size
     }
 
     /// The segment's graph with its vectors, loaded once and kept.

@@ -255,6 +255,41 @@ public actor Vecgo {
         return top.sorted().map { SearchResult(id: $0.id, distance: $0.distance) }
     }
 
+    /// Loads segments of the current version into the cache tiers ahead of queries, in
+    /// parallel: the ones named (as `segment_….bin`, see ``segmentNames``), or all of them.
+    /// Data goes into RAM up to its budget and into the disk cache when there is one; a graph
+    /// segment's graph is loaded into memory. Returns the bytes of the segments warmed.
+    ///
+    /// - Throws: ``VecgoError``: `.notFound` for a name not in this version, `.storage` or
+    ///   `.corrupted` when a read fails.
+    @discardableResult
+    public func warm(segments names: [String]? = nil) async throws -> UInt64 {
+        try checkOpen()
+        let chosen: [SegmentReader]
+        if let names {
+            let byName = Dictionary(segments.map { ($0.ref.name, $0) }, uniquingKeysWith: { a, _ in a })
+            chosen = try names.map { name throws(VecgoError) in
+                guard let s = byName[name] else {
+                    throw VecgoError(.notFound, "segment '\(name)' is not part of version \(version)")
+                }
+                return s
+            }
+        } else {
+            chosen = segments
+        }
+        do {
+            return try await withThrowingTaskGroup(of: UInt64.self) { group in
+                for s in chosen { group.addTask { try await s.warm() } }
+                return try await group.reduce(0, +)
+            }
+        } catch {
+            throw VecgoError.wrap(error, "warming version \(version)")
+        }
+    }
+
+    /// The segment objects of the version this handle sees.
+    public var segmentNames: [String] { segments.map(\.ref.name) }
+
     /// Searches like ``search(_:k:options:)`` and reports what this query cost: blocks served
     /// by RAM and disk, requests and bytes sent to the store, and its latency.
     public func searchWithStats(_ query: [Float], k: Int,

@@ -36,4 +36,23 @@ import _VecgoTestSupport
         #expect(warm.tiers.remoteRequests == 0)
         #expect(warm.tiers.ramHits > 0)
     }
+
+    @Test func warmLoadsChosenSegmentsOrAllSoQueriesMakeNoRequests() async throws {
+        let recorder = RoundTripRecorder(try await Self.database(), delayMillis: 0)
+        let reader = try await Vecgo.open(.remote(recorder), .readOnly)
+        let names = await reader.segmentNames
+        #expect(names.count == 3)
+        await #expect(throws: VecgoError.self) { try await reader.warm(segments: ["segment_nope.bin"]) }
+        let one = try await reader.warm(segments: [names[0]])
+        let all = try await reader.warm()
+        #expect(one > 0 && all > one)
+        recorder.reset()
+        for seed in 50..<55 {
+            let (hits, stats) = try await reader.searchWithStats(SegmentLayoutEngineTests.clustered(1, 8, seed: UInt64(seed))[0],
+                                                                 k: 10, options: SearchOptions(nprobe: 64))
+            #expect(hits.count == 10)
+            #expect(stats.tiers.remoteRequests == 0)
+        }
+        #expect(recorder.requests == 0)
+    }
 }
