@@ -20,8 +20,11 @@ public struct S3Configuration: Sendable {
     public var endpoint: String?
     /// URL style; path-style by default when an endpoint is given.
     public var addressing: Addressing
-    /// The credentials requests are signed with.
+    /// The credentials requests are signed with, when no ``credentialsProvider`` is set.
     public var credentials: S3Credentials
+    /// Where credentials come from (asked before each request; cache in the provider); when
+    /// set, ``credentials`` is ignored.
+    public var credentialsProvider: (any CredentialsProvider)?
     /// Attempts per request, retries included (standard retry mode: 3).
     public var maxAttempts = 3
     /// Time allowed for connecting, in seconds.
@@ -42,25 +45,17 @@ public struct S3Configuration: Sendable {
         self.credentials = credentials
     }
 
-    /// A configuration from the standard AWS environment: `AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`/`AWS_DEFAULT_REGION`,
-    /// `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL`. Explicit arguments win over the environment.
-    ///
-    /// - Throws: ``StoreError`` `.accessDenied` naming the missing variable.
+    /// A configuration resolved as the AWS SDKs do: region from `AWS_REGION`,
+    /// `AWS_DEFAULT_REGION` or the profile; endpoint from `AWS_ENDPOINT_URL_S3`,
+    /// `AWS_ENDPOINT_URL` or the profile's `endpoint_url`; credentials from the default chain
+    /// (environment, web identity, `~/.aws` profile, container, instance metadata), resolved at
+    /// the first request. Explicit arguments win.
     public static func fromEnvironment(bucket: String, prefix: String = "", endpoint: String? = nil,
-                                       region: String? = nil) throws -> S3Configuration {
-        let env = ProcessInfo.processInfo.environment
-        guard let key = env["AWS_ACCESS_KEY_ID"], !key.isEmpty else {
-            throw StoreError(.accessDenied, "AWS_ACCESS_KEY_ID is not set: export the access key id and secret of the bucket's credentials")
-        }
-        guard let secret = env["AWS_SECRET_ACCESS_KEY"], !secret.isEmpty else {
-            throw StoreError(.accessDenied, "AWS_SECRET_ACCESS_KEY is not set: export the secret access key that goes with AWS_ACCESS_KEY_ID")
-        }
-        let token = env["AWS_SESSION_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-        let region = region ?? env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1"
-        let endpoint = endpoint ?? env["AWS_ENDPOINT_URL_S3"] ?? env["AWS_ENDPOINT_URL"]
-        return S3Configuration(bucket: bucket, prefix: prefix, region: region, endpoint: endpoint,
-                               credentials: S3Credentials(accessKeyID: key, secretAccessKey: secret, sessionToken: token))
+                                       region: String? = nil, environment: AWSEnvironment = .current) throws -> S3Configuration {
+        var config = S3Configuration(bucket: bucket, prefix: prefix, region: region ?? environment.region ?? "us-east-1",
+                                     endpoint: endpoint ?? environment.endpoint(service: "s3"))
+        config.credentialsProvider = CredentialChain.default(environment)
+        return config
     }
 }
 
@@ -72,7 +67,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
     /// The configuration (its description hides secrets).
     public let configuration: S3Configuration
     private let http: CurlHTTPClient
-    private let signer: SigV4
+    private let credentialsProvider: any CredentialsProvider
     private let quota = Locked(RetryQuota())
     private let base: (scheme: String, host: String, pathPrefix: String)
 
@@ -86,7 +81,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         self.configuration = configuration
         http = CurlHTTPClient(connectTimeoutMillis: Int(configuration.connectTimeoutSeconds * 1000),
                               requestTimeoutMillis: Int(configuration.requestTimeoutSeconds * 1000))
-        signer = SigV4(credentials: configuration.credentials, region: configuration.region, service: "s3")
+        credentialsProvider = configuration.credentialsProvider ?? StaticCredentials(configuration.credentials)
         let scheme: String, host: String
         if let endpoint = configuration.endpoint {
             guard let sep = endpoint.firstRange(of: "://") else {
@@ -134,9 +129,11 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         while true {
             attempt += 1
             if Task.isCancelled { throw StoreError(.cancelled, "\(method) cancelled", object: object) }
+            let credentials = try await credentialsProvider.credentials()
+            let signer = SigV4(credentials: credentials, region: configuration.region, service: "s3")
             var headers = extra + [("host", base.host), ("x-amz-content-sha256", payloadHash),
                                    ("x-amz-date", SigV4.amzDate(epochSeconds: Int(Date().timeIntervalSince1970)))]
-            if let token = configuration.credentials.sessionToken { headers.append(("x-amz-security-token", token)) }
+            if let token = credentials.sessionToken { headers.append(("x-amz-security-token", token)) }
             let auth = signer.authorization(method: method, path: path, query: query, headers: headers,
                                             payloadHash: payloadHash, amzDate: headers.first { $0.0 == "x-amz-date" }!.1)
             headers.append(("Authorization", auth))

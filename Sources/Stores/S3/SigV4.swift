@@ -1,3 +1,5 @@
+public import Foundation
+
 /// AWS credentials. Their description never shows the secret or the session token.
 public struct S3Credentials: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
     /// The access key id (not secret).
@@ -6,11 +8,14 @@ public struct S3Credentials: Sendable, Hashable, CustomStringConvertible, Custom
     public var secretAccessKey: String
     /// The session token of temporary credentials.
     public var sessionToken: String?
+    /// When temporary credentials stop working; nil for long-term keys.
+    public var expiration: Date?
 
-    public init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil) {
+    public init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, expiration: Date? = nil) {
         self.accessKeyID = accessKeyID
         self.secretAccessKey = secretAccessKey
         self.sessionToken = sessionToken
+        self.expiration = expiration
     }
 
     public var description: String {
@@ -47,10 +52,11 @@ struct SigV4 {
 
     /// The query string in canonical form: encoded keys and values, sorted.
     static func canonicalQuery(_ query: [(String, String)]) -> String {
-        query.map { (encode($0.0, keepSlash: false), encode($0.1, keepSlash: false)) }
-            .sorted { $0.0 < $1.0 || ($0.0 == $1.0 && $0.1 < $1.1) }
-            .map { "\($0.0)=\($0.1)" }
-            .joined(separator: "&")
+        let encoded: [(String, String)] = query.map { (encode($0.0, keepSlash: false), encode($0.1, keepSlash: false)) }
+        let sorted = encoded.sorted { (a: (String, String), b: (String, String)) -> Bool in
+            a.0 < b.0 || (a.0 == b.0 && a.1 < b.1)
+        }
+        return sorted.map { (pair: (String, String)) -> String in pair.0 + "=" + pair.1 }.joined(separator: "&")
     }
 
     /// Signs a request: returns the `Authorization` header value. `headers` must already hold
