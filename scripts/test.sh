@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --with-moto
 source scripts/moto.sh
 start_moto
+start_moto_auth
 
 echo "== build (debug, with tests)"
 swift build --build-tests

@@ -15,6 +15,21 @@ public enum TestEnvironment {
         return v
     }
 
+    /// The signature-checking moto server and the IAM keys it accepts, from
+    /// `VECGO_TEST_S3_AUTH_ENDPOINT`, `VECGO_TEST_S3_AUTH_KEY` and `VECGO_TEST_S3_AUTH_SECRET`.
+    public static func s3AuthEndpoint() throws -> (endpoint: String, key: String, secret: String) {
+        let env = ProcessInfo.processInfo.environment
+        guard let e = env["VECGO_TEST_S3_AUTH_ENDPOINT"], let k = env["VECGO_TEST_S3_AUTH_KEY"],
+              let s = env["VECGO_TEST_S3_AUTH_SECRET"], !e.isEmpty, !k.isEmpty, !s.isEmpty else {
+            throw MissingServer(message: """
+                VECGO_TEST_S3_AUTH_ENDPOINT/_KEY/_SECRET are not set: this test needs a moto server that \
+                checks signatures (INITIAL_NO_AUTH_ACTION_COUNT=0 and an IAM user). Run the README test \
+                command (bash scripts/test.sh), which starts one with start_moto_auth in scripts/moto.sh.
+                """)
+        }
+        return (e, k, s)
+    }
+
     /// A bucket name unique to one test, so tests never see each other's objects.
     public static func uniqueBucket(_ tag: String) -> String {
         let clean = tag.lowercased().filter { $0.isLetter || $0.isNumber }
