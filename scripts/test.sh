@@ -20,8 +20,10 @@ echo "== cloud-tiered demo against moto (small)"
 swift run cloud-tiered --endpoint "$VECGO_TEST_S3_ENDPOINT" --bucket "$bucket" --rows 3000 --dim 32
 echo "== vecgo verify against moto"
 swift run vecgo verify "s3://$bucket/cloud-tiered/" --endpoint "$VECGO_TEST_S3_ENDPOINT"
-echo "== vecgo-bench tiers (small, counts only)"
+echo "== vecgo-bench tiers (small, counts only): embedded, then against moto as JSON"
 swift run vecgo-bench tiers --rows 2000 --dim 32 --queries 3 --latency none
+swift run vecgo-bench tiers --rows 2000 --dim 32 --queries 3 --endpoint "$VECGO_TEST_S3_ENDPOINT" --json > .build/tiers.json
+python3 -c 'import json, sys; r = json.load(open(".build/tiers.json")); assert r["counts_consistent"] and len(r["results"]) == 7, r; print("tiers JSON against moto: counts consistent,", len(r["results"]), "rows")'
 echo "== arm64 (NEON) compile check of the C kernels"
 clang_bin="$(dirname "$(readlink -f "$(command -v swift)")")/clang"
 "$clang_bin" --target=aarch64-linux-gnu -ffreestanding -fsyntax-only -Wall -Werror \

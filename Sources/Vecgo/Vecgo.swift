@@ -1,6 +1,6 @@
 public import IndexCore
 public import SegmentFormat
-public import Stores
+import Stores
 public import Tiering
 import Foundation
 
