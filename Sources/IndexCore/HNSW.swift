@@ -356,12 +356,37 @@ public final class HNSWIndex: @unchecked Sendable {
         }
     }
 
+    /// The exact `k` nearest live rows among `allowed` (all rows when nil), by a scan of the
+    /// stored vectors: the fallback when a filter leaves too few rows for the graph to reach.
+    public func exactSearch(_ query: [Float], k: Int, allowed: Bitmap? = nil) -> [Neighbor] {
+        precondition(query.count == dimension && k > 0)
+        return lock.read {
+            var top = TopK(k: k)
+            query.withUnsafeBufferPointer { q in
+                FlatSearch.search(query: q.baseAddress!, vectors: UnsafeBufferPointer(start: vectors, count: nodeCount * dimension),
+                                  dimension: dimension, metric: metric, into: &top, id: { externalIDs[$0] },
+                                  skip: { deleted[$0] || !(allowed?.contains($0) ?? true) })
+            }
+            return top.sorted()
+        }
+    }
+
+    /// The stored vector of row `row` (insertion order).
+    public func vector(row: Int) -> [Float] {
+        lock.read {
+            precondition(row >= 0 && row < nodeCount)
+            return Array(UnsafeBufferPointer(start: vectors + row * dimension, count: dimension))
+        }
+    }
+
     /// Marks the row inserted under `id` deleted: still traversed, never returned.
     /// Returns whether such a live row existed.
     @discardableResult
     public func markDeleted(id: UInt64) -> Bool {
         lock.write {
-            guard let i = externalIDs.firstIndex(of: id), !deleted[i] else { return false }
+            // Graphs keyed by insertion order (id == row) find the row directly.
+            let direct = id < UInt64(externalIDs.count) && externalIDs[Int(id)] == id ? Int(id) : nil
+            guard let i = direct ?? externalIDs.firstIndex(of: id), !deleted[i] else { return false }
             deleted[i] = true
             deletedCount += 1
             return true

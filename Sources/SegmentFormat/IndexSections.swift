@@ -28,6 +28,17 @@ public struct IVFLayout: Sendable, Equatable {
     /// Rows of partition `p`.
     public func rows(_ p: Int) -> Range<Int> { Int(offsets[p])..<Int(offsets[p + 1]) }
 
+    /// The partition holding row `row` (rows are stored partition by partition).
+    public func partition(ofRow row: Int) -> Int {
+        // The last partition whose first row is at or before `row` (empty partitions skipped).
+        var lo = 0, hi = nlist - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if Int(offsets[mid]) <= row { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+
     func encodePartitions() -> [UInt8] {
         var w = ByteWriter(capacity: 8 + offsets.count * 8 + nlist * 8)
         w.write(UInt32(nlist))

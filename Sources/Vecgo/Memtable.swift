@@ -3,6 +3,11 @@ import SegmentFormat
 
 /// Rows written but not yet committed: searchable at once through an HNSW graph (exact scan
 /// while small), made durable by a commit.
+///
+/// Rows are numbered in insertion order and the graph is keyed by those numbers. Writing a key
+/// again (an upsert) appends a new row and marks the old one dead; a delete marks it dead. Dead
+/// rows stay in the segment a commit writes (the graph needs them) but the pk-index points
+/// only at live ones.
 struct Memtable: Sendable {
     let dimension: Int
     let metric: Metric
@@ -11,6 +16,8 @@ struct Memtable: Sendable {
     private(set) var metadata: [Metadata] = []
     private(set) var payloads: [[UInt8]] = []
     private(set) var graph: HNSWIndex
+    /// The live row of each key.
+    private(set) var rowOf: [UInt64: Int] = [:]
 
     /// Below this many rows a search scans exactly; the graph is still built for the segment.
     static let exactBelow = 1024
@@ -21,22 +28,71 @@ struct Memtable: Sendable {
         graph = HNSWIndex(dimension: dimension, metric: metric, parameters: .init(m: 16, efConstruction: 100))
     }
 
+    /// No rows at all (live or dead).
     var isEmpty: Bool { ids.isEmpty }
+    /// Rows, dead ones included.
     var count: Int { ids.count }
+    /// Live rows.
+    var liveCount: Int { rowOf.count }
 
-    mutating func append(id: UInt64, vector: [Float], metadata m: Metadata, payload: [UInt8]) {
+    /// Adds the row of key `id`, replacing a live row of the same key.
+    mutating func put(id: UInt64, vector: [Float], metadata m: Metadata, payload: [UInt8]) {
+        remove(id: id)
+        let row = ids.count
         ids.append(id)
         vectors.append(contentsOf: vector)
         metadata.append(m)
         payloads.append(payload)
-        graph.insert(vector, id: id)
+        graph.insert(vector, id: UInt64(row))
+        rowOf[id] = row
     }
 
-    /// The rows as segment contents, laid out as `layout` says.
-    func contents(_ layout: SegmentLayout) -> SegmentContents {
-        var c = SegmentContents(dimension: dimension, metric: metric.rawValue, ids: ids, vectors: vectors,
-                                metadata: metadata.contains { !$0.isEmpty } ? metadata : [],
-                                payloads: payloads.contains { !$0.isEmpty } ? payloads : [])
+    /// Marks the live row of `id` dead; returns whether there was one.
+    @discardableResult
+    mutating func remove(id: UInt64) -> Bool {
+        guard let row = rowOf.removeValue(forKey: id) else { return false }
+        graph.markDeleted(id: UInt64(row))
+        return true
+    }
+
+    /// The `k` nearest live rows (matching `filter`), nearest first.
+    func search(_ query: [Float], k: Int, ef: Int, filter: Filter?) -> [Neighbor] {
+        guard !rowOf.isEmpty else { return [] }
+        var allowed: Bitmap?
+        if let filter {
+            var b = Bitmap(count: count)
+            for row in rowOf.values where filter.matches(metadata[row]) { b.insert(row) }
+            allowed = b
+        }
+        let matching = allowed?.cardinality ?? rowOf.count
+        guard matching > 0 else { return [] }
+        var hits: [Neighbor]
+        if count < Self.exactBelow || matching < 2 * k {
+            hits = graph.exactSearch(query, k: k, allowed: allowed)
+        } else {
+            hits = graph.search(query, k: k, ef: ef, allowed: allowed)
+            if hits.count < min(k, matching) { hits = graph.exactSearch(query, k: k, allowed: allowed) }
+        }
+        return hits.map { Neighbor(id: ids[Int($0.id)], distance: $0.distance) }
+    }
+
+    /// The stored parts of the live row of `id`.
+    func row(id: UInt64) -> (metadata: Metadata, payload: [UInt8], vector: [Float])? {
+        guard let r = rowOf[id] else { return nil }
+        return (metadata[r], payloads[r], Array(vectors[r * dimension..<(r + 1) * dimension]))
+    }
+
+    /// The rows as segment contents, laid out as `layout` says, and the segment row of each
+    /// live key. A graph segment keeps dead rows (its graph links through them); flat and IVF
+    /// segments hold live rows only.
+    func contents(_ layout: SegmentLayout) -> (SegmentContents, liveRows: [UInt64: Int]) {
+        let keep: [Int] = layout == .graph ? Array(0..<count) : rowOf.values.sorted()
+        func pick<T>(_ all: [T]) -> [T] { keep.count == all.count ? all : keep.map { all[$0] } }
+        var c = SegmentContents(dimension: dimension, metric: metric.rawValue, ids: pick(ids),
+                                vectors: keep.count == count ? vectors : keep.flatMap { vectors[$0 * dimension..<($0 + 1) * dimension] },
+                                metadata: metadata.contains { !$0.isEmpty } ? pick(metadata) : [],
+                                payloads: payloads.contains { !$0.isEmpty } ? pick(payloads) : [])
+        var order = keep  // segment row → memtable row
         switch layout {
         case .flat:
             break
@@ -46,27 +102,19 @@ struct Memtable: Sendable {
                                   level0: g.level0, upper: g.upper)
         case .ivf(let nlist):
             // Rows are reordered partition by partition; metadata and payloads follow their rows.
-            let ivf = IVFIndex(vectors: vectors, ids: (0..<UInt64(ids.count)).map { $0 }, dimension: dimension,
+            let ivf = IVFIndex(vectors: c.vectors, ids: (0..<UInt64(keep.count)).map { $0 }, dimension: dimension,
                                metric: metric, nlist: nlist)
-            let order = ivf.ids.map { Int($0) }
-            c.ids = order.map { ids[$0] }
+            let perm = ivf.ids.map { Int($0) }
+            order = perm.map { keep[$0] }
+            c.ids = perm.map { c.ids[$0] }
             c.vectors = ivf.vectors
-            if !c.metadata.isEmpty { c.metadata = order.map { metadata[$0] } }
-            if !c.payloads.isEmpty { c.payloads = order.map { payloads[$0] } }
+            if !c.metadata.isEmpty { c.metadata = perm.map { c.metadata[$0] } }
+            if !c.payloads.isEmpty { c.payloads = perm.map { c.payloads[$0] } }
             c.ivf = IVFLayout(centroids: ivf.centroids, offsets: ivf.offsets.map { UInt64($0) })
         }
-        return c
-    }
-
-    func search(_ query: [Float], k: Int, ef: Int) -> [Neighbor] {
-        if count < Self.exactBelow {
-            var top = TopK(k: k)
-            vectors.withUnsafeBufferPointer { v in
-                FlatSearch.search(query: query, vectors: v, dimension: dimension, metric: metric, ids: ids, into: &top)
-            }
-            return top.sorted()
-        }
-        return graph.search(query, k: k, ef: ef)
+        var segRowOfMemRow: [Int: Int] = [:]
+        for (segRow, memRow) in order.enumerated() { segRowOfMemRow[memRow] = segRow }
+        return (c, rowOf.mapValues { segRowOfMemRow[$0]! })
     }
 }
 

@@ -1,3 +1,4 @@
+public import Foundation
 public import IndexCore
 public import Stores
 
@@ -24,6 +25,22 @@ public enum OpenOption: Sendable {
     /// Commits of at least this many rows write IVF segments (partitions stored contiguously, for
     /// cold reads); smaller ones write flat or graph segments. Default 50 000.
     case ivfThreshold(Int)
+    /// Open the database as it was at this version (read-only; time travel).
+    case atVersion(UInt64)
+    /// Open the database as it was at this moment: the newest version committed at or before
+    /// it (read-only; time travel).
+    case asOf(Date)
+    /// Take over as the only writer: the open commits a new writer epoch, and from then on
+    /// commits of writers opened earlier fail with `.fenced`.
+    case exclusiveWriter
+    /// A reader moves to the newest version by itself at this interval, in seconds.
+    case refreshInterval(Double)
+    /// Generated keys are reserved this many at a time (one small commit per reservation) so
+    /// concurrent writers never hand out the same key. Default 65 536.
+    case idLeaseSize(Int)
+    /// Attempts of a commit that loses races to other writers before it gives up with
+    /// `.conflict` (pending writes kept). Default 8.
+    case commitAttempts(Int)
 }
 
 /// The validated configuration an open handle runs with.
@@ -34,6 +51,12 @@ struct Configuration: Sendable {
     var blockCacheSize = 256 << 20
     var diskCacheSize = 10 << 30
     var ivfThreshold = 50_000
+    var atVersion: UInt64?
+    var asOf: Date?
+    var exclusiveWriter = false
+    var refreshInterval: Double?
+    var idLeaseSize: UInt64 = 65_536
+    var commitAttempts = 8
 
     init(_ options: [OpenOption]) throws(VecgoError) {
         for o in options {
@@ -56,7 +79,36 @@ struct Configuration: Sendable {
             case .ivfThreshold(let n):
                 guard n >= 1 else { throw VecgoError(.invalidArgument, "ivfThreshold \(n) must be positive") }
                 ivfThreshold = n
+            case .atVersion(let v):
+                guard v >= 1 else { throw VecgoError(.invalidArgument, "versions start at 1, asked for \(v)") }
+                atVersion = v
+                readOnly = true
+            case .asOf(let d):
+                asOf = d
+                readOnly = true
+            case .exclusiveWriter: exclusiveWriter = true
+            case .refreshInterval(let t):
+                guard t > 0, t.isFinite else { throw VecgoError(.invalidArgument, "refreshInterval \(t) must be a positive number of seconds") }
+                refreshInterval = t
+            case .idLeaseSize(let n):
+                guard n >= 1 else { throw VecgoError(.invalidArgument, "idLeaseSize \(n) must be positive") }
+                idLeaseSize = UInt64(n)
+            case .commitAttempts(let n):
+                guard n >= 1 else { throw VecgoError(.invalidArgument, "commitAttempts \(n) must be positive") }
+                commitAttempts = n
             }
+        }
+        if atVersion != nil && asOf != nil {
+            throw VecgoError(.invalidArgument, ".atVersion and .asOf cannot be combined")
+        }
+        if (atVersion != nil || asOf != nil) && (create != nil || exclusiveWriter) {
+            throw VecgoError(.invalidArgument, "a handle opened at a past version is read-only: it cannot create or take over a database")
+        }
+        if exclusiveWriter && readOnly {
+            throw VecgoError(.invalidArgument, ".exclusiveWriter and .readOnly cannot be combined")
+        }
+        if refreshInterval != nil && !readOnly {
+            throw VecgoError(.invalidArgument, ".refreshInterval is for read-only handles; a writer moves forward when it commits")
         }
         if readOnly && create != nil {
             throw VecgoError(.invalidArgument, ".create and .readOnly cannot be combined: a read-only handle cannot create a database")

@@ -23,6 +23,7 @@ final class SegmentReader: Sendable {
     let metric: Metric
     private let tailTask = Locked<Task<SegmentTail, any Error>?>(nil)
     private let graphTask = Locked<Task<HNSWIndex, any Error>?>(nil)
+    private let metadataTask = Locked<Task<[Metadata], any Error>?>(nil)
 
     init(ref: SegmentRef, store: any BlobStore, metric: Metric) {
         self.ref = ref
@@ -63,31 +64,116 @@ final class SegmentReader: Sendable {
         return bytes
     }
 
-    /// The top `k` rows of this segment for `query`.
-    func search(_ query: [Float], k: Int, options: SearchOptions) async throws -> [Neighbor] {
+    /// The top `k` rows of this segment for `query` among the `allowed` rows (all when nil).
+    /// Whenever at least `k` rows are allowed, `k` come back: a graph or IVF search that
+    /// finds fewer falls back to scanning every allowed row.
+    func search(_ query: [Float], k: Int, options: SearchOptions, allowed: Bitmap? = nil) async throws -> [Neighbor] {
         let t = try await tail()
         let f = t.footer
         guard f.rowCount > 0, let vd = f.section(.vectors), let idd = f.section(.ids) else { return [] }
-        if let ivf = t.ivf { return try await searchIVF(query, k: k, nprobe: options.nprobe, ivf: ivf, footer: f, vd: vd, idd: idd) }
+        let rowCount = Int(f.rowCount)
+        let matching = allowed?.cardinality ?? rowCount
+        guard matching > 0 else { return [] }
+        let want = min(k, matching)
+        if let ivf = t.ivf {
+            let probed = try await searchIVF(query, k: k, nprobe: options.nprobe, ivf: ivf, footer: f, vd: vd, idd: idd,
+                                             allowed: allowed)
+            if probed.count >= want || options.nprobe >= ivf.nlist { return probed }
+            return try await searchIVF(query, k: k, nprobe: ivf.nlist, ivf: ivf, footer: f, vd: vd, idd: idd, allowed: allowed)
+        }
         if f.section(.hnswGraph) != nil {
-            return try await graph(t).search(query, k: k, ef: max(options.ef, k))
+            let g = try await graph(t)
+            if matching < 2 * k { return g.exactSearch(query, k: k, allowed: allowed) }
+            let hits = g.search(query, k: k, ef: max(options.ef, k), allowed: allowed)
+            return hits.count >= want ? hits : g.exactSearch(query, k: k, allowed: allowed)
         }
         async let vectorBytes = read(vd.range, "vector section")
         async let idBytes = read(idd.range, "id section")
         let vectors = try SegmentCodec.decodeVectors(try await vectorBytes, vd, footer: f, object: ref.name)
         let ids = try SegmentCodec.decodeIDs(try await idBytes, idd, footer: f, object: ref.name)
         var top = TopK(k: k)
-        vectors.withUnsafeBufferPointer { v in
-            FlatSearch.search(query: query, vectors: v, dimension: f.dimension, metric: metric, ids: ids, into: &top)
+        query.withUnsafeBufferPointer { q in
+            vectors.withUnsafeBufferPointer { v in
+                ids.withUnsafeBufferPointer { idp in
+                    FlatSearch.search(query: q.baseAddress!, vectors: v, dimension: f.dimension, metric: metric, into: &top,
+                                      id: { idp[$0] }, skip: { !(allowed?.contains($0) ?? true) })
+                }
+            }
         }
         return top.sorted()
+    }
+
+    /// The ids of the rows, in row order.
+    func ids() async throws -> [UInt64] {
+        let f = try await tail().footer
+        guard let idd = f.section(.ids) else { return [] }
+        return try SegmentCodec.decodeIDs(try await read(idd.range, "id section"), idd, footer: f, object: ref.name)
+    }
+
+    /// The metadata of every row (empty maps when the segment has none), read once and kept.
+    func metadata() async throws -> [Metadata] {
+        let ref = self.ref
+        return try await Self.once(metadataTask) {
+            let f = try await self.tail().footer
+            guard let md = f.section(.metadata) else { return Array(repeating: [:], count: Int(f.rowCount)) }
+            return try SegmentCodec.decodeMetadata(try await self.read(md.range, "metadata section"), md, footer: f, object: ref.name)
+        }
+    }
+
+    /// The parts `include` asks for of each row in `rows`, every byte checked by its CRC.
+    func rows(_ rows: [Int], include: Include) async throws -> [Int: (Metadata?, [UInt8]?, [Float]?)] {
+        let t = try await tail()
+        let f = t.footer
+        var out: [Int: (Metadata?, [UInt8]?, [Float]?)] = [:]
+        for r in rows where r < 0 || r >= f.rowCount {
+            throw FormatError(.corrupted, object: ref.name, offset: ref.tailOffset, "row \(r) is outside the segment's \(f.rowCount) rows")
+        }
+        let meta = include.contains(.metadata) ? try await metadata() : nil
+        var payloads: [[UInt8]]?
+        if include.contains(.payload) {
+            if let pd = f.section(.payloads) {
+                payloads = try SegmentCodec.decodePayloads(try await read(pd.range, "payload section"), pd, footer: f, object: ref.name)
+            } else {
+                payloads = Array(repeating: [], count: Int(f.rowCount))
+            }
+        }
+        var vectorOf: [Int: [Float]] = [:]
+        if include.contains(.vector), let vd = f.section(.vectors) {
+            if f.section(.hnswGraph) != nil, t.ivf == nil {
+                let g = try await graph(t)
+                for r in rows { vectorOf[r] = g.vector(row: r) }
+            } else if let ivf = t.ivf, let idd = f.section(.ids) {
+                // One checked partition read per partition holding a wanted row.
+                let dim4 = UInt64(f.dimension * 4)
+                for p in Set(rows.map { ivf.partition(ofRow: $0) }) {
+                    let pr = ivf.rows(p)
+                    let lo = UInt64(pr.lowerBound), hi = UInt64(pr.upperBound)
+                    let parts = try await store.read(ref.name, ranges: [vd.offset + lo * dim4..<vd.offset + hi * dim4,
+                                                                         idd.offset + lo * 8..<idd.offset + hi * 8])
+                    try ivf.check(partition: p, vectors: parts[0], ids: parts[1], object: ref.name, offset: vd.offset + lo * dim4)
+                    var reader = ByteReader(parts[0], object: ref.name, baseOffset: vd.offset + lo * dim4)
+                    let floats = try reader.readFloats(pr.count * f.dimension)
+                    for r in rows where pr.contains(r) {
+                        let i = r - pr.lowerBound
+                        vectorOf[r] = Array(floats[i * f.dimension..<(i + 1) * f.dimension])
+                    }
+                }
+            } else {
+                let all = try SegmentCodec.decodeVectors(try await read(vd.range, "vector section"), vd, footer: f, object: ref.name)
+                for r in rows { vectorOf[r] = Array(all[r * f.dimension..<(r + 1) * f.dimension]) }
+            }
+        }
+        for r in rows {
+            out[r] = (meta.map { r < $0.count ? $0[r] : [:] }, payloads.map { r < $0.count ? $0[r] : [] }, vectorOf[r])
+        }
+        return out
     }
 
     /// Reads only the probed partitions — each one range of vectors and one of ids, all asked
     /// of the store together so nearby ranges share requests — and checks each partition
     /// against its own checksums.
     private func searchIVF(_ query: [Float], k: Int, nprobe: Int, ivf: IVFLayout, footer f: SegmentFooter,
-                           vd: SectionDescriptor, idd: SectionDescriptor) async throws -> [Neighbor] {
+                           vd: SectionDescriptor, idd: SectionDescriptor, allowed: Bitmap?) async throws -> [Neighbor] {
         let probe = IVFIndex.probe(query, centroids: ivf.centroids, dimension: f.dimension, metric: metric, nprobe: nprobe)
             .filter { !ivf.rows($0).isEmpty }
         let dim4 = UInt64(f.dimension * 4)
@@ -115,8 +201,12 @@ final class SegmentReader: Sendable {
             var ids: [UInt64] = []
             ids.reserveCapacity(rows.count)
             for _ in rows { ids.append(try idReader.read(UInt64.self)) }
-            vectors.withUnsafeBufferPointer { v in
-                FlatSearch.search(query: query, vectors: v, dimension: f.dimension, metric: metric, ids: ids, into: &top)
+            let first = rows.lowerBound
+            query.withUnsafeBufferPointer { q in
+                vectors.withUnsafeBufferPointer { v in
+                    FlatSearch.search(query: q.baseAddress!, vectors: v, dimension: f.dimension, metric: metric, into: &top,
+                                      id: { ids[$0] }, skip: { !(allowed?.contains(first + $0) ?? true) })
+                }
             }
         }
         return top.sorted()

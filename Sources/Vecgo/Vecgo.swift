@@ -2,7 +2,7 @@ public import IndexCore
 public import SegmentFormat
 import Stores
 public import Tiering
-import Foundation
+public import Foundation
 
 /// One search hit.
 public struct SearchResult: Sendable, Hashable {
@@ -10,6 +10,34 @@ public struct SearchResult: Sendable, Hashable {
     public var id: UInt64
     /// Distance to the query under the database's metric; smaller is closer.
     public var distance: Float
+    /// The row's metadata, when the search asked for it (``Include/metadata``).
+    public var metadata: Metadata?
+    /// The row's payload, when asked for (``Include/payload``).
+    public var payload: [UInt8]?
+    /// The row's stored vector, when asked for (``Include/vector``).
+    public var vector: [Float]?
+
+    public init(id: UInt64, distance: Float, metadata: Metadata? = nil, payload: [UInt8]? = nil, vector: [Float]? = nil) {
+        self.id = id
+        self.distance = distance
+        self.metadata = metadata
+        self.payload = payload
+        self.vector = vector
+    }
+}
+
+/// One committed version, as ``Vecgo/versions(_:)`` lists it.
+public struct VersionInfo: Sendable, Hashable {
+    /// The version number.
+    public var version: UInt64
+    /// When it was committed.
+    public var commitTime: Date
+    /// Segments it references.
+    public var segments: Int
+    /// Rows stored in those segments (superseded and deleted rows included until compaction).
+    public var rows: UInt64
+    /// The writer epoch it was committed under.
+    public var writerEpoch: UInt64
 }
 
 /// Counters of the cache tiers (RAM, disk, remote).
@@ -26,9 +54,12 @@ public struct QueryStats: Sendable, Hashable {
 /// A Vecgo database handle: a writer, or a stateless read-only reader, of one prefix of an
 /// object store.
 ///
-/// Writes go to an in-memory table that searches see at once; ``commit()`` writes them as an
-/// immutable segment plus a primary-key checkpoint and then creates the next manifest with a
-/// create-if-absent put, the commit point. ``close()`` commits what is pending.
+/// Writes (inserts with generated keys, upserts and deletes by key) go to an in-memory table
+/// that searches see at once; ``commit()`` writes them as an immutable segment plus a
+/// primary-key checkpoint and then creates the next manifest with a create-if-absent put, the
+/// commit point. When another writer took that version first, the commit re-reads the winner
+/// and retries on top of it (appends and changes to different keys merge; a key both changed
+/// is a `.conflict`). ``close()`` commits what is pending.
 public actor Vecgo {
     /// Floats per vector.
     public nonisolated let dimension: Int
@@ -40,13 +71,22 @@ public actor Vecgo {
     private let remote: any BlobStore
     private let cached: CachingStore
     private let writerID: String
-    private var manifest: Manifest?
-    private var segments: [SegmentReader] = []
+    private let config: Configuration
+    private var view: VersionView
     private var memtable: Memtable
-    private var nextID: UInt64
+    /// Keys deleted since the last commit (they may live in committed segments).
+    private var pendingDeletes: Set<UInt64> = []
+    /// Keys upserted or deleted since the last commit, and the view they were changed against:
+    /// a commit on a newer version checks that nobody else changed them in between.
+    private var touched: Set<UInt64> = []
+    private var touchedView: VersionView?
+    /// Generated keys this writer may hand out, reserved by a commit of its own.
+    private var idLease: Range<UInt64> = 0..<0
+    /// The writer epoch this handle writes under; a manifest with a higher one fences it.
+    private var epoch: UInt64
     private var segmentSequence = 0
     private var closed = false
-    private let ivfThreshold: Int
+    private var refresher: Task<Void, Never>?
 
     /// Opens or creates a database.
     ///
@@ -80,7 +120,17 @@ public actor Vecgo {
         let cached = CachingStore(remote: remote, ram: BlockCache(capacityBytes: config.blockCacheSize, stats: stats),
                                   disk: disk)
         let manifest: Manifest?
-        do { manifest = try await latestManifest(cached) } catch { throw VecgoError.wrap(error, "opening the database") }
+        do {
+            if let v = config.atVersion {
+                manifest = try await manifestAt(version: v, cached)
+            } else if let t = config.asOf {
+                manifest = try await manifestAsOf(t, cached)
+            } else {
+                manifest = try await latestManifest(cached)
+            }
+        } catch {
+            throw VecgoError.wrap(error, "opening the database")
+        }
         let dimension: Int, metric: Metric
         if let manifest {
             guard let m = Metric(rawValue: manifest.metric) else {
@@ -97,35 +147,45 @@ public actor Vecgo {
         } else {
             throw VecgoError(.notFound, "no database found (no MANIFEST-*.bin objects); open with .create(dimension:metric:) to create one")
         }
-        return Vecgo(remote: remote, cached: cached, manifest: manifest, dimension: dimension, metric: metric,
-                     readOnly: config.readOnly, ivfThreshold: config.ivfThreshold)
+        let db = Vecgo(remote: remote, cached: cached, manifest: manifest, dimension: dimension, metric: metric, config: config)
+        if config.exclusiveWriter { try await db.takeOver() }
+        if let interval = config.refreshInterval { await db.startRefreshing(every: interval) }
+        return db
     }
 
     private init(remote: any BlobStore, cached: CachingStore, manifest: Manifest?, dimension: Int, metric: Metric,
-                 readOnly: Bool, ivfThreshold: Int) {
+                 config: Configuration) {
         self.remote = remote
         self.cached = cached
-        self.manifest = manifest
         self.dimension = dimension
         self.metric = metric
-        self.isReadOnly = readOnly
+        self.isReadOnly = config.readOnly
+        self.config = config
         self.memtable = Memtable(dimension: dimension, metric: metric)
-        self.ivfThreshold = ivfThreshold
-        self.nextID = manifest?.nextID ?? 1
         self.writerID = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        self.segments = manifest?.segments.map { SegmentReader(ref: $0, store: cached, metric: metric) } ?? []
-        Self.prefetchTails(segments)
+        self.view = VersionView(manifest, store: cached, metric: metric)
+        self.epoch = manifest?.writerEpoch ?? 0
     }
 
-    /// Starts reading every segment's tail (footer, IVF centroids) in parallel without waiting:
-    /// open stays at two round trips, and the first query finds the tails read or in flight.
-    private static func prefetchTails(_ segments: [SegmentReader]) {
-        guard !segments.isEmpty else { return }
-        Task.detached(priority: .userInitiated) {
-            await withTaskGroup(of: Void.self) { group in
-                for s in segments { group.addTask { _ = try? await s.tail() } }
+    private func startRefreshing(every seconds: Double) {
+        refresher = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+                guard let self, !Task.isCancelled else { return }
+                _ = try? await self.refresh()
             }
         }
+    }
+
+    /// Commits a new writer epoch (no data change): writers opened before this fail to commit.
+    private func takeOver() async throws {
+        epoch = .max  // the newest epoch, whatever it is now, is the one this writer supersedes
+        let claimed = try await commitManifest(label: "taking over as the exclusive writer") { base in
+            var m = try self.template(base)
+            m.writerEpoch += 1
+            return m
+        }
+        epoch = claimed.writerEpoch
     }
 
     /// Finds the newest manifest: one LIST of `MANIFEST-` names, then one read of the last.
@@ -136,92 +196,265 @@ public actor Vecgo {
         return try Manifest.decode(bytes, object: newest.name)
     }
 
+    /// The manifest of `version`: one read by name, no listing.
+    static func manifestAt(version: UInt64, _ store: any BlobStore) async throws -> Manifest {
+        let name = Manifest.objectName(version: version)
+        let bytes: [UInt8]
+        do { bytes = try await store.read(name) } catch let e as StoreError where e.code == .notFound {
+            throw VecgoError(.notFound, "version \(version) does not exist (no \(name)); vacuum may have removed it", underlying: e)
+        }
+        return try Manifest.decode(bytes, object: name)
+    }
+
+    /// The newest manifest committed at or before `date`: versions are committed in time
+    /// order, so a binary search reads O(log n) manifests.
+    static func manifestAsOf(_ date: Date, _ store: any BlobStore) async throws -> Manifest {
+        let names = try await store.list(prefix: "MANIFEST-").compactMap { Manifest.version(fromObjectName: $0.name) }
+        let micros = Int64(date.timeIntervalSince1970 * 1_000_000)
+        var lo = 0, hi = names.count - 1
+        var best: Manifest?
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            let m = try await manifestAt(version: names[mid], store)
+            if m.commitTimeMicros <= micros {
+                best = m
+                lo = mid + 1
+            } else {
+                hi = mid - 1
+            }
+        }
+        guard let best else {
+            throw VecgoError(.notFound, "no version was committed at or before \(date)")
+        }
+        return best
+    }
+
+    /// The versions under a store's prefix, oldest first.
+    public static func versions(_ backend: Backend) async throws -> [VersionInfo] {
+        let store: any BlobStore
+        switch backend {
+        case .remote(let s): store = s
+        case .directory(let path):
+            do { store = try LocalDirectoryStore(root: path) } catch { throw VecgoError.wrap(error, "opening \(path)") }
+        }
+        do {
+            let names = try await store.list(prefix: "MANIFEST-").compactMap { Manifest.version(fromObjectName: $0.name) }
+            var out: [VersionInfo] = []
+            for v in names {
+                let m = try await manifestAt(version: v, store)
+                out.append(VersionInfo(version: m.version, commitTime: Date(timeIntervalSince1970: Double(m.commitTimeMicros) / 1e6),
+                                       segments: m.segments.count, rows: m.segments.reduce(0) { $0 + $1.rowCount },
+                                       writerEpoch: m.writerEpoch))
+            }
+            return out
+        } catch {
+            throw VecgoError.wrap(error, "listing versions")
+        }
+    }
+
     // MARK: writes
 
-    /// Adds a vector; it is searchable at once and durable after the next ``commit()``.
+    /// Adds a row under a generated key; it is searchable at once and durable after the next
+    /// ``commit()``. Generated keys are unique across concurrent writers: each writer reserves
+    /// a block of them with a small commit of its own when it runs out.
     ///
     /// - Returns: the generated primary key.
-    /// - Throws: ``VecgoError``: `.readOnly`, `.closed`, `.dimensionMismatch`, `.invalidArgument` for NaN or infinity.
+    /// - Throws: ``VecgoError``: `.readOnly`, `.closed`, `.dimensionMismatch`, `.invalidArgument`
+    ///   for NaN or infinity, `.storage`/`.fenced` when reserving keys fails.
     @discardableResult
-    public func insert(_ vector: [Float], metadata: Metadata = [:], payload: [UInt8]? = nil) throws -> UInt64 {
+    public func insert(_ vector: [Float], metadata: Metadata = [:], payload: [UInt8]? = nil) async throws -> UInt64 {
         try checkWritable()
         try validate(vector, what: "vector")
-        let id = nextID
-        nextID += 1
-        memtable.append(id: id, vector: metric == .cosine ? Distance.normalized(vector) : vector,
-                        metadata: metadata, payload: payload ?? [])
+        let id = try await generatedID()
+        memtable.put(id: id, vector: normalizedIfCosine(vector), metadata: metadata, payload: payload ?? [])
         return id
     }
 
-    /// Rows inserted and not yet committed.
-    public var pendingCount: Int { memtable.count }
+    /// Adds many rows under generated keys, in order; see ``insert(_:metadata:payload:)``.
+    /// Every row is checked before any is added.
+    @discardableResult
+    public func batchInsert(_ rows: [(vector: [Float], metadata: Metadata, payload: [UInt8]?)]) async throws -> [UInt64] {
+        try checkWritable()
+        for (i, r) in rows.enumerated() { try validate(r.vector, what: "row \(i)'s vector") }
+        var ids: [UInt64] = []
+        ids.reserveCapacity(rows.count)
+        for r in rows {
+            let id = try await generatedID()
+            memtable.put(id: id, vector: normalizedIfCosine(r.vector), metadata: r.metadata, payload: r.payload ?? [])
+            ids.append(id)
+        }
+        return ids
+    }
+
+    /// Writes the row of key `id`, replacing any row with that key (committed or pending).
+    /// Searches see only the new row from now on.
+    ///
+    /// Keys are the caller's: any `UInt64`. Keys you choose and keys ``insert(_:metadata:payload:)``
+    /// generates share one space; a database should use one kind or keep them apart (generated
+    /// keys start at 1 and grow).
+    public func upsert(id: UInt64, _ vector: [Float], metadata: Metadata = [:], payload: [UInt8]? = nil) throws {
+        try checkWritable()
+        try validate(vector, what: "vector")
+        touch(id)
+        pendingDeletes.remove(id)
+        memtable.put(id: id, vector: normalizedIfCosine(vector), metadata: metadata, payload: payload ?? [])
+    }
+
+    /// Deletes the row of key `id` (pending or committed); deleting a missing key is not an
+    /// error. Searches stop returning it at once; the next commit makes it durable.
+    public func delete(id: UInt64) throws {
+        try checkWritable()
+        touch(id)
+        memtable.remove(id: id)
+        pendingDeletes.insert(id)
+    }
+
+    private func touch(_ id: UInt64) {
+        if touched.isEmpty { touchedView = view }
+        touched.insert(id)
+    }
+
+    private func normalizedIfCosine(_ v: [Float]) -> [Float] { metric == .cosine ? Distance.normalized(v) : v }
+
+    /// Writes not yet committed (rows added, replaced or deleted).
+    public var pendingCount: Int { memtable.count + pendingDeletes.count }
 
     /// The committed version this handle sees (0 before the first commit).
-    public var version: UInt64 { manifest?.version ?? 0 }
+    public var version: UInt64 { view.version }
+
+    /// The next generated key, reserving a block of keys first when the lease is used up.
+    private func generatedID() async throws -> UInt64 {
+        if idLease.isEmpty {
+            let size = config.idLeaseSize
+            var reserved: Range<UInt64> = 0..<0
+            try await commitManifest(label: "reserving \(size) keys") { base in
+                var m = try self.template(base)
+                let start = max(m.nextID, 1)
+                reserved = start..<start + size
+                m.nextID = start + size
+                return m
+            }
+            idLease = reserved
+        }
+        let id = idLease.lowerBound
+        idLease = idLease.dropFirst()
+        return id
+    }
+
+    /// The manifest of `base` to build the next one from (a fresh one for an empty database).
+    private nonisolated func template(_ base: VersionView) throws -> Manifest {
+        base.manifest ?? Manifest(version: 0, parentVersion: 0, commitTimeMicros: 0, writerEpoch: 0, writerID: "",
+                                  dimension: dimension, metric: metric.rawValue, nextID: 1, pkIndexObject: "",
+                                  pkIndexSize: 0, segments: [])
+    }
+
+    /// Creates the next manifest after the newest version: `make` derives its content from the
+    /// version it builds on; the version number, parent, time, writer and epoch are set here.
+    /// When another writer created that version first, the newest version is re-read and
+    /// `make` asked again, with backoff, up to the configured attempts. Nothing is ever
+    /// overwritten: the manifest is created only if absent.
+    ///
+    /// - Throws: ``VecgoError`` `.fenced` when a newer exclusive writer took over, `.conflict`
+    ///   when the attempts run out (or `make` finds a conflict), `.storage` otherwise.
+    @discardableResult
+    private func commitManifest(label: String, _ make: (VersionView) async throws -> Manifest) async throws -> Manifest {
+        var rng = SystemRandomNumberGenerator()
+        for attempt in 1...config.commitAttempts {
+            let base = view
+            if let m = base.manifest, m.writerEpoch > epoch {
+                throw VecgoError(.fenced, "writer epoch \(m.writerEpoch) (version \(m.version)) took over from this writer's epoch \(epoch); open a new writer")
+            }
+            var next = try await make(base)
+            next.version = base.version + 1
+            next.parentVersion = base.version
+            next.commitTimeMicros = max(Int64(Date().timeIntervalSince1970 * 1_000_000), (base.manifest?.commitTimeMicros ?? 0) + 1)
+            next.writerID = writerID
+            next.writerEpoch = max(next.writerEpoch, base.manifest?.writerEpoch ?? 0)
+            do {
+                try await remote.putIfAbsent(Manifest.objectName(version: next.version), try next.encode())
+                view = VersionView(next, store: cached, metric: metric, previous: base)
+                return next
+            } catch let e as StoreError where e.code == .alreadyExists {
+                // Lost the race: move to the newest version and build on it.
+                guard attempt < config.commitAttempts else {
+                    throw VecgoError(.conflict, "\(label): other writers kept committing first (\(attempt) attempts); nothing was lost, retry later", underlying: e)
+                }
+                let delay = UInt64.random(in: 0...min(1_000, 10 << attempt), using: &rng)
+                try? await Task.sleep(nanoseconds: delay * 1_000_000)
+                let latest = try await Self.latestManifest(cached)
+                view = VersionView(latest, store: cached, metric: metric, previous: base)
+            }
+        }
+        throw VecgoError(.conflict, "\(label): no attempt was made")
+    }
 
     /// Makes every pending write durable as one new version.
     ///
-    /// Objects are written first (a segment and a primary-key checkpoint, under names unique to
-    /// this writer); then `MANIFEST-<version+1>.bin` is created only if absent. If another
-    /// writer took that version, nothing is lost: the pending rows stay in this handle and the
-    /// call throws `.conflict` (merging concurrent writers is not done yet).
+    /// The segment (new rows) is written first under a name unique to this writer; then, for
+    /// the newest version, the pk-index (this version's key → row map) and the manifest, which
+    /// is created only if absent. When another writer committed first the commit re-reads the
+    /// winner and builds on it: new rows and changes to keys the winner did not touch merge;
+    /// an upsert or delete of a key the winner also changed throws `.conflict`, and every
+    /// pending write stays in this handle.
     ///
     /// - Returns: the version now committed (unchanged when nothing was pending).
     @discardableResult
     public func commit() async throws -> UInt64 {
         try checkWritable()
-        guard !memtable.isEmpty else { return version }
-        let base = manifest
-        let newVersion = (base?.version ?? 0) + 1
+        guard !memtable.isEmpty || !pendingDeletes.isEmpty else { return version }
         do {
-            segmentSequence += 1
-            let contents = memtable.contents(SegmentLayout.choose(rows: memtable.count, ivfThreshold: ivfThreshold))
-            let encoded = try SegmentCodec.encode(contents)
-            let segName = "segment_\(writerID)-\(segmentSequence).bin"
-            try await remote.put(segName, encoded.bytes)
-            let ref = SegmentRef(name: segName, size: UInt64(encoded.bytes.count), tailOffset: encoded.tailOffset,
-                                 tailLength: encoded.tailLength, rowCount: UInt64(contents.rowCount),
-                                 minID: contents.ids.min() ?? 0, maxID: contents.ids.max() ?? 0)
-            let allSegments = (base?.segments ?? []) + [ref]
-
-            var pk = try await loadPKIndex(base) ?? PKIndex(version: 0, segments: [], entries: [:])
-            pk.version = newVersion
-            pk.segments = allSegments.map(\.name)
-            let ordinal = UInt32(allSegments.count - 1)
-            for (row, id) in contents.ids.enumerated() {
-                pk.entries[id] = PKIndex.Location(segment: ordinal, row: UInt32(row))
+            var newSegment: (ref: SegmentRef, liveRows: [UInt64: Int])?
+            if memtable.liveCount > 0 {
+                let (contents, liveRows) = memtable.contents(SegmentLayout.choose(rows: memtable.liveCount, ivfThreshold: config.ivfThreshold))
+                let encoded = try SegmentCodec.encode(contents)
+                segmentSequence += 1
+                let name = "segment_\(writerID)-\(segmentSequence).bin"
+                try await remote.put(name, encoded.bytes)
+                newSegment = (SegmentRef(name: name, size: UInt64(encoded.bytes.count), tailOffset: encoded.tailOffset,
+                                         tailLength: encoded.tailLength, rowCount: UInt64(contents.rowCount),
+                                         minID: contents.ids.min() ?? 0, maxID: contents.ids.max() ?? 0), liveRows)
             }
-            let pkBytes = try pk.encode()
-            let pkName = "pkindex_\(Manifest.objectName(version: newVersion).dropFirst(9).dropLast(4))-\(writerID).bin"
-            try await remote.put(pkName, pkBytes)
-
-            let next = Manifest(version: newVersion, parentVersion: base?.version ?? 0,
-                                commitTimeMicros: Int64(Date().timeIntervalSince1970 * 1_000_000),
-                                writerEpoch: (base?.writerEpoch ?? 0), writerID: writerID, dimension: dimension,
-                                metric: metric.rawValue, nextID: nextID, pkIndexObject: pkName,
-                                pkIndexSize: UInt64(pkBytes.count), segments: allSegments)
-            try await remote.putIfAbsent(Manifest.objectName(version: newVersion), try next.encode())
-            manifest = next
-            segments.append(SegmentReader(ref: ref, store: cached, metric: metric))
+            let deletes = pendingDeletes, touched = self.touched, observed = touchedView
+            try await commitManifest(label: "committing") { base in
+                var m = try self.template(base)
+                var pk = try await base.pk() ?? PKIndex(version: 0, segments: [], entries: [:])
+                if !touched.isEmpty, let observed, observed.version != base.version {
+                    let before = try await observed.pk()?.entries ?? [:]
+                    if let k = touched.first(where: { before[$0] != pk.entries[$0] }) {
+                        throw VecgoError(.conflict, "key \(k) was changed by another writer after this handle read version \(observed.version) (now \(base.version)); the pending writes are kept: re-read and retry")
+                    }
+                }
+                let next = m.version + 1
+                for k in deletes { pk.entries[k] = nil }
+                if let (ref, liveRows) = newSegment {
+                    m.segments.append(ref)
+                    let ordinal = UInt32(m.segments.count - 1)
+                    for (k, row) in liveRows { pk.entries[k] = PKIndex.Location(segment: ordinal, row: UInt32(row)) }
+                }
+                pk.version = next
+                pk.segments = m.segments.map(\.name)
+                let pkBytes = try pk.encode()
+                let pkName = "pkindex_\(Manifest.objectName(version: next).dropFirst(9).dropLast(4))-\(self.writerID).bin"
+                try await self.remote.put(pkName, pkBytes)
+                m.pkIndexObject = pkName
+                m.pkIndexSize = UInt64(pkBytes.count)
+                return m
+            }
             memtable = Memtable(dimension: dimension, metric: metric)
-            return newVersion
-        } catch let e as StoreError where e.code == .alreadyExists {
-            throw VecgoError(.conflict, "another writer committed version \(newVersion) first; the \(memtable.count) pending rows are kept in this handle", underlying: e)
+            pendingDeletes = []
+            self.touched = []
+            touchedView = nil
+            return version
         } catch {
-            throw VecgoError.wrap(error, "committing version \(newVersion)")
+            throw VecgoError.wrap(error, "committing")
         }
-    }
-
-    private func loadPKIndex(_ m: Manifest?) async throws -> PKIndex? {
-        guard let m, !m.pkIndexObject.isEmpty else { return nil }
-        let bytes = try await cached.read(m.pkIndexObject, range: 0..<m.pkIndexSize)
-        return try PKIndex.decode(bytes, object: m.pkIndexObject)
     }
 
     /// Commits pending writes (on a writer), waits for the disk cache to settle, and closes the
     /// handle. Closing twice is allowed.
     public func close() async throws {
         guard !closed else { return }
+        refresher?.cancel()
         if !isReadOnly { try await commit() }
         await cached.disk?.flush()
         closed = true
@@ -229,30 +462,82 @@ public actor Vecgo {
 
     // MARK: reads
 
-    /// The `k` nearest rows to `query` over committed and pending data, nearest first.
+    /// The `k` nearest live rows to `query` over committed and pending data, nearest first.
+    ///
+    /// Rows replaced by an upsert or removed by a delete are never returned, whether the
+    /// change is committed or pending. With a `filter`, only rows whose metadata match are
+    /// considered, and `k` results come back whenever `k` matching rows exist: selective
+    /// filters scan the matching rows exactly, others search the graph or the IVF partitions
+    /// with the filter as a bitmap and widen the search when it finds too few.
     ///
     /// - Throws: ``VecgoError``: `.dimensionMismatch`, `.invalidArgument` (NaN, k ≤ 0 or k > 10000),
     ///   `.corrupted` when a segment is damaged, `.storage` when the store fails.
-    public func search(_ query: [Float], k: Int, options: SearchOptions = SearchOptions()) async throws -> [SearchResult] {
+    public func search(_ query: [Float], k: Int, filter: Filter? = nil, include: Include = [],
+                       options: SearchOptions = SearchOptions()) async throws -> [SearchResult] {
         try checkOpen()
         try validate(query, what: "query")
         guard k >= 1, k <= 10_000 else { throw VecgoError(.invalidArgument, "k must be in 1...10000, got \(k)") }
-        let q = metric == .cosine ? Distance.normalized(query) : query
+        let q = normalizedIfCosine(query)
+        let view = self.view
+        // Keys changed since the last commit: their committed rows are hidden. Asking each
+        // segment for that many more keeps k results after hiding them.
+        let hidden = touched
+        let perSegment = k + hidden.count
         var top = TopK(k: k)
-        for n in memtable.search(q, k: k, ef: max(options.ef, k)) { top.offer(n) }
+        for n in memtable.search(q, k: k, ef: max(options.ef, k), filter: filter) { top.offer(n) }
         do {
+            let live = try await view.live()
             try await withThrowingTaskGroup(of: [Neighbor].self) { group in
-                for s in segments {
-                    group.addTask { try await s.search(q, k: k, options: options) }
+                for (i, s) in view.segments.enumerated() {
+                    group.addTask {
+                        var allowed = live[i]
+                        if let filter {
+                            let matching = filter.bitmap(try await s.metadata(), rows: Int(s.ref.rowCount))
+                            allowed = allowed.map { $0.intersection(matching) } ?? matching
+                        }
+                        let hits = try await s.search(q, k: perSegment, options: options, allowed: allowed)
+                        return hidden.isEmpty ? hits : hits.filter { !hidden.contains($0.id) }
+                    }
                 }
                 for try await partial in group {
                     for n in partial { top.offer(n) }
                 }
             }
+            let hits = top.sorted()
+            guard !include.isEmpty else { return hits.map { SearchResult(id: $0.id, distance: $0.distance) } }
+            return try await resolve(hits, include: include, view: view)
         } catch {
-            throw VecgoError.wrap(error, "searching version \(version)")
+            throw VecgoError.wrap(error, "searching version \(view.version)")
         }
-        return top.sorted().map { SearchResult(id: $0.id, distance: $0.distance) }
+    }
+
+    /// Fills in what `include` asks for: from the memtable for pending rows, else from the
+    /// segment the pk-index names.
+    private func resolve(_ hits: [Neighbor], include: Include, view: VersionView) async throws -> [SearchResult] {
+        var results = hits.map { SearchResult(id: $0.id, distance: $0.distance) }
+        var wanted: [Int: [(result: Int, row: Int)]] = [:]
+        let entries = try await view.pk()?.entries ?? [:]
+        for (i, h) in hits.enumerated() {
+            if let row = memtable.row(id: h.id) {
+                if include.contains(.metadata) { results[i].metadata = row.metadata }
+                if include.contains(.payload) { results[i].payload = row.payload }
+                if include.contains(.vector) { results[i].vector = row.vector }
+            } else if let loc = entries[h.id] {
+                wanted[Int(loc.segment), default: []].append((i, Int(loc.row)))
+            } else {
+                throw VecgoError(.corrupted, "the pk-index of version \(view.version) has no entry for key \(h.id), which a segment returned")
+            }
+        }
+        for (segment, list) in wanted {
+            let rows = try await view.segments[segment].rows(list.map(\.row), include: include)
+            for (i, row) in list {
+                guard let (m, p, v) = rows[row] else { continue }
+                results[i].metadata = m
+                results[i].payload = p
+                results[i].vector = v
+            }
+        }
+        return results
     }
 
     /// Loads segments of the current version into the cache tiers ahead of queries, in
@@ -265,6 +550,7 @@ public actor Vecgo {
     @discardableResult
     public func warm(segments names: [String]? = nil) async throws -> UInt64 {
         try checkOpen()
+        let segments = view.segments
         let chosen: [SegmentReader]
         if let names {
             let byName = Dictionary(segments.map { ($0.ref.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -288,38 +574,41 @@ public actor Vecgo {
     }
 
     /// The segment objects of the version this handle sees.
-    public var segmentNames: [String] { segments.map(\.ref.name) }
+    public var segmentNames: [String] { view.segments.map(\.ref.name) }
 
-    /// Searches like ``search(_:k:options:)`` and reports what this query cost: blocks served
-    /// by RAM and disk, requests and bytes sent to the store, and its latency.
-    public func searchWithStats(_ query: [Float], k: Int,
+    /// Searches like ``search(_:k:filter:include:options:)`` and reports what this query
+    /// cost: blocks served by RAM and disk, requests and bytes sent to the store, and its latency.
+    public func searchWithStats(_ query: [Float], k: Int, filter: Filter? = nil, include: Include = [],
                                 options: SearchOptions = SearchOptions()) async throws -> ([SearchResult], QueryStats) {
         let counters = QueryCounters()
         let clock = ContinuousClock()
         let start = clock.now
         let results = try await TierStats.$query.withValue(counters) {
-            try await search(query, k: k, options: options)
+            try await search(query, k: k, filter: filter, include: include, options: options)
         }
         let d = clock.now - start
         let micros = Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12
         return (results, QueryStats(tiers: counters.snapshot(), latencyMicros: micros))
     }
 
-    /// Moves this handle to the newest committed version. Returns the version now seen.
+    /// Moves this handle to the newest committed version (a whole version: never part of a
+    /// commit). Returns the version now seen.
+    ///
+    /// - Throws: ``VecgoError`` `.invalidArgument` on a writer with pending writes or a handle
+    ///   opened at a past version.
     @discardableResult
     public func refresh() async throws -> UInt64 {
         try checkOpen()
-        guard isReadOnly || memtable.isEmpty else {
+        guard config.atVersion == nil, config.asOf == nil else {
+            throw VecgoError(.invalidArgument, "this handle was opened at a past version and stays there; open another to see the newest")
+        }
+        guard isReadOnly || (memtable.isEmpty && pendingDeletes.isEmpty) else {
             throw VecgoError(.invalidArgument, "commit pending writes before refreshing a writer")
         }
         let latest: Manifest?
         do { latest = try await Self.latestManifest(cached) } catch { throw VecgoError.wrap(error, "refreshing") }
         if let latest, latest.version > version {
-            let known = Dictionary(segments.map { ($0.ref.name, $0) }, uniquingKeysWith: { a, _ in a })
-            segments = latest.segments.map { known[$0.name] ?? SegmentReader(ref: $0, store: cached, metric: metric) }
-            Self.prefetchTails(segments.filter { known[$0.ref.name] == nil })
-            manifest = latest
-            nextID = max(nextID, latest.nextID)
+            view = VersionView(latest, store: cached, metric: metric, previous: view)
         }
         return version
     }

@@ -9,7 +9,7 @@ public struct VecgoError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         enum Value: Hashable, Sendable {
             case invalidArgument, dimensionMismatch, readOnly, closed, notFound, corrupted,
-                 unsupportedFormat, conflict, storage, cancelled
+                 unsupportedFormat, conflict, fenced, storage, cancelled
         }
         let value: Value
         /// The call is wrong (NaN in a vector, k out of range, bad option). Fix the call.
@@ -29,6 +29,9 @@ public struct VecgoError: Error, Sendable, CustomStringConvertible {
         /// Another writer committed changes this commit cannot be merged with. Nothing was lost:
         /// the pending writes are still in this handle. Re-read and retry.
         public static let conflict = Code(value: .conflict)
+        /// A newer exclusive writer took over this database (its writer epoch is higher); this
+        /// handle may no longer commit. Its pending writes are kept; open a new writer.
+        public static let fenced = Code(value: .fenced)
         /// The object store failed (network, throttling, access); see ``underlying``.
         public static let storage = Code(value: .storage)
         /// The task was cancelled.

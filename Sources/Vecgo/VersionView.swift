@@ -1,0 +1,63 @@
+import Foundation
+import IndexCore
+import SegmentFormat
+import Stores
+
+/// One committed version as a handle sees it: the manifest, a reader per segment, and — read
+/// once, in the background from the moment the view exists — the pk-index and from it which
+/// rows of each segment are live (a row is live when the pk-index maps its key to it; rows
+/// superseded by an upsert or removed by a delete are not).
+final class VersionView: Sendable {
+    let manifest: Manifest?
+    let segments: [SegmentReader]
+    private let pkTask: Task<PKIndex?, any Error>
+    private let liveTask: Task<[Bitmap?], any Error>
+
+    /// A view of `manifest`, reusing the readers (and their cached tails and graphs) of
+    /// segments that `previous` already had.
+    init(_ manifest: Manifest?, store: any BlobStore, metric: Metric, previous: VersionView? = nil) {
+        self.manifest = manifest
+        let known = Dictionary((previous?.segments ?? []).map { ($0.ref.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let segments = manifest?.segments.map { known[$0.name] ?? SegmentReader(ref: $0, store: store, metric: metric) } ?? []
+        self.segments = segments
+        let pkTask = Task<PKIndex?, any Error> {
+            guard let m = manifest, !m.pkIndexObject.isEmpty else { return nil }
+            let bytes = try await store.read(m.pkIndexObject, range: 0..<m.pkIndexSize)
+            let pk = try PKIndex.decode(bytes, object: m.pkIndexObject)
+            guard pk.segments == m.segments.map(\.name) else {
+                throw FormatError(.corrupted, object: m.pkIndexObject, offset: 0,
+                                  "its segment list differs from manifest version \(m.version)'s")
+            }
+            return pk
+        }
+        self.pkTask = pkTask
+        liveTask = Task {
+            guard let m = manifest else { return [] }
+            guard let pk = try await pkTask.value else { return Array(repeating: nil, count: m.segments.count) }
+            var counts = [Int](repeating: 0, count: m.segments.count)
+            for loc in pk.entries.values { counts[Int(loc.segment)] += 1 }
+            var live = [Bitmap?](repeating: nil, count: m.segments.count)
+            for (s, ref) in m.segments.enumerated() where UInt64(counts[s]) < ref.rowCount {
+                live[s] = Bitmap(count: Int(ref.rowCount))
+            }
+            for loc in pk.entries.values where live[Int(loc.segment)] != nil {
+                live[Int(loc.segment)]!.insert(Int(loc.row))
+            }
+            return live
+        }
+        // Footers and IVF centroids are read in parallel without holding up the open.
+        Task.detached(priority: .userInitiated) { [segments] in
+            await withTaskGroup(of: Void.self) { group in
+                for s in segments { group.addTask { _ = try? await s.tail() } }
+            }
+        }
+    }
+
+    var version: UInt64 { manifest?.version ?? 0 }
+
+    /// The pk-index of this version (nil before the first commit).
+    func pk() async throws -> PKIndex? { try await pkTask.value }
+
+    /// Per segment, its live rows, or nil when every row is live.
+    func live() async throws -> [Bitmap?] { try await liveTask.value }
+}
