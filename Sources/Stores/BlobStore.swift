@@ -1,3 +1,5 @@
+public import Foundation
+
 /// An object store holding immutable, named blobs: the only source of truth of a Vecgo database.
 ///
 /// Names are relative to the store's prefix and use `/` as separator. Implementations must be
@@ -69,9 +71,12 @@ public struct ObjectInfo: Sendable, Hashable {
     public var name: String
     /// The object's size in bytes.
     public var size: UInt64
+    /// When the object was written, when the store says (vacuum's grace period relies on it).
+    public var lastModified: Date?
 
-    public init(name: String, size: UInt64) {
+    public init(name: String, size: UInt64, lastModified: Date? = nil) {
         self.name = name
         self.size = size
+        self.lastModified = lastModified
     }
 }

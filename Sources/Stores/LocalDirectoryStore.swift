@@ -84,7 +84,8 @@ public struct LocalDirectoryStore: BlobStore {
             if let startAfter, rel <= startAfter { continue }
             var st = stat()
             guard stat(root + "/" + rel, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            result.append(ObjectInfo(name: rel, size: UInt64(st.st_size)))
+            result.append(ObjectInfo(name: rel, size: UInt64(st.st_size),
+                                     lastModified: Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)))
         }
         return result.sorted { $0.name < $1.name }
     }

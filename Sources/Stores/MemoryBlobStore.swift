@@ -1,6 +1,9 @@
+import Foundation
+
 /// An in-memory ``BlobStore``: the reference implementation, for unit tests and the embedded demo.
 public actor MemoryBlobStore: BlobStore {
     private var objects: [String: [UInt8]] = [:]
+    private var written: [String: Date] = [:]
 
     /// Creates an empty store.
     public init() {}
@@ -15,6 +18,7 @@ public actor MemoryBlobStore: BlobStore {
     public func put(_ name: String, _ bytes: [UInt8]) throws {
         try validateObjectName(name)
         objects[name] = bytes
+        written[name] = Date()
     }
 
     public func putIfAbsent(_ name: String, _ bytes: [UInt8]) throws {
@@ -23,17 +27,19 @@ public actor MemoryBlobStore: BlobStore {
             throw StoreError(.alreadyExists, "an object named '\(name)' already exists", object: name)
         }
         objects[name] = bytes
+        written[name] = Date()
     }
 
     public func list(prefix: String, startAfter: String?) -> [ObjectInfo] {
         objects.lazy
             .filter { entry in entry.key.hasPrefix(prefix) && startAfter.map { entry.key > $0 } ?? true }
-            .map { ObjectInfo(name: $0.key, size: UInt64($0.value.count)) }
+            .map { ObjectInfo(name: $0.key, size: UInt64($0.value.count), lastModified: self.written[$0.key]) }
             .sorted { $0.name < $1.name }
     }
 
     public func delete(_ name: String) {
         objects[name] = nil
+        written[name] = nil
     }
 
     public func size(_ name: String) throws -> UInt64 {

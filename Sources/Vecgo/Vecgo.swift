@@ -68,11 +68,11 @@ public actor Vecgo {
     /// Whether mutating calls are refused.
     public nonisolated let isReadOnly: Bool
 
-    private let remote: any BlobStore
-    private let cached: CachingStore
-    private let writerID: String
-    private let config: Configuration
-    private var view: VersionView
+    let remote: any BlobStore
+    let cached: CachingStore
+    let writerID: String
+    let config: Configuration
+    var view: VersionView
     private var memtable: Memtable
     /// Keys deleted since the last commit (they may live in committed segments).
     private var pendingDeletes: Set<UInt64> = []
@@ -84,7 +84,7 @@ public actor Vecgo {
     private var idLease: Range<UInt64> = 0..<0
     /// The writer epoch this handle writes under; a manifest with a higher one fences it.
     private var epoch: UInt64
-    private var segmentSequence = 0
+    var segmentSequence = 0
     private var closed = false
     private var refresher: Task<Void, Never>?
 
@@ -342,7 +342,7 @@ public actor Vecgo {
     }
 
     /// The manifest of `base` to build the next one from (a fresh one for an empty database).
-    private nonisolated func template(_ base: VersionView) throws -> Manifest {
+    nonisolated func template(_ base: VersionView) throws -> Manifest {
         base.manifest ?? Manifest(version: 0, parentVersion: 0, commitTimeMicros: 0, writerEpoch: 0, writerID: "",
                                   dimension: dimension, metric: metric.rawValue, nextID: 1, pkIndexObject: "",
                                   pkIndexSize: 0, segments: [])
@@ -357,7 +357,7 @@ public actor Vecgo {
     /// - Throws: ``VecgoError`` `.fenced` when a newer exclusive writer took over, `.conflict`
     ///   when the attempts run out (or `make` finds a conflict), `.storage` otherwise.
     @discardableResult
-    private func commitManifest(label: String, _ make: (VersionView) async throws -> Manifest) async throws -> Manifest {
+    func commitManifest(label: String, _ make: (VersionView) async throws -> Manifest) async throws -> Manifest {
         var rng = SystemRandomNumberGenerator()
         for attempt in 1...config.commitAttempts {
             let base = view
@@ -618,11 +618,11 @@ public actor Vecgo {
 
     // MARK: checks
 
-    private func checkOpen() throws(VecgoError) {
+    func checkOpen() throws(VecgoError) {
         guard !closed else { throw VecgoError(.closed, "this handle is closed") }
     }
 
-    private func checkWritable() throws(VecgoError) {
+    func checkWritable() throws(VecgoError) {
         try checkOpen()
         guard !isReadOnly else {
             throw VecgoError(.readOnly, "this handle was opened read-only; open a writer (without .readOnly) to write")

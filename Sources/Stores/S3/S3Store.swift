@@ -239,7 +239,8 @@ public final class S3Store: BlobStore, CustomStringConvertible {
                       k.hasPrefix(configuration.prefix) else {
                     throw StoreError(.invalidResponse, "LIST answered an entry without a usable Key and Size", object: prefix)
                 }
-                result.append(ObjectInfo(name: String(k.dropFirst(configuration.prefix.count)), size: size))
+                result.append(ObjectInfo(name: String(k.dropFirst(configuration.prefix.count)), size: size,
+                                         lastModified: xml.first("LastModified", in: entry).flatMap(parseISO8601)))
             }
             token = xml.first("IsTruncated") == "true" ? xml.first("NextContinuationToken") : nil
         } while token != nil

@@ -1,0 +1,124 @@
+import Foundation
+import Stores
+import Testing
+import Vecgo
+import _VecgoTestSupport
+
+/// Compaction and vacuum: storage is reclaimed without losing a row or breaking a reader.
+@Suite struct MaintenanceTests {
+    /// Every live key's fields, as a reader sees them.
+    static func contents(_ db: Vecgo, dimension: Int = 4) async throws -> [UInt64: SearchResult] {
+        let all = try await db.search(Array(repeating: 0, count: dimension), k: 10_000, include: .all)
+        var out: [UInt64: SearchResult] = [:]
+        for r in all {
+            #expect(out[r.id] == nil, "key \(r.id) returned twice")
+            var plain = r
+            plain.distance = 0
+            out[r.id] = plain
+        }
+        return out
+    }
+
+    static func vector(_ i: Int, _ salt: Float = 0) -> [Float] { [Float(i), Float(i % 7), salt, 1] }
+
+    /// Five small commits with upserts and deletes in between.
+    static func fragmented() async throws -> (MemoryBlobStore, Vecgo) {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 4, metric: .l2))
+        for c in 0..<5 {
+            for i in 0..<100 {
+                let key = UInt64(c * 100 + i)
+                try await w.upsert(id: key, vector(Int(key)), metadata: ["c": .int(Int64(c))], payload: [UInt8(c)])
+            }
+            if c > 0 {
+                for i in stride(from: 0, to: 100, by: 10) { try await w.delete(id: UInt64((c - 1) * 100 + i)) }
+                for i in stride(from: 5, to: 100, by: 10) {
+                    try await w.upsert(id: UInt64((c - 1) * 100 + i), vector((c - 1) * 100 + i, 9), metadata: ["moved": .bool(true)])
+                }
+            }
+            try await w.commit()
+        }
+        return (store, w)
+    }
+
+    @Test func compactionKeepsEveryLiveRowAndDropsTheRest() async throws {
+        let (store, w) = try await Self.fragmented()
+        let before = try await Self.contents(w)
+        #expect(await w.segmentNames.count == 5)
+        let report = try await w.compact()
+        #expect(report.segmentsMerged == 5)
+        #expect(report.rowsKept == before.count)
+        #expect(report.rowsDropped > 0)
+        #expect(await w.segmentNames.count == 1)
+        #expect(try await Self.contents(w) == before)
+        let reader = try await Vecgo.open(.remote(store), .readOnly)
+        #expect(try await Self.contents(reader) == before)
+        // Upserts and deletes keep working on compacted rows.
+        try await w.upsert(id: 15, Self.vector(15, 3))
+        try await w.delete(id: 16)
+        try await w.commit()
+        let after = try await Self.contents(w)
+        #expect(after[15]?.vector == Self.vector(15, 3) && after[16] == nil && after.count == before.count - 1)
+        #expect(try await w.compact().segmentsMerged == 2)
+        #expect(try await Self.contents(w) == after)
+        let nothing = try await w.compact()
+        #expect(nothing.version == nil)
+        #expect(try await Vecgo.verify(store).ok)
+    }
+
+    @Test func writesRacingACompactionAreNeverLost() async throws {
+        for round in 0..<3 {
+            let (store, w) = try await Self.fragmented()
+            let other = try await Vecgo.open(.remote(store))
+            async let compaction = w.compact()
+            // Meanwhile another writer changes keys living in the segments being merged.
+            for i in 0..<20 {
+                try await other.upsert(id: UInt64(i * 7 + 1), Self.vector(i, 42), metadata: ["round": .int(Int64(round))])
+                if i % 5 == 4 { try await other.commit() }
+            }
+            try await other.delete(id: 2)
+            try await other.commit()
+            do {
+                _ = try await compaction
+            } catch let e as VecgoError where e.code == .conflict {
+                // Allowed: the compaction gave up; nothing changed.
+            }
+            let final = try await Self.contents(try await Vecgo.open(.remote(store), .readOnly))
+            for i in 0..<20 {
+                #expect(final[UInt64(i * 7 + 1)]?.vector == Self.vector(i, 42), "round \(round) key \(i * 7 + 1)")
+            }
+            #expect(final[2] == nil)
+            #expect(try await Vecgo.verify(store).ok)
+        }
+    }
+
+    @Test func vacuumReclaimsOnlyWhatNoRetainedVersionNeeds() async throws {
+        let (store, w) = try await Self.fragmented()
+        try await w.compact()
+        let newest = await w.version
+        let reader = try await Vecgo.open(.remote(store), .atVersion(newest - 1))
+        let readerBefore = try await Self.contents(reader)
+        // Within the grace period nothing goes.
+        let cautious = try await w.vacuum(retainVersions: 2, gracePeriod: 3600)
+        #expect(cautious.manifestsDeleted == 0 && cautious.objectsDeleted == 0 && cautious.keptInGracePeriod > 0)
+        let before = try await store.list(prefix: "")
+        let report = try await w.vacuum(retainVersions: 2, gracePeriod: 0)
+        #expect(report.oldestRetainedVersion == newest - 1)
+        #expect(report.manifestsDeleted == Int(newest) - 2)
+        #expect(report.objectsDeleted > 0)
+        let after = try await store.list(prefix: "")
+        #expect(after.count == before.count - report.manifestsDeleted - report.objectsDeleted)
+        // Retained versions, and a reader that had one open, still answer the same.
+        #expect(try await Self.contents(reader) == readerBefore)
+        #expect(try await Self.contents(try await Vecgo.open(.remote(store), .atVersion(newest - 1))) == readerBefore)
+        #expect(try await Self.contents(try await Vecgo.open(.remote(store), .readOnly)) == (try await Self.contents(w)))
+        let gone = await #expect(throws: VecgoError.self) { try await Vecgo.open(.remote(store), .atVersion(1)) }
+        #expect(gone?.code == .notFound)
+        #expect(try await Vecgo.verify(store).ok)
+        // The writer goes on committing new versions after its history was trimmed.
+        try await w.upsert(id: 1_000, Self.vector(1_000))
+        #expect(try await w.commit() == newest + 1)
+        let invalid = await #expect(throws: VecgoError.self) { try await w.vacuum(retainVersions: 0) }
+        #expect(invalid?.code == .invalidArgument)
+    }
+}
