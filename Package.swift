@@ -47,6 +47,8 @@ let package = Package(
 
         // MARK: Test support and tests
         .target(name: "_VecgoTestSupport", dependencies: ["Stores"], swiftSettings: swiftSettings),
+        // A writer process the crash and concurrency tests start and kill (not a product).
+        .executableTarget(name: "VecgoStressWriter", dependencies: ["Vecgo", "Stores"], swiftSettings: swiftSettings),
         .testTarget(name: "SegmentFormatTests", dependencies: ["SegmentFormat", "_VecgoTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "IndexCoreTests", dependencies: ["IndexCore", "_VecgoTestSupport"],

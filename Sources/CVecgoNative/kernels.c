@@ -239,9 +239,22 @@ static inline void ensure_init(void) {
 
 int vecgo_kernel_level(void) { ensure_init(); return atomic_load(&g_level); }
 
-int vecgo_set_kernel_level(int level) {
+int vecgo_batch_at_level(int level, int dot, const float *q, const float *base, size_t count, size_t dim, float *out) {
     int best = detect_level();
-    return install(level < best ? level : best);
+    if (level > best) level = best;
+    pair_fn f = dot ? dot_portable : l2sq_portable;
+    int used = 0;
+#ifdef VECGO_X86
+    if (level >= 2) {
+        if (dot) dot_batch_avx512(q, base, count, dim, out); else l2sq_batch_avx512(q, base, count, dim, out);
+        return 2;
+    }
+    if (level == 1) { f = dot ? dot_avx2 : l2sq_avx2; used = 1; }
+#elif defined(VECGO_NEON)
+    if (level >= 3) { f = dot ? dot_neon : l2sq_neon; used = 3; }
+#endif
+    for (size_t i = 0; i < count; i++) out[i] = f(q, base + i * dim, dim);
+    return used;
 }
 
 float vecgo_l2sq_f32(const float *a, const float *b, size_t n) {

@@ -37,14 +37,21 @@ public enum Distance {
         }
     }
 
-    /// Runs `body` with the kernels capped at `level` (0 portable, 1 AVX2+FMA, 2 AVX-512), then
-    /// restores the best level. Returns the level that was in force and `body`'s result. For
-    /// tests that compare every implementation with the reference.
+    /// ``batch(_:query:base:count:dimension:out:)`` computed by the kernels of `level` (0
+    /// portable, 1 AVX2+FMA, 2 AVX-512; capped at what this CPU has) without changing the ones
+    /// in use. Returns the level used. For tests that compare every implementation with the
+    /// reference.
     @_spi(Testing)
-    public static func withKernelLevel<R>(_ level: Int, _ body: () throws -> R) rethrows -> (Int, R) {
-        let inForce = Int(vecgo_set_kernel_level(Int32(level)))
-        defer { vecgo_set_kernel_level(Int32.max) }
-        return (inForce, try body())
+    @discardableResult
+    public static func batch(_ metric: Metric, level: Int, query: UnsafePointer<Float>, base: UnsafePointer<Float>,
+                             count: Int, dimension: Int, out: UnsafeMutablePointer<Float>) -> Int {
+        let used = Int(vecgo_batch_at_level(Int32(level), metric == .l2 ? 0 : 1, query, base, count, dimension, out))
+        switch metric {
+        case .l2: break
+        case .cosine: for i in 0..<count { out[i] = 1 - out[i] }
+        case .dot: for i in 0..<count { out[i] = -out[i] }
+        }
+        return used
     }
 
     /// Squared Euclidean distance.

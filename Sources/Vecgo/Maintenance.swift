@@ -58,10 +58,7 @@ extension Vecgo {
             }
             // Read and build off the actor: the heavy part never blocks this handle's other calls.
             let store = cached, dimension = self.dimension, metric = self.metric, ivfThreshold = config.ivfThreshold
-            let sequence = segmentSequence + 1
-            segmentSequence = sequence
-            let name = "segment_\(writerID)-c\(sequence).bin"
-            let built = try await Task.detached { () async throws -> (SegmentRef, [String: [UInt32: UInt32]], Int, Int) in
+            let built = try await Task.detached { () async throws -> (SegmentContents, EncodedSegment, [String: [UInt32: UInt32]], Int, Int) in
                 var table = Memtable(dimension: dimension, metric: metric)
                 var origin: [(segment: String, row: UInt32)] = []  // memtable row → where it came from
                 var dropped = 0
@@ -82,7 +79,6 @@ extension Vecgo {
                 }
                 let (contents, liveRows) = table.contents(SegmentLayout.choose(rows: table.liveCount, ivfThreshold: ivfThreshold))
                 let encoded = try SegmentCodec.encode(contents)
-                try await store.remote.put(name, encoded.bytes)
                 // (old segment, old row) → new row, for remapping the pk-index.
                 var moved: [String: [UInt32: UInt32]] = [:]
                 for (key, newRow) in liveRows {
@@ -90,12 +86,13 @@ extension Vecgo {
                     let from = origin[memRow]
                     moved[from.segment, default: [:]][from.row] = UInt32(newRow)
                 }
-                let ref = SegmentRef(name: name, size: UInt64(encoded.bytes.count), tailOffset: encoded.tailOffset,
-                                     tailLength: encoded.tailLength, rowCount: UInt64(contents.rowCount),
-                                     minID: contents.ids.min() ?? 0, maxID: contents.ids.max() ?? 0)
-                return (ref, moved, table.liveCount, dropped)
+                return (contents, encoded, moved, table.liveCount, dropped)
             }.value
-            let (ref, moved, kept, dropped) = built
+            let (contents, encoded, moved, kept, dropped) = built
+            var object = try await writeOwnSegment(encoded.bytes, tag: "c")
+            var ref = SegmentRef(name: object.name, size: UInt64(encoded.bytes.count), tailOffset: encoded.tailOffset,
+                                 tailLength: encoded.tailLength, rowCount: UInt64(contents.rowCount),
+                                 minID: contents.ids.min() ?? 0, maxID: contents.ids.max() ?? 0)
             let replaced = Set(chosen.map { snapshot.segments[$0].ref.name })
             let committed = try await commitManifest(label: "committing a compaction") { base in
                 var m = try self.template(base)
@@ -103,6 +100,7 @@ extension Vecgo {
                 guard replaced.isSubset(of: names) else {
                     throw VecgoError(.conflict, "another compaction replaced some of these segments first (version \(base.version)); nothing was changed")
                 }
+                if try await self.keepFresh(&object) { ref.name = object.name }
                 let oldPK = try await base.pk() ?? PKIndex(version: 0, segments: [], entries: [:])
                 m.segments = m.segments.filter { !replaced.contains($0.name) } + [ref]
                 let ordinal = Dictionary(uniqueKeysWithValues: m.segments.enumerated().map { ($1.name, UInt32($0)) })

@@ -38,6 +38,11 @@ public enum OpenOption: Sendable {
     /// Generated keys are reserved this many at a time (one small commit per reservation) so
     /// concurrent writers never hand out the same key. Default 65 536.
     case idLeaseSize(Int)
+    /// The longest a commit may take before it writes its segment again under a new name, in
+    /// seconds (default 600). Keep it well under the grace period of ``Vecgo/vacuum(retainVersions:gracePeriod:)``
+    /// (default 3600): vacuum may delete unreferenced objects older than that, and a segment
+    /// waiting for its manifest is unreferenced.
+    case maxCommitObjectAge(Double)
     /// Attempts of a commit that loses races to other writers before it gives up with
     /// `.conflict` (pending writes kept). Default 8.
     case commitAttempts(Int)
@@ -57,6 +62,7 @@ struct Configuration: Sendable {
     var refreshInterval: Double?
     var idLeaseSize: UInt64 = 65_536
     var commitAttempts = 8
+    var maxCommitObjectAge = 600.0
 
     init(_ options: [OpenOption]) throws(VecgoError) {
         for o in options {
@@ -93,6 +99,9 @@ struct Configuration: Sendable {
             case .idLeaseSize(let n):
                 guard n >= 1 else { throw VecgoError(.invalidArgument, "idLeaseSize \(n) must be positive") }
                 idLeaseSize = UInt64(n)
+            case .maxCommitObjectAge(let t):
+                guard t > 0, t.isFinite else { throw VecgoError(.invalidArgument, "maxCommitObjectAge \(t) must be a positive number of seconds") }
+                maxCommitObjectAge = t
             case .commitAttempts(let n):
                 guard n >= 1 else { throw VecgoError(.invalidArgument, "commitAttempts \(n) must be positive") }
                 commitAttempts = n

@@ -388,6 +388,32 @@ public actor Vecgo {
         throw VecgoError(.conflict, "\(label): no attempt was made")
     }
 
+    /// A segment this writer wrote for a commit not yet published.
+    struct OwnObject: Sendable {
+        var name: String
+        let bytes: [UInt8]
+        var written: ContinuousClock.Instant
+    }
+
+    /// Writes a new segment object under a name no one else uses.
+    func writeOwnSegment(_ bytes: [UInt8], tag: String = "") async throws -> OwnObject {
+        segmentSequence += 1
+        let name = "segment_\(writerID)-\(tag)\(segmentSequence).bin"
+        let written = ContinuousClock.now
+        try await remote.put(name, bytes)
+        return OwnObject(name: name, bytes: bytes, written: written)
+    }
+
+    /// Vacuum deletes unreferenced objects older than its grace period, and an object waiting
+    /// for its manifest is unreferenced. So a commit never publishes an object older than
+    /// `maxCommitObjectAge`: an older one is written again under a new name (which no vacuum
+    /// that listed before can have seen). Returns whether it was renamed.
+    func keepFresh(_ object: inout OwnObject) async throws -> Bool {
+        guard ContinuousClock.now - object.written > .seconds(config.maxCommitObjectAge) else { return false }
+        object = try await writeOwnSegment(object.bytes, tag: object.name.contains("-c") ? "c" : "")
+        return true
+    }
+
     /// Makes every pending write durable as one new version.
     ///
     /// The segment (new rows) is written first under a name unique to this writer; then, for
@@ -403,16 +429,14 @@ public actor Vecgo {
         try checkWritable()
         guard !memtable.isEmpty || !pendingDeletes.isEmpty else { return version }
         do {
-            var newSegment: (ref: SegmentRef, liveRows: [UInt64: Int])?
+            var newSegment: (ref: SegmentRef, liveRows: [UInt64: Int], object: OwnObject)?
             if memtable.liveCount > 0 {
                 let (contents, liveRows) = memtable.contents(SegmentLayout.choose(rows: memtable.liveCount, ivfThreshold: config.ivfThreshold))
                 let encoded = try SegmentCodec.encode(contents)
-                segmentSequence += 1
-                let name = "segment_\(writerID)-\(segmentSequence).bin"
-                try await remote.put(name, encoded.bytes)
-                newSegment = (SegmentRef(name: name, size: UInt64(encoded.bytes.count), tailOffset: encoded.tailOffset,
+                let object = try await writeOwnSegment(encoded.bytes)
+                newSegment = (SegmentRef(name: object.name, size: UInt64(encoded.bytes.count), tailOffset: encoded.tailOffset,
                                          tailLength: encoded.tailLength, rowCount: UInt64(contents.rowCount),
-                                         minID: contents.ids.min() ?? 0, maxID: contents.ids.max() ?? 0), liveRows)
+                                         minID: contents.ids.min() ?? 0, maxID: contents.ids.max() ?? 0), liveRows, object)
             }
             let deletes = pendingDeletes, touched = self.touched, observed = touchedView
             try await commitManifest(label: "committing") { base in
@@ -426,7 +450,11 @@ public actor Vecgo {
                 }
                 let next = m.version + 1
                 for k in deletes { pk.entries[k] = nil }
-                if let (ref, liveRows) = newSegment {
+                if var (ref, liveRows, object) = newSegment {
+                    if try await self.keepFresh(&object) {
+                        ref.name = object.name
+                        newSegment = (ref, liveRows, object)
+                    }
                     m.segments.append(ref)
                     let ordinal = UInt32(m.segments.count - 1)
                     for (k, row) in liveRows { pk.entries[k] = PKIndex.Location(segment: ordinal, row: UInt32(row)) }
@@ -455,7 +483,9 @@ public actor Vecgo {
     public func close() async throws {
         guard !closed else { return }
         refresher?.cancel()
+        _ = await refresher?.value
         if !isReadOnly { try await commit() }
+        await view.settle()
         await cached.disk?.flush()
         closed = true
     }

@@ -12,6 +12,7 @@ final class VersionView: Sendable {
     let segments: [SegmentReader]
     private let pkTask: Task<PKIndex?, any Error>
     private let liveTask: Task<[Bitmap?], any Error>
+    private let prefetch: Task<Void, Never>
 
     /// A view of `manifest`, reusing the readers (and their cached tails and graphs) of
     /// segments that `previous` already had.
@@ -46,7 +47,7 @@ final class VersionView: Sendable {
             return live
         }
         // Footers and IVF centroids are read in parallel without holding up the open.
-        Task.detached(priority: .userInitiated) { [segments] in
+        prefetch = Task.detached(priority: .userInitiated) { [segments] in
             await withTaskGroup(of: Void.self) { group in
                 for s in segments { group.addTask { _ = try? await s.tail() } }
             }
@@ -54,6 +55,13 @@ final class VersionView: Sendable {
     }
 
     var version: UInt64 { manifest?.version ?? 0 }
+
+    /// Waits for the background reads this view started (their failures are the queries' to
+    /// report), so a closing handle leaves nothing running.
+    func settle() async {
+        await prefetch.value
+        _ = try? await liveTask.value
+    }
 
     /// The pk-index of this version (nil before the first commit).
     func pk() async throws -> PKIndex? { try await pkTask.value }

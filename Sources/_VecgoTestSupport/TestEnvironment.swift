@@ -40,6 +40,7 @@ public enum TestEnvironment {
 /// Thrown when a test's server is not configured or not reachable.
 public struct MissingServer: Error, CustomStringConvertible {
     public var message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 

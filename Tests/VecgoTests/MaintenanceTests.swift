@@ -121,4 +121,24 @@ import _VecgoTestSupport
         let invalid = await #expect(throws: VecgoError.self) { try await w.vacuum(retainVersions: 0) }
         #expect(invalid?.code == .invalidArgument)
     }
+
+    /// A commit that waited longer than maxCommitObjectAge re-writes its segment under a new
+    /// name before publishing, so a vacuum that judged the first copy old cannot break it.
+    @Test func aSlowCommitPublishesAFreshCopyOfItsSegment() async throws {
+        let store = MemoryBlobStore()
+        let slow = RoundTripRecorder(store, delayMillis: 5)
+        let w = try await Vecgo.open(.remote(slow), .create(dimension: 4, metric: .l2), .maxCommitObjectAge(0.001))
+        try await w.upsert(id: 1, Self.vector(1))
+        try await w.commit()
+        let segments = try await store.list(prefix: "segment_").map(\.name)
+        #expect(segments.count == 2, "\(segments)")
+        let published = await w.segmentNames
+        #expect(published.count == 1)
+        let orphan = try #require(segments.first { !published.contains($0) })
+        let report = try await w.vacuum(gracePeriod: 0)
+        #expect(report.objectsDeleted == 1)
+        #expect(try await store.list(prefix: "segment_").map(\.name) == published)
+        #expect(!(try await store.list(prefix: "").map(\.name).contains(orphan)))
+        #expect(try await Self.contents(try await Vecgo.open(.remote(store), .readOnly))[1]?.vector == Self.vector(1))
+    }
 }

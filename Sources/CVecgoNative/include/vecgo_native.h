@@ -9,9 +9,10 @@ extern "C" {
 
 /// Which implementation the run-time CPU check chose: 0 portable, 1 AVX2+FMA, 2 AVX-512F, 3 NEON.
 int vecgo_kernel_level(void);
-/// Forces a kernel level no higher than `level` (tests compare every level with the reference).
-/// Returns the level now in force.
-int vecgo_set_kernel_level(int level);
+/// A batch of distances computed at kernel `level` (0 portable, 1 AVX2+FMA, 2 AVX-512; capped
+/// at what this CPU has), `dot` nonzero for inner products, else squared L2. Returns the level
+/// used. The kernels everything else uses are not changed: for tests comparing every level.
+int vecgo_batch_at_level(int level, int dot, const float *q, const float *base, size_t count, size_t dim, float *out);
 
 /// Squared Euclidean distance of two float32 vectors of `n` elements.
 float vecgo_l2sq_f32(const float *a, const float *b, size_t n);
