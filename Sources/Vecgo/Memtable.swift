@@ -78,8 +78,12 @@ struct Memtable: Sendable {
 
     /// The stored parts of the live row of `id`.
     func row(id: UInt64) -> (metadata: Metadata, payload: [UInt8], vector: [Float])? {
-        guard let r = rowOf[id] else { return nil }
-        return (metadata[r], payloads[r], Array(vectors[r * dimension..<(r + 1) * dimension]))
+        rowOf[id].map(row(at:))
+    }
+
+    /// The stored parts of row `r`.
+    func row(at r: Int) -> (metadata: Metadata, payload: [UInt8], vector: [Float]) {
+        (metadata[r], payloads[r], Array(vectors[r * dimension..<(r + 1) * dimension]))
     }
 
     /// The rows as segment contents, laid out as `layout` says, and the segment row of each
@@ -132,5 +136,53 @@ enum SegmentLayout: Sendable, Equatable {
         if rows >= ivfThreshold { return .ivf(nlist: max(1, Int(Double(rows).squareRoot()))) }
         if rows >= 2_000 { return .graph }
         return .flat
+    }
+}
+
+/// The writes of a handle not yet committed: rows (upserts and inserts) in a memtable, keys
+/// deleted, and the keys changed with the view they were changed against (for a rebase's
+/// conflict check).
+struct PendingWrites: Sendable {
+    var memtable: Memtable
+    var deletes: Set<UInt64> = []
+    var touched: Set<UInt64> = []
+    var touchedView: VersionView?
+
+    init(dimension: Int, metric: Metric) {
+        memtable = Memtable(dimension: dimension, metric: metric)
+    }
+
+    var isEmpty: Bool { memtable.isEmpty && deletes.isEmpty }
+
+    /// Rows and deletes, counted.
+    var count: Int { memtable.count + deletes.count }
+
+    mutating func touch(_ id: UInt64, view: VersionView) {
+        if touched.isEmpty { touchedView = view }
+        touched.insert(id)
+    }
+
+    mutating func put(id: UInt64, vector: [Float], metadata: Metadata, payload: [UInt8]) {
+        deletes.remove(id)
+        memtable.put(id: id, vector: vector, metadata: metadata, payload: payload)
+    }
+
+    mutating func delete(id: UInt64) {
+        memtable.remove(id: id)
+        deletes.insert(id)
+    }
+
+    /// These writes with `newer` applied on top: what is pending again after a commit of
+    /// these writes failed while `newer` accumulated.
+    func merged(with newer: PendingWrites) -> PendingWrites {
+        var m = self
+        for (id, row) in newer.memtable.rowOf.sorted(by: { $0.value < $1.value }) {
+            let r = newer.memtable.row(at: row)
+            m.put(id: id, vector: r.vector, metadata: r.metadata, payload: r.payload)
+        }
+        for id in newer.deletes { m.delete(id: id) }
+        m.touched.formUnion(newer.touched)
+        if m.touchedView == nil { m.touchedView = newer.touchedView }
+        return m
     }
 }

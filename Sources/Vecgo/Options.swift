@@ -38,6 +38,10 @@ public enum OpenOption: Sendable {
     /// Generated keys are reserved this many at a time (one small commit per reservation) so
     /// concurrent writers never hand out the same key. Default 65 536.
     case idLeaseSize(Int)
+    /// Commit in the background whenever this many rows are pending (writers keep writing into
+    /// a new memtable meanwhile). Off by default: writes wait for ``Vecgo/commit()`` or
+    /// ``Vecgo/close()``.
+    case memtableBudget(Int)
     /// The longest a commit may take before it writes its segment again under a new name, in
     /// seconds (default 600). Keep it well under the grace period of ``Vecgo/vacuum(retainVersions:gracePeriod:)``
     /// (default 3600): vacuum may delete unreferenced objects older than that, and a segment
@@ -63,6 +67,7 @@ struct Configuration: Sendable {
     var idLeaseSize: UInt64 = 65_536
     var commitAttempts = 8
     var maxCommitObjectAge = 600.0
+    var memtableBudget: Int?
 
     init(_ options: [OpenOption]) throws(VecgoError) {
         for o in options {
@@ -99,6 +104,9 @@ struct Configuration: Sendable {
             case .idLeaseSize(let n):
                 guard n >= 1 else { throw VecgoError(.invalidArgument, "idLeaseSize \(n) must be positive") }
                 idLeaseSize = UInt64(n)
+            case .memtableBudget(let n):
+                guard n >= 1 else { throw VecgoError(.invalidArgument, "memtableBudget \(n) must be positive") }
+                memtableBudget = n
             case .maxCommitObjectAge(let t):
                 guard t > 0, t.isFinite else { throw VecgoError(.invalidArgument, "maxCommitObjectAge \(t) must be a positive number of seconds") }
                 maxCommitObjectAge = t

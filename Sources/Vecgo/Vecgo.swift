@@ -73,13 +73,17 @@ public actor Vecgo {
     let writerID: String
     let config: Configuration
     var view: VersionView
-    private var memtable: Memtable
-    /// Keys deleted since the last commit (they may live in committed segments).
-    private var pendingDeletes: Set<UInt64> = []
-    /// Keys upserted or deleted since the last commit, and the view they were changed against:
-    /// a commit on a newer version checks that nobody else changed them in between.
-    private var touched: Set<UInt64> = []
-    private var touchedView: VersionView?
+    /// Writes not yet committed.
+    private var pending: PendingWrites
+    /// Writes a commit in progress is publishing: still searched, put back if it fails.
+    private var flushing: PendingWrites?
+    /// The commit in progress (commits of one handle run one at a time).
+    private var commitTask: Task<UInt64, any Error>?
+    /// The version the last successful commit was built on.
+    private var builtOn: VersionView?
+    /// Why the last background flush (``OpenOption/memtableBudget(_:)``) failed, if it did;
+    /// its writes are pending again.
+    public private(set) var backgroundCommitError: VecgoError?
     /// Generated keys this writer may hand out, reserved by a commit of its own.
     private var idLease: Range<UInt64> = 0..<0
     /// The writer epoch this handle writes under; a manifest with a higher one fences it.
@@ -161,7 +165,7 @@ public actor Vecgo {
         self.metric = metric
         self.isReadOnly = config.readOnly
         self.config = config
-        self.memtable = Memtable(dimension: dimension, metric: metric)
+        self.pending = PendingWrites(dimension: dimension, metric: metric)
         self.writerID = String(UInt64.random(in: 0...UInt64.max), radix: 16)
         self.view = VersionView(manifest, store: cached, metric: metric)
         self.epoch = manifest?.writerEpoch ?? 0
@@ -266,7 +270,8 @@ public actor Vecgo {
         try checkWritable()
         try validate(vector, what: "vector")
         let id = try await generatedID()
-        memtable.put(id: id, vector: normalizedIfCosine(vector), metadata: metadata, payload: payload ?? [])
+        pending.put(id: id, vector: normalizedIfCosine(vector), metadata: metadata, payload: payload ?? [])
+        flushIfOverBudget()
         return id
     }
 
@@ -280,9 +285,10 @@ public actor Vecgo {
         ids.reserveCapacity(rows.count)
         for r in rows {
             let id = try await generatedID()
-            memtable.put(id: id, vector: normalizedIfCosine(r.vector), metadata: r.metadata, payload: r.payload ?? [])
+            pending.put(id: id, vector: normalizedIfCosine(r.vector), metadata: r.metadata, payload: r.payload ?? [])
             ids.append(id)
         }
+        flushIfOverBudget()
         return ids
     }
 
@@ -295,29 +301,36 @@ public actor Vecgo {
     public func upsert(id: UInt64, _ vector: [Float], metadata: Metadata = [:], payload: [UInt8]? = nil) throws {
         try checkWritable()
         try validate(vector, what: "vector")
-        touch(id)
-        pendingDeletes.remove(id)
-        memtable.put(id: id, vector: normalizedIfCosine(vector), metadata: metadata, payload: payload ?? [])
+        pending.touch(id, view: view)
+        pending.put(id: id, vector: normalizedIfCosine(vector), metadata: metadata, payload: payload ?? [])
+        flushIfOverBudget()
     }
 
     /// Deletes the row of key `id` (pending or committed); deleting a missing key is not an
     /// error. Searches stop returning it at once; the next commit makes it durable.
     public func delete(id: UInt64) throws {
         try checkWritable()
-        touch(id)
-        memtable.remove(id: id)
-        pendingDeletes.insert(id)
+        pending.touch(id, view: view)
+        pending.delete(id: id)
     }
 
-    private func touch(_ id: UInt64) {
-        if touched.isEmpty { touchedView = view }
-        touched.insert(id)
+    /// Starts a commit in the background when the pending rows reach the memtable budget;
+    /// writers go on writing into a new memtable meanwhile.
+    private func flushIfOverBudget() {
+        guard let budget = config.memtableBudget, pending.memtable.count >= budget, commitTask == nil else { return }
+        Task {
+            do { try await self.commit() } catch { await self.noteBackgroundFailure(error) }
+        }
+    }
+
+    private func noteBackgroundFailure(_ error: any Error) {
+        backgroundCommitError = VecgoError.wrap(error, "committing in the background")
     }
 
     private func normalizedIfCosine(_ v: [Float]) -> [Float] { metric == .cosine ? Distance.normalized(v) : v }
 
     /// Writes not yet committed (rows added, replaced or deleted).
-    public var pendingCount: Int { memtable.count + pendingDeletes.count }
+    public var pendingCount: Int { pending.count + (flushing?.count ?? 0) }
 
     /// The committed version this handle sees (0 before the first commit).
     public var version: UInt64 { view.version }
@@ -427,7 +440,46 @@ public actor Vecgo {
     @discardableResult
     public func commit() async throws -> UInt64 {
         try checkWritable()
-        guard !memtable.isEmpty || !pendingDeletes.isEmpty else { return version }
+        while let running = commitTask { _ = try? await running.value }  // one commit at a time
+        guard !pending.isEmpty else { return version }
+        // The batch leaves `pending` now, so writes made while it is published are the next
+        // commit's; if publishing fails they are merged back on top of it.
+        let batch = pending
+        pending = PendingWrites(dimension: dimension, metric: metric)
+        flushing = batch
+        let task = Task { try await self.publish(batch) }
+        commitTask = task
+        defer {
+            flushing = nil
+            commitTask = nil
+        }
+        do {
+            let v = try await task.value
+            backgroundCommitError = nil
+            await rebaseTouches(committedOn: builtOn)
+            return v
+        } catch {
+            pending = batch.merged(with: pending)
+            throw error
+        }
+    }
+
+    /// Writes made while the last commit was in flight were checked against the view before
+    /// it. When no other writer changed their keys up to the version that commit built on,
+    /// move them to the new view, so this handle's own commit is not taken for a conflict.
+    private func rebaseTouches(committedOn base: VersionView?) async {
+        guard let base, let observed = pending.touchedView, observed.version < version else { return }
+        if observed.version != base.version {
+            let keys = pending.touched
+            guard let before = try? await observed.pk()?.entries ?? [:], let after = try? await base.pk()?.entries ?? [:],
+                  keys.allSatisfy({ before[$0] == after[$0] }) else { return }
+        }
+        if pending.touchedView === observed { pending.touchedView = view }
+    }
+
+    /// Writes `batch` as the next version (see ``commit()``).
+    private func publish(_ batch: PendingWrites) async throws -> UInt64 {
+        let memtable = batch.memtable
         do {
             var newSegment: (ref: SegmentRef, liveRows: [UInt64: Int], object: OwnObject)?
             if memtable.liveCount > 0 {
@@ -438,8 +490,9 @@ public actor Vecgo {
                                          tailLength: encoded.tailLength, rowCount: UInt64(contents.rowCount),
                                          minID: contents.ids.min() ?? 0, maxID: contents.ids.max() ?? 0), liveRows, object)
             }
-            let deletes = pendingDeletes, touched = self.touched, observed = touchedView
+            let deletes = batch.deletes, touched = batch.touched, observed = batch.touchedView
             try await commitManifest(label: "committing") { base in
+                self.builtOn = base
                 var m = try self.template(base)
                 var pk = try await base.pk() ?? PKIndex(version: 0, segments: [], entries: [:])
                 if !touched.isEmpty, let observed, observed.version != base.version {
@@ -468,10 +521,8 @@ public actor Vecgo {
                 m.pkIndexSize = UInt64(pkBytes.count)
                 return m
             }
-            memtable = Memtable(dimension: dimension, metric: metric)
-            pendingDeletes = []
-            self.touched = []
-            touchedView = nil
+            // The new view holds these rows now: stop searching the batch in the same turn.
+            flushing = nil
             return version
         } catch {
             throw VecgoError.wrap(error, "committing")
@@ -511,10 +562,17 @@ public actor Vecgo {
         let view = self.view
         // Keys changed since the last commit: their committed rows are hidden. Asking each
         // segment for that many more keeps k results after hiding them.
-        let hidden = touched
+        let pending = self.pending, flushing = self.flushing
+        let hidden = pending.touched.union(flushing?.touched ?? [])
         let perSegment = k + hidden.count
         var top = TopK(k: k)
-        for n in memtable.search(q, k: k, ef: max(options.ef, k), filter: filter) { top.offer(n) }
+        for n in pending.memtable.search(q, k: k, ef: max(options.ef, k), filter: filter) { top.offer(n) }
+        if let flushing {
+            // Rows being committed, unless rewritten or deleted since.
+            let newer = pending.deletes.union(pending.memtable.rowOf.keys)
+            let hits = flushing.memtable.search(q, k: k + newer.count, ef: max(options.ef, k + newer.count), filter: filter)
+            for n in hits where !newer.contains(n.id) { top.offer(n) }
+        }
         do {
             let live = try await view.live()
             try await withThrowingTaskGroup(of: [Neighbor].self) { group in
@@ -535,7 +593,7 @@ public actor Vecgo {
             }
             let hits = top.sorted()
             guard !include.isEmpty else { return hits.map { SearchResult(id: $0.id, distance: $0.distance) } }
-            return try await resolve(hits, include: include, view: view)
+            return try await resolve(hits, include: include, view: view, pending: pending, flushing: flushing)
         } catch {
             throw VecgoError.wrap(error, "searching version \(view.version)")
         }
@@ -543,12 +601,13 @@ public actor Vecgo {
 
     /// Fills in what `include` asks for: from the memtable for pending rows, else from the
     /// segment the pk-index names.
-    private func resolve(_ hits: [Neighbor], include: Include, view: VersionView) async throws -> [SearchResult] {
+    private func resolve(_ hits: [Neighbor], include: Include, view: VersionView, pending: PendingWrites,
+                         flushing: PendingWrites?) async throws -> [SearchResult] {
         var results = hits.map { SearchResult(id: $0.id, distance: $0.distance) }
         var wanted: [Int: [(result: Int, row: Int)]] = [:]
         let entries = try await view.pk()?.entries ?? [:]
         for (i, h) in hits.enumerated() {
-            if let row = memtable.row(id: h.id) {
+            if let row = pending.memtable.row(id: h.id) ?? flushing?.memtable.row(id: h.id) {
                 if include.contains(.metadata) { results[i].metadata = row.metadata }
                 if include.contains(.payload) { results[i].payload = row.payload }
                 if include.contains(.vector) { results[i].vector = row.vector }
@@ -632,7 +691,7 @@ public actor Vecgo {
         guard config.atVersion == nil, config.asOf == nil else {
             throw VecgoError(.invalidArgument, "this handle was opened at a past version and stays there; open another to see the newest")
         }
-        guard isReadOnly || (memtable.isEmpty && pendingDeletes.isEmpty) else {
+        guard isReadOnly || (pending.isEmpty && flushing == nil) else {
             throw VecgoError(.invalidArgument, "commit pending writes before refreshing a writer")
         }
         let latest: Manifest?

@@ -202,3 +202,87 @@ import _VecgoTestSupport
         #expect(try await w.search([1, 1], k: 1, include: .all).first?.payload == [9])
     }
 }
+
+/// A store whose create-if-absent fails while `failing` is set (a network outage at the
+/// commit point).
+final class FlakyCommitStore: BlobStore {
+    let base: any BlobStore
+    let failing = Locked(false)
+    init(_ base: any BlobStore) { self.base = base }
+    func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] { try await base.read(name, range: range) }
+    func put(_ name: String, _ bytes: [UInt8]) async throws { try await base.put(name, bytes) }
+    func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
+        if failing.withLock({ $0 }) { throw StoreError(.network, "injected outage") }
+        try await base.putIfAbsent(name, bytes)
+    }
+    func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] { try await base.list(prefix: prefix, startAfter: startAfter) }
+    func delete(_ name: String) async throws { try await base.delete(name) }
+    func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
+}
+
+@Suite struct WritesDuringCommitsTests {
+    @Test func writesMadeWhileACommitIsInFlightAreKeptForTheNext() async throws {
+        let store = MemoryBlobStore()
+        let slow = RoundTripRecorder(store, delayMillis: 30)
+        let w = try await Vecgo.open(.remote(slow), .create(dimension: 2, metric: .l2))
+        for i in 0..<50 { try await w.upsert(id: UInt64(i), [Float(i), 0]) }
+        let first = Task { try await w.commit() }
+        try await Task.sleep(nanoseconds: 10_000_000)
+        for i in 50..<80 { try await w.upsert(id: UInt64(i), [Float(i), 0]) }
+        try await w.delete(id: 3)
+        // While the first commit runs, every row is searchable once.
+        let during = try await w.search([0, 0], k: 1_000).map(\.id)
+        #expect(Set(during).count == during.count && during.count == 79)
+        let v1 = try await first.value
+        #expect(await w.pendingCount > 0, "the rows written during the commit vanished")
+        let v2 = try await w.commit()
+        #expect(v2 > v1)
+        let reader = try await Vecgo.open(.remote(store), .readOnly)
+        let ids = Set(try await reader.search([0, 0], k: 1_000).map(\.id))
+        #expect(ids == Set((0..<80).map(UInt64.init)).subtracting([3]))
+    }
+
+    @Test func aFailedCommitPutsItsWritesBackUnderNewerOnes() async throws {
+        let store = MemoryBlobStore()
+        let flaky = FlakyCommitStore(store)
+        let w = try await Vecgo.open(.remote(flaky), .create(dimension: 2, metric: .l2), .commitAttempts(1))
+        try await w.upsert(id: 1, [1, 1])
+        try await w.upsert(id: 2, [2, 2])
+        try await w.commit()
+        try await w.upsert(id: 1, [10, 10])
+        try await w.delete(id: 2)
+        try await w.upsert(id: 5, [5, 5])
+        flaky.failing.withLock { $0 = true }
+        let error = await #expect(throws: VecgoError.self) { try await w.commit() }
+        #expect(error?.code == .storage)
+        try await w.upsert(id: 5, [50, 50])  // newer than the failed batch
+        flaky.failing.withLock { $0 = false }
+        try await w.commit()
+        let reader = try await Vecgo.open(.remote(store), .readOnly)
+        let rows = try await reader.search([0, 0], k: 10, include: .vector)
+        #expect(Dictionary(uniqueKeysWithValues: rows.map { ($0.id, $0.vector!) }) == [1: [10, 10], 5: [50, 50]])
+    }
+
+    @Test func aMemtableOverItsBudgetIsCommittedInTheBackground() async throws {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(RoundTripRecorder(store, delayMillis: 5)), .create(dimension: 2, metric: .l2),
+                                     .memtableBudget(100))
+        var ids: [UInt64] = []
+        for i in 0..<350 {
+            ids.append(try await w.insert([Float(i), 1]))
+            #expect(try await w.search([Float(i), 1], k: 1).first?.id == ids.last, "row \(i) not searchable at once")
+        }
+        // The first crossing of the budget started a commit nobody asked for.
+        var pending = await w.pendingCount
+        for _ in 0..<500 where pending >= 350 {
+            try await Task.sleep(nanoseconds: 10_000_000)
+            pending = await w.pendingCount
+        }
+        #expect(pending < 350, "no background commit happened")
+        #expect(try await Vecgo.versions(.remote(store)).count >= 2)  // the key reservation + a flush
+        #expect(await w.backgroundCommitError == nil)
+        try await w.close()
+        let reader = try await Vecgo.open(.remote(store), .readOnly)
+        #expect(Set(try await reader.search([0, 0], k: 1_000).map(\.id)) == Set(ids))
+    }
+}
