@@ -16,6 +16,11 @@ public struct SearchResult: Sendable, Hashable {
     public var payload: [UInt8]?
     /// The row's stored vector, when asked for (``Include/vector``).
     public var vector: [Float]?
+    /// The row's string key, when it was written with one and metadata was asked for.
+    public var key: String? {
+        if case .string(let k)? = metadata?[Vecgo.keyField] { return k }
+        return nil
+    }
 
     public init(id: UInt64, distance: Float, metadata: Metadata? = nil, payload: [UInt8]? = nil, vector: [Float]? = nil) {
         self.id = id
@@ -314,6 +319,64 @@ public actor Vecgo {
         pending.delete(id: id)
     }
 
+    /// The metadata field that holds a row's string key.
+    public static let keyField = "_key"
+
+    /// The `UInt64` key a string key is stored under: a 63-bit hash of its UTF-8 bytes with the
+    /// top bit set, so it never meets a generated key. Two strings that hash alike are caught
+    /// when the second is written (see ``upsert(key:_:metadata:payload:)``).
+    public static func id(forKey key: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in key.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        // splitmix64's finaliser spreads FNV-1a's bits.
+        h = (h ^ (h >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        h = (h ^ (h >> 27)) &* 0x94d0_49bb_1331_11eb
+        h ^= h >> 31
+        return h | (1 << 63)
+    }
+
+    /// Writes the row of string key `key`, replacing any row with that key. The key is kept in
+    /// the row's metadata under ``keyField`` and comes back with it.
+    ///
+    /// - Throws: ``VecgoError`` `.invalidArgument` when another string key already stored
+    ///   hashes to the same id (about one chance in 10^10 at a million keys), or the usual
+    ///   errors of ``upsert(id:_:metadata:payload:)``.
+    public func upsert(key: String, _ vector: [Float], metadata: Metadata = [:], payload: [UInt8]? = nil) async throws {
+        let id = Self.id(forKey: key)
+        try await checkNoCollision(key, id)
+        var m = metadata
+        m[Self.keyField] = .string(key)
+        try upsert(id: id, vector, metadata: m, payload: payload)
+    }
+
+    /// Deletes the row of string key `key`; see ``delete(id:)``.
+    public func delete(key: String) async throws {
+        let id = Self.id(forKey: key)
+        try await checkNoCollision(key, id)
+        try delete(id: id)
+    }
+
+    /// Fails when the row stored under `id` belongs to another string key.
+    private func checkNoCollision(_ key: String, _ id: UInt64) async throws {
+        try checkWritable()
+        var stored: Metadata?
+        if let row = pending.memtable.row(id: id) ?? flushing?.memtable.row(id: id) {
+            stored = row.metadata
+        } else if !pending.deletes.contains(id), !(flushing?.deletes.contains(id) ?? false) {
+            let view = self.view
+            do {
+                if let loc = try await view.pk()?.entries[id] {
+                    stored = try await view.segments[Int(loc.segment)].rows([Int(loc.row)], include: .metadata)[Int(loc.row)]?.0
+                }
+            } catch {
+                throw VecgoError.wrap(error, "checking key '\(key)'")
+            }
+        }
+        if let stored, case .string(let other)? = stored[Self.keyField], other != key {
+            throw VecgoError(.invalidArgument, "string keys '\(key)' and '\(other)' hash to the same id \(id); rename one of them")
+        }
+    }
+
     /// Starts a commit in the background when the pending rows reach the memtable budget;
     /// writers go on writing into a new memtable meanwhile.
     private func flushIfOverBudget() {
@@ -447,21 +510,25 @@ public actor Vecgo {
         let batch = pending
         pending = PendingWrites(dimension: dimension, metric: metric)
         flushing = batch
-        let task = Task { try await self.publish(batch) }
+        // The whole commit, state changes included, runs in one task on this actor: when its
+        // value is ready, `commitTask` is already cleared for the next commit.
+        let task = Task { () async throws -> UInt64 in
+            defer {
+                self.flushing = nil
+                self.commitTask = nil
+            }
+            do {
+                let v = try await self.publish(batch)
+                self.backgroundCommitError = nil
+                await self.rebaseTouches(committedOn: self.builtOn)
+                return v
+            } catch {
+                self.pending = batch.merged(with: self.pending)
+                throw error
+            }
+        }
         commitTask = task
-        defer {
-            flushing = nil
-            commitTask = nil
-        }
-        do {
-            let v = try await task.value
-            backgroundCommitError = nil
-            await rebaseTouches(committedOn: builtOn)
-            return v
-        } catch {
-            pending = batch.merged(with: pending)
-            throw error
-        }
+        return try await task.value
     }
 
     /// Writes made while the last commit was in flight were checked against the view before

@@ -190,6 +190,32 @@ import _VecgoTestSupport
         try await r.close()
     }
 
+    @Test func stringKeysUpsertDeleteAndComeBack() async throws {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
+        try await w.upsert(key: "alpha", [0, 0], metadata: ["n": .int(1)])
+        try await w.upsert(key: "beta", [1, 1])
+        try await w.upsert(key: "ünï-cødé key", [2, 2])
+        try await w.commit()
+        try await w.upsert(key: "alpha", [0.5, 0.5], metadata: ["n": .int(2)])  // replaces, committed or not
+        try await w.delete(key: "beta")
+        for round in 0..<2 {
+            let all = try await w.search([0, 0], k: 10, include: .metadata)
+            #expect(all.compactMap(\.key).sorted() == ["alpha", "ünï-cødé key"], "round \(round)")
+            #expect(all.first { $0.key == "alpha" }?.metadata?["n"] == .int(2))
+            #expect(all.allSatisfy { $0.id >= 1 << 63 }, "string keys live above generated ones")
+            try await w.commit()
+        }
+        #expect(Vecgo.id(forKey: "alpha") == Vecgo.id(forKey: "alpha") && Vecgo.id(forKey: "alpha") != Vecgo.id(forKey: "alphb"))
+        // Another string stored under alpha's id (a hash collision, forced here) is refused.
+        try await w.upsert(id: Vecgo.id(forKey: "gamma"), [3, 3], metadata: [Vecgo.keyField: .string("not gamma")])
+        try await w.commit()
+        let collision = await #expect(throws: VecgoError.self) { try await w.upsert(key: "gamma", [4, 4]) }
+        #expect(collision?.code == .invalidArgument)
+        let deleteCollision = await #expect(throws: VecgoError.self) { try await w.delete(key: "gamma") }
+        #expect(deleteCollision?.code == .invalidArgument)
+    }
+
     @Test func batchInsertChecksEveryRowFirst() async throws {
         let w = try await Vecgo.open(.remote(MemoryBlobStore()), .create(dimension: 2, metric: .l2))
         let bad = await #expect(throws: VecgoError.self) {
