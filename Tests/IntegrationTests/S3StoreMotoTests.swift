@@ -86,6 +86,37 @@ import _VecgoTestSupport
         #expect(try await s.list(prefix: "").isEmpty)
     }
 
+    @Test func largeObjectsGoUpInPartsAndNothingIsLeftBehind() async throws {
+        var config = S3Configuration(bucket: TestEnvironment.uniqueBucket("multipart"), prefix: "mp/",
+                                     endpoint: try TestEnvironment.s3Endpoint(),
+                                     credentials: S3Credentials(accessKeyID: "testing", secretAccessKey: "testing"))
+        config.multipartThreshold = 6 << 20
+        config.multipartPartSize = 5 << 20
+        let s = try S3Store(config)
+        try await s.createBucketIfNeeded()
+        var rng = SeededRNG(seed: 3)
+        let big = (0..<(12 << 20) + 12_345).map { _ in UInt8.random(in: 0...255, using: &rng) }  // 3 parts
+        try await s.put("segment_big.bin", big)
+        #expect(try await s.size("segment_big.bin") == UInt64(big.count))
+        #expect(try await s.read("segment_big.bin") == big)
+        #expect(try await s.read("segment_big.bin", range: 5_242_000..<5_243_000) == Array(big[5_242_000..<5_243_000]))
+        // A create-if-absent in parts: the first wins, the second is refused, nothing lingers.
+        try await s.putIfAbsent("MANIFEST-big.bin", big)
+        let again = await #expect(throws: StoreError.self) { try await s.putIfAbsent("MANIFEST-big.bin", Array(big.reversed())) }
+        #expect(again?.code == .alreadyExists)
+        #expect(try await s.read("MANIFEST-big.bin") == big)
+        let lingering = try await s.pendingMultipartUploads()
+        #expect(lingering.isEmpty, "\(lingering)")
+        // A cancelled upload is aborted.
+        let task = Task { try await s.put("segment_cancelled.bin", big) }
+        try await Task.sleep(nanoseconds: 30_000_000)
+        task.cancel()
+        let outcome = await task.result
+        #expect(throws: StoreError.self, "the upload finished before the cancel: nothing was tested") { try outcome.get() }
+        #expect((try? await s.size("segment_cancelled.bin")) == nil)
+        #expect(try await s.pendingMultipartUploads().isEmpty, "an interrupted upload left parts behind")
+    }
+
     @Test func parallelReadsShareTheClient() async throws {
         let s = try await Self.store("parallel")
         let data = (0..<64_000).map { UInt8(truncatingIfNeeded: $0) }

@@ -33,6 +33,12 @@ public struct S3Configuration: Sendable {
     public var requestTimeoutSeconds = 60.0
     /// Keys per LIST page (1...1000; S3's maximum is 1000).
     public var listPageSize = 1000
+    /// Objects at least this large are uploaded in parts (multipart upload).
+    public var multipartThreshold = 64 << 20
+    /// The size of one part (S3's minimum, 5 MiB, is used when smaller; the last part may be shorter).
+    public var multipartPartSize = 16 << 20
+    /// Parts uploaded at once.
+    public var multipartConcurrency = 4
 
     /// A configuration; `prefix` gains a trailing `/` when it lacks one.
     public init(bucket: String, prefix: String = "", region: String = "us-east-1", endpoint: String? = nil,
@@ -214,13 +220,70 @@ public final class S3Store: BlobStore, CustomStringConvertible {
     }
 
     public func put(_ name: String, _ bytes: [UInt8]) async throws {
+        if bytes.count >= configuration.multipartThreshold { return try await multipartUpload(name, bytes, ifAbsent: false) }
         let a = try await send("PUT", key: try key(name), body: bytes, object: name)
         guard (200..<300).contains(a.status) else { throw failure(a, "PUT", object: name) }
     }
 
     public func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
+        if bytes.count >= configuration.multipartThreshold { return try await multipartUpload(name, bytes, ifAbsent: true) }
         let a = try await send("PUT", key: try key(name), headers: [("if-none-match", "*")], body: bytes, object: name)
         guard (200..<300).contains(a.status) else { throw failure(a, "conditional PUT", object: name) }
+    }
+
+    /// CreateMultipartUpload, the parts in parallel (`multipartConcurrency` at a time), then
+    /// CompleteMultipartUpload — with `If-None-Match: *` for a create-if-absent. Any failure
+    /// or cancellation aborts the upload, so no parts are left behind.
+    private func multipartUpload(_ name: String, _ bytes: [UInt8], ifAbsent: Bool) async throws {
+        let k = try key(name)
+        let created = try await send("POST", key: k, query: [("uploads", "")], object: name)
+        guard created.status == 200, let uploadID = XMLScanner(created.body).first("UploadId") else {
+            throw failure(created, "CREATE MULTIPART UPLOAD", object: name)
+        }
+        do {
+            let partSize = max(5 << 20, configuration.multipartPartSize)
+            let count = (bytes.count + partSize - 1) / partSize
+            var etags = [String](repeating: "", count: count)
+            try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                var next = 0
+                func startNext() {
+                    let i = next
+                    next += 1
+                    let part = Array(bytes[i * partSize..<min((i + 1) * partSize, bytes.count)])
+                    group.addTask {
+                        let a = try await self.send("PUT", key: k, query: [("partNumber", String(i + 1)), ("uploadId", uploadID)],
+                                                    body: part, object: name)
+                        guard a.status == 200, let etag = a.headers["etag"] else { throw self.failure(a, "UPLOAD PART \(i + 1)", object: name) }
+                        return (i, etag)
+                    }
+                }
+                for _ in 0..<min(max(1, configuration.multipartConcurrency), count) { startNext() }
+                while let (i, etag) = try await group.next() {
+                    etags[i] = etag
+                    if next < count { startNext() }
+                }
+            }
+            let parts = etags.enumerated().map { "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\($0.element)</ETag></Part>" }
+            let body = Array(("<CompleteMultipartUpload>" + parts.joined() + "</CompleteMultipartUpload>").utf8)
+            let done = try await send("POST", key: k, query: [("uploadId", uploadID)],
+                                      headers: ifAbsent ? [("if-none-match", "*")] : [], body: body, object: name)
+            // S3 may answer 200 with an error document when completion fails late.
+            guard done.status == 200, XMLScanner(done.body).first("Code") == nil else {
+                throw failure(done, ifAbsent ? "conditional COMPLETE MULTIPART UPLOAD" : "COMPLETE MULTIPART UPLOAD", object: name)
+            }
+        } catch {
+            // Abort even when cancelled: a new task does not inherit the cancellation.
+            _ = await Task { try? await self.send("DELETE", key: k, query: [("uploadId", uploadID)], object: name) }.value
+            throw error
+        }
+    }
+
+    /// Multipart uploads started and neither completed nor aborted under this store's prefix.
+    public func pendingMultipartUploads() async throws -> [String] {
+        let a = try await send("GET", key: nil, query: [("uploads", ""), ("prefix", configuration.prefix)], object: configuration.bucket)
+        guard a.status == 200 else { throw failure(a, "LIST MULTIPART UPLOADS", object: configuration.bucket) }
+        let xml = XMLScanner(a.body)
+        return xml.blocks("Upload").compactMap { xml.first("Key", in: $0) }
     }
 
     public func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] {
