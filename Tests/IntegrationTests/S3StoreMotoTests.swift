@@ -100,6 +100,12 @@ import _VecgoTestSupport
         #expect(try await s.size("segment_big.bin") == UInt64(big.count))
         #expect(try await s.read("segment_big.bin") == big)
         #expect(try await s.read("segment_big.bin", range: 5_242_000..<5_243_000) == Array(big[5_242_000..<5_243_000]))
+        // Long ranges are read as parallel parts (1 MiB here), clipped at the end like one GET.
+        var splitting = config
+        splitting.parallelReadPartSize = 1 << 20
+        let split = try S3Store(splitting)
+        #expect(try await split.read("segment_big.bin", range: 1_000..<4_500_000) == Array(big[1_000..<4_500_000]))
+        #expect(try await split.read("segment_big.bin", range: 10_000_000..<20_000_000) == Array(big[10_000_000...]))
         // A create-if-absent in parts: the first wins, the second is refused, nothing lingers.
         try await s.putIfAbsent("MANIFEST-big.bin", big)
         let again = await #expect(throws: StoreError.self) { try await s.putIfAbsent("MANIFEST-big.bin", Array(big.reversed())) }

@@ -37,8 +37,10 @@ public struct S3Configuration: Sendable {
     public var multipartThreshold = 64 << 20
     /// The size of one part (S3's minimum, 5 MiB, is used when smaller; the last part may be shorter).
     public var multipartPartSize = 16 << 20
-    /// Parts uploaded at once.
+    /// Parts uploaded (and ranged GETs of a split read sent) at once.
     public var multipartConcurrency = 4
+    /// Ranged reads longer than this are split into parallel GETs of this size (at least 1 MiB).
+    public var parallelReadPartSize = 16 << 20
 
     /// A configuration; `prefix` gains a trailing `/` when it lacks one.
     public init(bucket: String, prefix: String = "", region: String = "us-east-1", endpoint: String? = nil,
@@ -208,6 +210,10 @@ public final class S3Store: BlobStore, CustomStringConvertible {
 
     public func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
         guard !range.isEmpty else { return [] }
+        let part = UInt64(max(1 << 20, configuration.parallelReadPartSize))
+        if range.upperBound != .max, range.upperBound - range.lowerBound > part {
+            return try await readInParts(name, range, part: part)
+        }
         var headers: [(String, String)] = []
         if range != 0..<UInt64.max { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")) }
         let a = try await send("GET", key: try key(name), headers: headers, object: name)
@@ -217,6 +223,34 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             return clip(a.body, range)  // a server that ignores Range sends everything
         }
         return a.body
+    }
+
+    /// A large range as parallel ranged GETs of `part` bytes (`multipartConcurrency` at a
+    /// time), joined in order; clipped at the object's end like one GET.
+    private func readInParts(_ name: String, _ range: Range<UInt64>, part: UInt64) async throws -> [UInt8] {
+        let starts = Array(stride(from: range.lowerBound, to: range.upperBound, by: Int(part)))
+        var pieces = [[UInt8]](repeating: [], count: starts.count)
+        try await withThrowingTaskGroup(of: (Int, [UInt8]).self) { group in
+            var next = 0
+            func startNext() {
+                let i = next
+                next += 1
+                let lo = starts[i], hi = min(lo + part, range.upperBound)
+                group.addTask { (i, try await self.read(name, range: lo..<hi)) }
+            }
+            for _ in 0..<min(max(1, configuration.multipartConcurrency), starts.count) { startNext() }
+            while let (i, bytes) = try await group.next() {
+                pieces[i] = bytes
+                if next < starts.count { startNext() }
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(pieces.reduce(0) { $0 + $1.count })
+        for p in pieces {
+            out += p
+            if p.count < Int(part) { break }  // the object ended here
+        }
+        return out
     }
 
     public func put(_ name: String, _ bytes: [UInt8]) async throws {
