@@ -47,8 +47,8 @@ extension Vecgo {
         try checkWritable()
         let limit = UInt64(maxRows ?? config.ivfThreshold)
         do {
-            if let latest = try await Self.latestManifest(cached), latest.version > view.version {
-                view = VersionView(latest, store: cached, metric: metric, previous: view)
+            if let latest = try await Self.latestManifest(cached) {
+                advance(to: VersionView(latest, store: cached, metric: metric, previous: view))
             }
             let snapshot = view
             let live = try await snapshot.live()
@@ -65,6 +65,10 @@ extension Vecgo {
                 for i in chosen {
                     let s = snapshot.segments[i]
                     let contents = try SegmentCodec.decode(try await store.read(s.ref.name, range: 0..<s.ref.size), object: s.ref.name)
+                    guard contents.dimension == dimension, UInt64(contents.rowCount) == s.ref.rowCount else {
+                        throw FormatError(.corrupted, object: s.ref.name, offset: 0,
+                                          "it holds \(contents.rowCount) rows of dimension \(contents.dimension); the manifest says \(s.ref.rowCount) of \(dimension)")
+                    }
                     for row in 0..<contents.rowCount {
                         guard live[i]?.contains(row) ?? true else {
                             dropped += 1
@@ -120,7 +124,7 @@ extension Vecgo {
                 let next = m.version + 1
                 let pk = PKIndex(version: next, segments: m.segments.map(\.name), entries: entries)
                 let pkBytes = try pk.encode()
-                let pkName = "pkindex_\(Manifest.objectName(version: next).dropFirst(9).dropLast(4))-\(self.writerID).bin"
+                let pkName = self.pkIndexName(version: next)
                 try await self.remote.put(pkName, pkBytes)
                 m.pkIndexObject = pkName
                 m.pkIndexSize = UInt64(pkBytes.count)
@@ -136,16 +140,18 @@ extension Vecgo {
     /// `retainVersions`, then segments and pk-indexes that no retained manifest references.
     /// Objects younger than `gracePeriod` seconds are never deleted, so a commit in flight
     /// (objects written, manifest not yet created) is never broken; readers of retained
-    /// versions are never broken either. The newest version is always kept.
+    /// versions are never broken either. The newest version is always kept. The grace period
+    /// must be at least this handle's ``OpenOption/maxCommitObjectAge(_:)`` (and every other
+    /// writer's).
     ///
-    /// - Throws: ``VecgoError`` `.invalidArgument` for `retainVersions < 1` or a negative
-    ///   grace period, `.readOnly`, `.storage`.
+    /// - Throws: ``VecgoError`` `.invalidArgument` for `retainVersions < 1` or a grace period
+    ///   shorter than `maxCommitObjectAge`, `.readOnly`, `.storage`.
     @discardableResult
     public func vacuum(retainVersions: Int = 1, gracePeriod: TimeInterval = 3600) async throws -> VacuumReport {
         try checkWritable()
         guard retainVersions >= 1 else { throw VecgoError(.invalidArgument, "retainVersions must be at least 1, got \(retainVersions)") }
-        guard gracePeriod >= 0, gracePeriod.isFinite else {
-            throw VecgoError(.invalidArgument, "gracePeriod must be a non-negative number of seconds")
+        guard gracePeriod >= config.maxCommitObjectAge, gracePeriod.isFinite else {
+            throw VecgoError(.invalidArgument, "gracePeriod (\(gracePeriod) s) must be at least the writers' maxCommitObjectAge (\(config.maxCommitObjectAge) s): a commit may keep its objects unreferenced that long")
         }
         do {
             let listing = try await remote.list(prefix: "")
@@ -167,7 +173,11 @@ extension Vecgo {
             // Manifests first (oldest first): a crash midway leaves every remaining version whole.
             for (v, o) in manifests.dropLast(retainVersions) where v != newest {
                 guard old(o) else {
+                    // Kept (too young to delete), so its objects are kept too.
                     report.keptInGracePeriod += 1
+                    let m = try await Self.manifestAt(version: v, remote)
+                    referenced.formUnion(m.segments.map(\.name))
+                    if !m.pkIndexObject.isEmpty { referenced.insert(m.pkIndexObject) }
                     continue
                 }
                 try await remote.delete(o.name)

@@ -70,6 +70,14 @@ final class SegmentReader: Sendable {
     func search(_ query: [Float], k: Int, options: SearchOptions, allowed: Bitmap? = nil) async throws -> [Neighbor] {
         let t = try await tail()
         let f = t.footer
+        guard f.dimension == query.count else {
+            throw FormatError(.corrupted, object: ref.name, offset: ref.tailOffset,
+                              "the segment holds \(f.dimension)-dimensional vectors, the database \(query.count)")
+        }
+        guard UInt64(f.rowCount) == ref.rowCount else {
+            throw FormatError(.corrupted, object: ref.name, offset: ref.tailOffset,
+                              "the footer says \(f.rowCount) rows, the manifest \(ref.rowCount)")
+        }
         guard f.rowCount > 0, let vd = f.section(.vectors), let idd = f.section(.ids) else { return [] }
         let rowCount = Int(f.rowCount)
         let matching = allowed?.cardinality ?? rowCount

@@ -86,6 +86,10 @@ public actor Vecgo {
     private var commitTask: Task<UInt64, any Error>?
     /// The version the last successful commit was built on.
     private var builtOn: VersionView?
+    private var manifestBusy = false
+    private var manifestWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Set by ``close()``: writes are refused from then on.
+    private var closing = false
     /// Why the last background flush (``OpenOption/memtableBudget(_:)``) failed, if it did;
     /// its writes are pending again.
     public private(set) var backgroundCommitError: VecgoError?
@@ -272,9 +276,10 @@ public actor Vecgo {
     ///   for NaN or infinity, `.storage`/`.fenced` when reserving keys fails.
     @discardableResult
     public func insert(_ vector: [Float], metadata: Metadata = [:], payload: [UInt8]? = nil) async throws -> UInt64 {
-        try checkWritable()
+        try checkAcceptingWrites()
         try validate(vector, what: "vector")
         let id = try await generatedID()
+        try checkAcceptingWrites()  // close() may have begun during the await
         pending.put(id: id, vector: normalizedIfCosine(vector), metadata: metadata, payload: payload ?? [])
         flushIfOverBudget()
         return id
@@ -284,14 +289,14 @@ public actor Vecgo {
     /// Every row is checked before any is added.
     @discardableResult
     public func batchInsert(_ rows: [(vector: [Float], metadata: Metadata, payload: [UInt8]?)]) async throws -> [UInt64] {
-        try checkWritable()
+        try checkAcceptingWrites()
         for (i, r) in rows.enumerated() { try validate(r.vector, what: "row \(i)'s vector") }
         var ids: [UInt64] = []
         ids.reserveCapacity(rows.count)
-        for r in rows {
-            let id = try await generatedID()
+        for _ in rows { ids.append(try await generatedID()) }  // all keys first: a failure adds no row
+        try checkAcceptingWrites()
+        for (id, r) in zip(ids, rows) {
             pending.put(id: id, vector: normalizedIfCosine(r.vector), metadata: r.metadata, payload: r.payload ?? [])
-            ids.append(id)
         }
         flushIfOverBudget()
         return ids
@@ -304,7 +309,7 @@ public actor Vecgo {
     /// generates share one space; a database should use one kind or keep them apart (generated
     /// keys start at 1 and grow).
     public func upsert(id: UInt64, _ vector: [Float], metadata: Metadata = [:], payload: [UInt8]? = nil) throws {
-        try checkWritable()
+        try checkAcceptingWrites()
         try validate(vector, what: "vector")
         pending.touch(id, view: view)
         pending.put(id: id, vector: normalizedIfCosine(vector), metadata: metadata, payload: payload ?? [])
@@ -314,7 +319,7 @@ public actor Vecgo {
     /// Deletes the row of key `id` (pending or committed); deleting a missing key is not an
     /// error. Searches stop returning it at once; the next commit makes it durable.
     public func delete(id: UInt64) throws {
-        try checkWritable()
+        try checkAcceptingWrites()
         pending.touch(id, view: view)
         pending.delete(id: id)
     }
@@ -395,6 +400,17 @@ public actor Vecgo {
     /// Writes not yet committed (rows added, replaced or deleted).
     public var pendingCount: Int { pending.count + (flushing?.count ?? 0) }
 
+    /// Drops every write not yet committed (not one being committed right now) and returns how
+    /// many there were: the way out of a `.conflict`, after which the handle can ``refresh()``
+    /// and the caller re-apply what still makes sense.
+    @discardableResult
+    public func discardPending() throws -> Int {
+        try checkWritable()
+        let n = pending.count
+        pending = PendingWrites(dimension: dimension, metric: metric)
+        return n
+    }
+
     /// The committed version this handle sees (0 before the first commit).
     public var version: UInt64 { view.version }
 
@@ -434,6 +450,10 @@ public actor Vecgo {
     ///   when the attempts run out (or `make` finds a conflict), `.storage` otherwise.
     @discardableResult
     func commitManifest(label: String, _ make: (VersionView) async throws -> Manifest) async throws -> Manifest {
+        // One manifest commit at a time per handle: two interleaved ones would build on the
+        // same version.
+        await acquireManifestTurn()
+        defer { releaseManifestTurn() }
         var rng = SystemRandomNumberGenerator()
         for attempt in 1...config.commitAttempts {
             let base = view
@@ -446,11 +466,18 @@ public actor Vecgo {
             next.commitTimeMicros = max(Int64(Date().timeIntervalSince1970 * 1_000_000), (base.manifest?.commitTimeMicros ?? 0) + 1)
             next.writerID = writerID
             next.writerEpoch = max(next.writerEpoch, base.manifest?.writerEpoch ?? 0)
+            let name = Manifest.objectName(version: next.version)
             do {
-                try await remote.putIfAbsent(Manifest.objectName(version: next.version), try next.encode())
-                view = VersionView(next, store: cached, metric: metric, previous: base)
+                try await remote.putIfAbsent(name, try next.encode())
+                advance(to: VersionView(next, store: cached, metric: metric, previous: base))
                 return next
             } catch let e as StoreError where e.code == .alreadyExists {
+                // A retried create-if-absent whose first attempt landed also answers "exists":
+                // if the manifest there is this very one, the commit succeeded.
+                if let existing = try? await Self.manifestAt(version: next.version, cached), existing == next {
+                    advance(to: VersionView(next, store: cached, metric: metric, previous: base))
+                    return next
+                }
                 // Lost the race: move to the newest version and build on it.
                 guard attempt < config.commitAttempts else {
                     throw VecgoError(.conflict, "\(label): other writers kept committing first (\(attempt) attempts); nothing was lost, retry later", underlying: e)
@@ -458,10 +485,36 @@ public actor Vecgo {
                 let delay = UInt64.random(in: 0...min(1_000, 10 << attempt), using: &rng)
                 try? await Task.sleep(nanoseconds: delay * 1_000_000)
                 let latest = try await Self.latestManifest(cached)
-                view = VersionView(latest, store: cached, metric: metric, previous: base)
+                advance(to: VersionView(latest, store: cached, metric: metric, previous: base))
             }
         }
         throw VecgoError(.conflict, "\(label): no attempt was made")
+    }
+
+    /// A pk-index name no other commit attempt uses (a put overwrites, so names must differ).
+    nonisolated func pkIndexName(version: UInt64) -> String {
+        "pkindex_\(Manifest.objectName(version: version).dropFirst(9).dropLast(4))-\(writerID)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16)).bin"
+    }
+
+    /// Moves this handle's view forward, never back.
+    func advance(to newer: VersionView) {
+        if newer.version > view.version { view = newer }
+    }
+
+    private func acquireManifestTurn() async {
+        guard manifestBusy else {
+            manifestBusy = true
+            return
+        }
+        await withCheckedContinuation { manifestWaiters.append($0) }  // handed the turn by release
+    }
+
+    private func releaseManifestTurn() {
+        if manifestWaiters.isEmpty {
+            manifestBusy = false
+        } else {
+            manifestWaiters.removeFirst().resume()
+        }
     }
 
     /// A segment this writer wrote for a commit not yet published.
@@ -519,8 +572,9 @@ public actor Vecgo {
             }
             do {
                 let v = try await self.publish(batch)
+                let published = self.view  // no await since publish: this is the version it made
                 self.backgroundCommitError = nil
-                await self.rebaseTouches(committedOn: self.builtOn)
+                await self.rebaseTouches(committedOn: self.builtOn, published: published)
                 return v
             } catch {
                 self.pending = batch.merged(with: self.pending)
@@ -534,14 +588,31 @@ public actor Vecgo {
     /// Writes made while the last commit was in flight were checked against the view before
     /// it. When no other writer changed their keys up to the version that commit built on,
     /// move them to the new view, so this handle's own commit is not taken for a conflict.
-    private func rebaseTouches(committedOn base: VersionView?) async {
-        guard let base, let observed = pending.touchedView, observed.version < version else { return }
+    private func rebaseTouches(committedOn base: VersionView?, published: VersionView) async {
+        guard let base, let observed = pending.touchedView, observed.version < published.version else { return }
         if observed.version != base.version {
-            let keys = pending.touched
-            guard let before = try? await observed.pk()?.entries ?? [:], let after = try? await base.pk()?.entries ?? [:],
-                  keys.allSatisfy({ before[$0] == after[$0] }) else { return }
+            guard let changed = try? await Self.firstChangedKey(pending.touched, from: observed, to: base), changed == nil else { return }
         }
-        if pending.touchedView === observed { pending.touchedView = view }
+        // `published` was captured before any await: the view may have moved on since, past
+        // commits of others that these keys were not checked against.
+        if pending.touchedView === observed { pending.touchedView = published }
+    }
+
+    /// The first of `keys` whose row differs between two versions: a different row (added,
+    /// deleted or replaced). A row that only moved (a compaction copied it) is the same row.
+    static func firstChangedKey(_ keys: Set<UInt64>, from old: VersionView, to new: VersionView) async throws -> UInt64? {
+        let before = try await old.pk()?.entries ?? [:], after = try await new.pk()?.entries ?? [:]
+        for k in keys where before[k] != after[k] {
+            guard let a = before[k], let b = after[k] else { return k }
+            if old.segments[Int(a.segment)].ref.name == new.segments[Int(b.segment)].ref.name {
+                if a.row == b.row { continue }  // the same row; only the segment's ordinal moved
+                return k
+            }
+            let ra = try await old.segments[Int(a.segment)].rows([Int(a.row)], include: .all)[Int(a.row)]
+            let rb = try await new.segments[Int(b.segment)].rows([Int(b.row)], include: .all)[Int(b.row)]
+            guard let ra, let rb, ra.0 == rb.0, ra.1 == rb.1, ra.2 == rb.2 else { return k }
+        }
+        return nil
     }
 
     /// Writes `batch` as the next version (see ``commit()``).
@@ -562,11 +633,9 @@ public actor Vecgo {
                 self.builtOn = base
                 var m = try self.template(base)
                 var pk = try await base.pk() ?? PKIndex(version: 0, segments: [], entries: [:])
-                if !touched.isEmpty, let observed, observed.version != base.version {
-                    let before = try await observed.pk()?.entries ?? [:]
-                    if let k = touched.first(where: { before[$0] != pk.entries[$0] }) {
-                        throw VecgoError(.conflict, "key \(k) was changed by another writer after this handle read version \(observed.version) (now \(base.version)); the pending writes are kept: re-read and retry")
-                    }
+                if !touched.isEmpty, let observed, observed.version != base.version,
+                   let k = try await Self.firstChangedKey(touched, from: observed, to: base) {
+                    throw VecgoError(.conflict, "key \(k) was changed by another writer after this handle read version \(observed.version) (now \(base.version)); the pending writes are kept: discardPending() and re-apply them, or retry later")
                 }
                 let next = m.version + 1
                 for k in deletes { pk.entries[k] = nil }
@@ -582,7 +651,7 @@ public actor Vecgo {
                 pk.version = next
                 pk.segments = m.segments.map(\.name)
                 let pkBytes = try pk.encode()
-                let pkName = "pkindex_\(Manifest.objectName(version: next).dropFirst(9).dropLast(4))-\(self.writerID).bin"
+                let pkName = self.pkIndexName(version: next)
                 try await self.remote.put(pkName, pkBytes)
                 m.pkIndexObject = pkName
                 m.pkIndexSize = UInt64(pkBytes.count)
@@ -600,9 +669,15 @@ public actor Vecgo {
     /// handle. Closing twice is allowed.
     public func close() async throws {
         guard !closed else { return }
+        closing = true  // writes are refused from here on, so none can slip in after the commit
         refresher?.cancel()
         _ = await refresher?.value
-        if !isReadOnly { try await commit() }
+        if !isReadOnly {
+            do { try await commit() } catch {
+                closing = false  // the writes are still pending: the caller may retry
+                throw error
+            }
+        }
         await view.settle()
         await cached.disk?.flush()
         closed = true
@@ -776,6 +851,12 @@ public actor Vecgo {
 
     func checkOpen() throws(VecgoError) {
         guard !closed else { throw VecgoError(.closed, "this handle is closed") }
+    }
+
+    /// Writable, and not closing.
+    func checkAcceptingWrites() throws(VecgoError) {
+        try checkWritable()
+        guard !closing else { throw VecgoError(.closed, "this handle is closing; writes are no longer accepted") }
     }
 
     func checkWritable() throws(VecgoError) {

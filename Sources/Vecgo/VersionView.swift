@@ -36,7 +36,13 @@ final class VersionView: Sendable {
             guard let m = manifest else { return [] }
             guard let pk = try await pkTask.value else { return Array(repeating: nil, count: m.segments.count) }
             var counts = [Int](repeating: 0, count: m.segments.count)
-            for loc in pk.entries.values { counts[Int(loc.segment)] += 1 }
+            for (key, loc) in pk.entries {
+                guard Int(loc.segment) < m.segments.count, UInt64(loc.row) < m.segments[Int(loc.segment)].rowCount else {
+                    throw FormatError(.corrupted, object: m.pkIndexObject, offset: 0,
+                                      "key \(key) points at row \(loc.row) of segment \(loc.segment), outside manifest version \(m.version)")
+                }
+                counts[Int(loc.segment)] += 1
+            }
             var live = [Bitmap?](repeating: nil, count: m.segments.count)
             for (s, ref) in m.segments.enumerated() where UInt64(counts[s]) < ref.rowCount {
                 live[s] = Bitmap(count: Int(ref.rowCount))

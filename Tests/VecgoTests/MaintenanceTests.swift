@@ -24,7 +24,7 @@ import _VecgoTestSupport
     /// Five small commits with upserts and deletes in between.
     static func fragmented() async throws -> (MemoryBlobStore, Vecgo) {
         let store = MemoryBlobStore()
-        let w = try await Vecgo.open(.remote(store), .create(dimension: 4, metric: .l2))
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 4, metric: .l2), .maxCommitObjectAge(0.01))
         for c in 0..<5 {
             for i in 0..<100 {
                 let key = UInt64(c * 100 + i)
@@ -101,8 +101,11 @@ import _VecgoTestSupport
         // Within the grace period nothing goes.
         let cautious = try await w.vacuum(retainVersions: 2, gracePeriod: 3600)
         #expect(cautious.manifestsDeleted == 0 && cautious.objectsDeleted == 0 && cautious.keptInGracePeriod > 0)
+        let tooShort = await #expect(throws: VecgoError.self) { try await w.vacuum(retainVersions: 2, gracePeriod: 0.001) }
+        #expect(tooShort?.code == .invalidArgument, "a grace period under maxCommitObjectAge must be refused")
+        try await Task.sleep(nanoseconds: 50_000_000)
         let before = try await store.list(prefix: "")
-        let report = try await w.vacuum(retainVersions: 2, gracePeriod: 0)
+        let report = try await w.vacuum(retainVersions: 2, gracePeriod: 0.02)
         #expect(report.oldestRetainedVersion == newest - 1)
         #expect(report.manifestsDeleted == Int(newest) - 2)
         #expect(report.objectsDeleted > 0)
@@ -127,7 +130,7 @@ import _VecgoTestSupport
     @Test func aSlowCommitPublishesAFreshCopyOfItsSegment() async throws {
         let store = MemoryBlobStore()
         let slow = RoundTripRecorder(store, delayMillis: 5)
-        let w = try await Vecgo.open(.remote(slow), .create(dimension: 4, metric: .l2), .maxCommitObjectAge(0.001))
+        let w = try await Vecgo.open(.remote(slow), .create(dimension: 4, metric: .l2), .maxCommitObjectAge(0.001))  // 5 ms per request: always stale
         try await w.upsert(id: 1, Self.vector(1))
         try await w.commit()
         let segments = try await store.list(prefix: "segment_").map(\.name)
@@ -135,10 +138,35 @@ import _VecgoTestSupport
         let published = await w.segmentNames
         #expect(published.count == 1)
         let orphan = try #require(segments.first { !published.contains($0) })
-        let report = try await w.vacuum(gracePeriod: 0)
+        try await Task.sleep(nanoseconds: 20_000_000)
+        let report = try await w.vacuum(gracePeriod: 0.01)
         #expect(report.objectsDeleted == 1)
         #expect(try await store.list(prefix: "segment_").map(\.name) == published)
         #expect(!(try await store.list(prefix: "").map(\.name).contains(orphan)))
         #expect(try await Self.contents(try await Vecgo.open(.remote(store), .readOnly))[1]?.vector == Self.vector(1))
+    }
+
+    /// A row that a compaction only moved is not a change: a writer with a pending upsert of
+    /// it commits after another handle compacted. A real change is a conflict, and
+    /// discardPending() is the way out.
+    @Test func compactionMovesAreNotConflictsAndDiscardEndsRealOnes() async throws {
+        let (store, w) = try await Self.fragmented()
+        try await w.upsert(id: 150, Self.vector(150, 7))
+        let other = try await Vecgo.open(.remote(store), .maxCommitObjectAge(0.01))
+        #expect(try await other.compact().segmentsMerged == 5)
+        try await w.commit()
+        #expect(try await Self.contents(try await Vecgo.open(.remote(store), .readOnly))[150]?.vector == Self.vector(150, 7))
+        // Now a real conflict on key 151.
+        try await w.upsert(id: 151, Self.vector(151, 1))
+        try await other.refresh()
+        try await other.upsert(id: 151, Self.vector(151, 2))
+        try await other.commit()
+        let conflict = await #expect(throws: VecgoError.self) { try await w.commit() }
+        #expect(conflict?.code == .conflict)
+        #expect(try await w.discardPending() == 1)
+        try await w.refresh()
+        try await w.upsert(id: 151, Self.vector(151, 3))
+        try await w.commit()
+        #expect(try await Self.contents(w)[151]?.vector == Self.vector(151, 3))
     }
 }
