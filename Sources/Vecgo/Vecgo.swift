@@ -387,7 +387,7 @@ public actor Vecgo {
     private func flushIfOverBudget() {
         guard let budget = config.memtableBudget, pending.memtable.count >= budget, commitTask == nil else { return }
         Task {
-            do { try await self.commit() } catch { await self.noteBackgroundFailure(error) }
+            do { try await self.commit() } catch { self.noteBackgroundFailure(error) }
         }
     }
 
@@ -591,7 +591,9 @@ public actor Vecgo {
     private func rebaseTouches(committedOn base: VersionView?, published: VersionView) async {
         guard let base, let observed = pending.touchedView, observed.version < published.version else { return }
         if observed.version != base.version {
-            guard let changed = try? await Self.firstChangedKey(pending.touched, from: observed, to: base), changed == nil else { return }
+            let changed: UInt64?
+            do { changed = try await Self.firstChangedKey(pending.touched, from: observed, to: base) } catch { return }
+            guard changed == nil else { return }
         }
         // `published` was captured before any await: the view may have moved on since, past
         // commits of others that these keys were not checked against.
@@ -639,7 +641,7 @@ public actor Vecgo {
                 }
                 let next = m.version + 1
                 for k in deletes { pk.entries[k] = nil }
-                if var (ref, liveRows, object) = newSegment {
+                if case (var ref, let liveRows, var object)? = newSegment {
                     if try await self.keepFresh(&object) {
                         ref.name = object.name
                         newSegment = (ref, liveRows, object)
