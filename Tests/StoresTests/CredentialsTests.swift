@@ -181,3 +181,30 @@ import _VecgoTestSupport
         }
     }
 }
+
+@Suite struct SecretLeakTests {
+    /// Everything a failing call or a debugging user can print: descriptions, reflections and
+    /// dumps of configurations, providers, environments and errors.
+    @Test func noDescriptionReflectionOrDumpShowsASecret() async throws {
+        let secret = "leak-me-SECRET-0123456789", token = "leak-me-TOKEN-abcdef"
+        let env = AWSEnvironment(variables: ["AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": secret,
+                                             "AWS_SESSION_TOKEN": token, "AWS_EC2_METADATA_DISABLED": "true"])
+        var config = try S3Configuration.fromEnvironment(bucket: "b", endpoint: "http://127.0.0.1:9", environment: env)
+        config.credentials = S3Credentials(accessKeyID: "AKID", secretAccessKey: secret, sessionToken: token)
+        config.maxAttempts = 1
+        let store = try S3Store(config)
+        let error = await #expect(throws: StoreError.self) { try await store.read("x") }  // nothing listens on :9
+        var shown: [String] = []
+        for value in [config, env, EnvironmentCredentials(env), StaticCredentials(config.credentials), config.credentials,
+                      store, error as Any] as [Any] {
+            shown.append(String(describing: value))
+            shown.append(String(reflecting: value))
+            var dumped = ""
+            dump(value, to: &dumped)
+            shown.append(dumped)
+        }
+        for text in shown {
+            #expect(!text.contains(secret) && !text.contains(token), "leaked in: \(text.prefix(300))")
+        }
+    }
+}

@@ -12,14 +12,16 @@ public protocol CredentialsProvider: Sendable {
 }
 
 /// Fixed credentials (explicit values, MinIO keys, tests).
-public struct StaticCredentials: CredentialsProvider {
+public struct StaticCredentials: CredentialsProvider, CustomStringConvertible {
     let value: S3Credentials
+    public var description: String { "StaticCredentials(\(value))" }
     public init(_ value: S3Credentials) { self.value = value }
     public func credentials() async throws -> S3Credentials { value }
 }
 
-/// The process environment (or a dictionary standing for it) as the AWS SDKs read it.
-public struct AWSEnvironment: Sendable {
+/// The process environment (or a dictionary standing for it) as the AWS SDKs read it. Its
+/// description and reflection show variable names only, never values.
+public struct AWSEnvironment: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The variables.
     public var variables: [String: String]
     /// The home directory, for `~/.aws/credentials` and `~/.aws/config`.
@@ -35,6 +37,10 @@ public struct AWSEnvironment: Sendable {
         self.variables = variables
         self.home = home
     }
+
+    public var description: String { "AWSEnvironment(\(variables.keys.sorted().filter { $0.hasPrefix("AWS_") }.joined(separator: ", ")))" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: ["description": description]) }
 
     /// A variable, nil when unset or empty.
     public subscript(_ name: String) -> String? {

@@ -1,7 +1,7 @@
 public import Foundation
 
 /// AWS credentials. Their description never shows the secret or the session token.
-public struct S3Credentials: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct S3Credentials: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The access key id (not secret).
     public var accessKeyID: String
     /// The secret access key.
@@ -22,6 +22,8 @@ public struct S3Credentials: Sendable, Hashable, CustomStringConvertible, Custom
         "S3Credentials(accessKeyID: \(accessKeyID), secretAccessKey: <redacted>\(sessionToken == nil ? "" : ", sessionToken: <redacted>"))"
     }
     public var debugDescription: String { description }
+    /// Reflection (`dump`, default descriptions of containing types) shows the redacted form.
+    public var customMirror: Mirror { Mirror(self, children: ["description": description]) }
 }
 
 /// Signature Version 4 (AWS4-HMAC-SHA256), as a pure function of the request: no clock, no network.
