@@ -270,7 +270,15 @@ public final class S3Store: BlobStore, CustomStringConvertible {
     /// or cancellation aborts the upload, so no parts are left behind.
     private func multipartUpload(_ name: String, _ bytes: [UInt8], ifAbsent: Bool) async throws {
         let k = try key(name)
-        let created = try await send("POST", key: k, query: [("uploads", "")], object: name)
+        let created: Answer
+        do {
+            created = try await send("POST", key: k, query: [("uploads", "")], object: name)
+        } catch {
+            // Interrupted while the server may have created the upload: abort whatever exists
+            // for this key (object names are unique to their writer, so these are ours).
+            _ = await Task { try? await self.abortUploads(ofKey: k) }.value
+            throw error
+        }
         guard created.status == 200, let uploadID = XMLScanner(created.body).first("UploadId") else {
             throw failure(created, "CREATE MULTIPART UPLOAD", object: name)
         }
@@ -312,12 +320,27 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         }
     }
 
-    /// Multipart uploads started and neither completed nor aborted under this store's prefix.
+    /// Multipart uploads started and neither completed nor aborted under this store's prefix
+    /// (their object keys).
     public func pendingMultipartUploads() async throws -> [String] {
-        let a = try await send("GET", key: nil, query: [("uploads", ""), ("prefix", configuration.prefix)], object: configuration.bucket)
+        try await uploads(prefix: configuration.prefix).map(\.key)
+    }
+
+    /// (key, upload id) of the unfinished multipart uploads whose keys start with `prefix`.
+    private func uploads(prefix: String) async throws -> [(key: String, id: String)] {
+        let a = try await send("GET", key: nil, query: [("uploads", ""), ("prefix", prefix)], object: configuration.bucket)
         guard a.status == 200 else { throw failure(a, "LIST MULTIPART UPLOADS", object: configuration.bucket) }
         let xml = XMLScanner(a.body)
-        return xml.blocks("Upload").compactMap { xml.first("Key", in: $0) }
+        return xml.blocks("Upload").compactMap { u in
+            guard let k = xml.first("Key", in: u), let id = xml.first("UploadId", in: u) else { return nil }
+            return (k, id)
+        }
+    }
+
+    private func abortUploads(ofKey k: String) async throws {
+        for u in try await uploads(prefix: k) where u.key == k {
+            _ = try await send("DELETE", key: k, query: [("uploadId", u.id)], object: k)
+        }
     }
 
     public func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] {
