@@ -24,6 +24,7 @@ final class SegmentReader: Sendable {
     private let tailTask = Locked<Task<SegmentTail, any Error>?>(nil)
     private let graphTask = Locked<Task<HNSWIndex, any Error>?>(nil)
     private let metadataTask = Locked<Task<[Metadata], any Error>?>(nil)
+    private let flatTask = Locked<Task<([Float], [UInt64]), any Error>?>(nil)
 
     init(ref: SegmentRef, store: any BlobStore, metric: Metric) {
         self.ref = ref
@@ -95,10 +96,7 @@ final class SegmentReader: Sendable {
             let hits = g.search(query, k: k, ef: max(options.ef, k), allowed: allowed)
             return hits.count >= want ? hits : g.exactSearch(query, k: k, allowed: allowed)
         }
-        async let vectorBytes = read(vd.range, "vector section")
-        async let idBytes = read(idd.range, "id section")
-        let vectors = try SegmentCodec.decodeVectors(try await vectorBytes, vd, footer: f, object: ref.name)
-        let ids = try SegmentCodec.decodeIDs(try await idBytes, idd, footer: f, object: ref.name)
+        let (vectors, ids) = try await flatRows(f, vd: vd, idd: idd)
         var top = TopK(k: k)
         query.withUnsafeBufferPointer { q in
             vectors.withUnsafeBufferPointer { v in
@@ -109,6 +107,19 @@ final class SegmentReader: Sendable {
             }
         }
         return top.sorted()
+    }
+
+    /// A flat segment's vectors and ids, decoded (and checked) once and kept: flat segments are
+    /// small (under 2 000 rows), so warm queries scan memory instead of re-decoding blocks.
+    private func flatRows(_ f: SegmentFooter, vd: SectionDescriptor, idd: SectionDescriptor) async throws -> ([Float], [UInt64]) {
+        let ref = self.ref
+        return try await Self.once(flatTask) {
+            async let vectorBytes = self.read(vd.range, "vector section")
+            async let idBytes = self.read(idd.range, "id section")
+            let vectors = try SegmentCodec.decodeVectors(try await vectorBytes, vd, footer: f, object: ref.name)
+            let ids = try SegmentCodec.decodeIDs(try await idBytes, idd, footer: f, object: ref.name)
+            return (vectors, ids)
+        }
     }
 
     /// The ids of the rows, in row order.
