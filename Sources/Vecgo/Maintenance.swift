@@ -121,13 +121,7 @@ extension Vecgo {
                         entries[key] = PKIndex.Location(segment: ordinal[segName]!, row: loc.row)
                     }
                 }
-                let next = m.version + 1
-                let pk = PKIndex(version: next, segments: m.segments.map(\.name), entries: entries)
-                let pkBytes = try pk.encode()
-                let pkName = self.pkIndexName(version: next)
-                try await self.remote.put(pkName, pkBytes)
-                m.pkIndexObject = pkName
-                m.pkIndexSize = UInt64(pkBytes.count)
+                try await self.writePKIndex(entries: entries, into: &m)
                 return m
             }
             return CompactionReport(version: committed.version, segmentsMerged: chosen.count, rowsKept: kept, rowsDropped: dropped)

@@ -177,8 +177,8 @@ final class SegmentReader: Sendable {
                         vectorOf[r] = Array(floats[i * f.dimension..<(i + 1) * f.dimension])
                     }
                 }
-            } else {
-                let all = try SegmentCodec.decodeVectors(try await read(vd.range, "vector section"), vd, footer: f, object: ref.name)
+            } else if let idd = f.section(.ids) {
+                let (all, _) = try await flatRows(f, vd: vd, idd: idd)
                 for r in rows { vectorOf[r] = Array(all[r * f.dimension..<(r + 1) * f.dimension]) }
             }
         }

@@ -496,6 +496,17 @@ public actor Vecgo {
         "pkindex_\(Manifest.objectName(version: version).dropFirst(9).dropLast(4))-\(writerID)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16)).bin"
     }
 
+    /// Writes the pk-index of the manifest `m` will become (version `m.version + 1`, its
+    /// segments) under a fresh name and points `m` at it.
+    func writePKIndex(entries: [UInt64: PKIndex.Location], into m: inout Manifest) async throws {
+        let next = m.version + 1
+        let bytes = try PKIndex(version: next, segments: m.segments.map(\.name), entries: entries).encode()
+        let name = pkIndexName(version: next)
+        try await remote.put(name, bytes)
+        m.pkIndexObject = name
+        m.pkIndexSize = UInt64(bytes.count)
+    }
+
     /// Moves this handle's view forward, never back.
     func advance(to newer: VersionView) {
         if newer.version > view.version { view = newer }
@@ -639,7 +650,6 @@ public actor Vecgo {
                    let k = try await Self.firstChangedKey(touched, from: observed, to: base) {
                     throw VecgoError(.conflict, "key \(k) was changed by another writer after this handle read version \(observed.version) (now \(base.version)); the pending writes are kept: discardPending() and re-apply them, or retry later")
                 }
-                let next = m.version + 1
                 for k in deletes { pk.entries[k] = nil }
                 if case (var ref, let liveRows, var object)? = newSegment {
                     if try await self.keepFresh(&object) {
@@ -650,13 +660,7 @@ public actor Vecgo {
                     let ordinal = UInt32(m.segments.count - 1)
                     for (k, row) in liveRows { pk.entries[k] = PKIndex.Location(segment: ordinal, row: UInt32(row)) }
                 }
-                pk.version = next
-                pk.segments = m.segments.map(\.name)
-                let pkBytes = try pk.encode()
-                let pkName = self.pkIndexName(version: next)
-                try await self.remote.put(pkName, pkBytes)
-                m.pkIndexObject = pkName
-                m.pkIndexSize = UInt64(pkBytes.count)
+                try await self.writePKIndex(entries: pk.entries, into: &m)
                 return m
             }
             // The new view holds these rows now: stop searching the batch in the same turn.
