@@ -9,6 +9,7 @@ bash scripts/setup.sh --with-moto
 source scripts/moto.sh
 start_moto
 start_moto_auth
+start_express_proxy
 
 echo "== build (debug, with tests)"
 swift build --build-tests

@@ -178,7 +178,10 @@ extension Vecgo {
                 report.manifestsDeleted += 1
                 report.bytesDeleted += o.size
             }
-            for o in listing where (o.name.hasPrefix("segment_") || o.name.hasPrefix("pkindex_")) && !referenced.contains(o.name) {
+            // Staged manifests (DynamoDB commits) are finalised by the listing above; one left
+            // over is from a commit that never reached its commit point.
+            for o in listing where (o.name.hasPrefix("segment_") || o.name.hasPrefix("pkindex_") || o.name.hasPrefix("staged_MANIFEST-"))
+                && !referenced.contains(o.name) {
                 guard old(o) else {
                     report.keptInGracePeriod += 1
                     continue

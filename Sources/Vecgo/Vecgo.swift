@@ -201,8 +201,13 @@ public actor Vecgo {
         epoch = claimed.writerEpoch
     }
 
-    /// Finds the newest manifest: one LIST of `MANIFEST-` names, then one read of the last.
+    /// Finds the newest manifest: one LIST of `MANIFEST-` names, then one read of the last —
+    /// or, on a ``VersionedBlobStore`` (DynamoDB commits), its latest version and one read.
     static func latestManifest(_ store: any BlobStore) async throws -> Manifest? {
+        if let versioned = ((store as? CachingStore)?.remote ?? store) as? any VersionedBlobStore {
+            guard let v = try await versioned.latestVersion() else { return nil }
+            return try await manifestAt(version: v, store)
+        }
         let listing = try await store.list(prefix: "MANIFEST-")
         guard let newest = listing.last(where: { Manifest.version(fromObjectName: $0.name) != nil }) else { return nil }
         let bytes = try await store.read(newest.name, range: 0..<newest.size)

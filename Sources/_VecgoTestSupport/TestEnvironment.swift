@@ -75,3 +75,44 @@ extension TestEnvironment {
         return Int(UInt16(bigEndian: addr.sin_port))
     }
 }
+
+extension TestEnvironment {
+    /// The S3 Express emulating proxy (Tests/s3express-proxy) in front of moto and the base keys
+    /// it accepts, from `VECGO_TEST_EXPRESS_ENDPOINT`, `_KEY` and `_SECRET`.
+    public static func expressEndpoint() throws -> (endpoint: String, key: String, secret: String) {
+        let env = ProcessInfo.processInfo.environment
+        guard let e = env["VECGO_TEST_EXPRESS_ENDPOINT"], let k = env["VECGO_TEST_EXPRESS_KEY"],
+              let s = env["VECGO_TEST_EXPRESS_SECRET"], !e.isEmpty, !k.isEmpty, !s.isEmpty else {
+            throw MissingServer(message: """
+                VECGO_TEST_EXPRESS_ENDPOINT/_KEY/_SECRET are not set: this test needs the S3 Express \
+                emulating proxy (Tests/s3express-proxy) in front of moto. Run the README test command \
+                (bash scripts/test.sh), which starts it with start_express_proxy in scripts/moto.sh.
+                """)
+        }
+        return (e, k, s)
+    }
+
+    /// A directory-bucket name unique to one test (`<tag>-<random>--use1-az4--x-s3`).
+    public static func uniqueDirectoryBucket(_ tag: String) -> String {
+        let clean = tag.lowercased().filter { $0.isLetter || $0.isNumber }
+        return "vecgo-\(clean.prefix(16))-\(UInt32.random(in: 0...UInt32.max))--use1-az4--x-s3"
+    }
+
+    /// Calls an unsigned admin endpoint of the S3 Express proxy (`/_proxy/...`) with curl and
+    /// returns its JSON answer.
+    public static func expressProxyAdmin(_ path: String, post: Bool = false) throws -> [String: Int] {
+        let endpoint = try expressEndpoint().endpoint
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["curl", "-sf"] + (post ? ["-X", "POST"] : []) + ["\(endpoint)/_proxy/\(path)"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0, let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw MissingServer(message: "the S3 Express proxy at \(endpoint) did not answer /_proxy/\(path) (curl exit \(p.terminationStatus))")
+        }
+        return json.compactMapValues { $0 as? Int }
+    }
+}

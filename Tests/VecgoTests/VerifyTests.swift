@@ -1,4 +1,5 @@
 import Foundation
+import SegmentFormat
 import Stores
 import Testing
 import Vecgo
@@ -12,6 +13,14 @@ import Vecgo
         for i in 0..<50 { try await w.insert([Float(i), 4, 5, 6]) }
         try await w.close()
         return store
+    }
+
+    /// Stores names manifests for the DynamoDB commit store by the same rule as SegmentFormat.
+    @Test func storesAndSegmentFormatNameManifestsAlike() {
+        for v: UInt64 in [1, 9, 10, 123_456_789, .max] {
+            #expect(ManifestNames.name(version: v) == Manifest.objectName(version: v))
+            #expect(ManifestNames.version(of: Manifest.objectName(version: v)) == Manifest.version(fromObjectName: ManifestNames.name(version: v)))
+        }
     }
 
     @Test func aSoundDatabaseVerifies() async throws {

@@ -272,7 +272,7 @@ public final class RefreshingCredentials: CredentialsProvider {
     private let base: any CredentialsProvider
     private let refreshWindow: TimeInterval
     private let now: @Sendable () -> Date
-    private let state = Locked<(value: S3Credentials?, refresh: Task<S3Credentials, any Error>?)>((nil, nil))
+    fileprivate let state = Locked<(value: S3Credentials?, refresh: Task<S3Credentials, any Error>?)>((nil, nil))
 
     public init(_ base: any CredentialsProvider, refreshWindow: TimeInterval = 300,
                 now: @escaping @Sendable () -> Date = { Date() }) {
@@ -304,6 +304,15 @@ public final class RefreshingCredentials: CredentialsProvider {
             if let v = state.withLock({ $0.value }), let exp = v.expiration, exp > current { return v }
             throw error
         }
+    }
+}
+
+extension RefreshingCredentials {
+    /// Forgets `rejected` when it is still the cached value (the service said it expired), so
+    /// the next call fetches new credentials; concurrent callers rejected with the same
+    /// credentials cause one refresh, not one each.
+    func invalidate(_ rejected: S3Credentials) {
+        state.withLock { s in if s.value == rejected { s.value = nil } }
     }
 }
 

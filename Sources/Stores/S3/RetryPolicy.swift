@@ -35,6 +35,13 @@ enum AttemptOutcome: Equatable {
     case retry(timeout: Bool)
     case fail
 
+    /// 400 answers the SDKs retry: throttling (S3, DynamoDB, STS) and request timeouts.
+    static let throttlingCodes: Set<String> = [
+        "RequestTimeout", "Throttling", "ThrottlingException", "SlowDown", "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "TooManyRequestsException",
+        "PriorRequestNotComplete", "TransactionInProgressException",
+    ]
+
     /// Classifies an HTTP status (with the S3 error code, when the body had one).
     static func classify(status: Int, code: String?) -> AttemptOutcome {
         switch status {
@@ -42,7 +49,7 @@ enum AttemptOutcome: Equatable {
         case 500, 502, 503, 504: return .retry(timeout: false)
         case 409 where code == "ConditionalRequestConflict": return .retry(timeout: false)
         case 429: return .retry(timeout: false)
-        case 400 where code == "RequestTimeout" || code == "Throttling" || code == "ThrottlingException" || code == "SlowDown":
+        case 400 where code.map(throttlingCodes.contains) ?? false:
             return .retry(timeout: code == "RequestTimeout")
         default: return .fail
         }

@@ -74,39 +74,54 @@ public struct S3Configuration: Sendable {
 public final class S3Store: BlobStore, CustomStringConvertible {
     /// The configuration (its description hides secrets).
     public let configuration: S3Configuration
-    private let http: CurlHTTPClient
-    private let credentialsProvider: any CredentialsProvider
-    private let quota = Locked(RetryQuota())
-    private let base: (scheme: String, host: String, pathPrefix: String)
+    private let transport: AWSTransport
+    /// The path every request starts with: `/bucket` (path-style) or empty (virtual-hosted).
+    private let pathPrefix: String
+    /// A directory bucket (S3 Express): listings take whole-directory prefixes only, come
+    /// unsorted, and have no start-after.
+    private let directoryBucket: Bool
 
     /// Creates a store. No request is made.
     ///
     /// - Throws: ``StoreError`` `.invalidArgument` for an empty bucket or a malformed endpoint.
-    public init(_ configuration: S3Configuration) throws {
+    public convenience init(_ configuration: S3Configuration) throws {
+        try self.init(configuration, express: nil)
+    }
+
+    /// A store whose requests are signed for `express` (an S3 Express directory bucket's
+    /// zonal endpoint and session credentials) when given.
+    init(_ configuration: S3Configuration, express: (host: String, scheme: String, session: ExpressSessions)?) throws {
         guard !configuration.bucket.isEmpty, !configuration.bucket.contains("/") else {
             throw StoreError(.invalidArgument, "'\(configuration.bucket)' is not a bucket name")
         }
         self.configuration = configuration
-        http = CurlHTTPClient(connectTimeoutMillis: Int(configuration.connectTimeoutSeconds * 1000),
-                              requestTimeoutMillis: Int(configuration.requestTimeoutSeconds * 1000))
-        credentialsProvider = configuration.credentialsProvider ?? StaticCredentials(configuration.credentials)
         let scheme: String, host: String
-        if let endpoint = configuration.endpoint {
-            guard let sep = endpoint.firstRange(of: "://") else {
-                throw StoreError(.invalidArgument, "endpoint '\(endpoint)' needs a scheme, e.g. http://127.0.0.1:9000")
-            }
-            scheme = String(endpoint[..<sep.lowerBound])
-            host = String(endpoint[sep.upperBound...].prefix { $0 != "/" })
-            guard scheme == "http" || scheme == "https", !host.isEmpty else {
-                throw StoreError(.invalidArgument, "endpoint '\(endpoint)' is not an http(s) URL")
-            }
+        if let express {
+            (scheme, host) = (express.scheme, express.host)
+        } else if let endpoint = configuration.endpoint {
+            (scheme, host) = try AWSTransport.parseEndpoint(endpoint)
         } else {
-            scheme = "https"
-            host = "s3.\(configuration.region).amazonaws.com"
+            (scheme, host) = ("https", "s3.\(configuration.region).amazonaws.com")
         }
+        let bucketHost: String
         switch configuration.addressing {
-        case .pathStyle: base = (scheme, host, "/" + SigV4.encode(configuration.bucket, keepSlash: false))
-        case .virtualHosted: base = (scheme, "\(configuration.bucket).\(host)", "")
+        case .pathStyle: (bucketHost, pathPrefix) = (host, "/" + SigV4.encode(configuration.bucket, keepSlash: false))
+        case .virtualHosted: (bucketHost, pathPrefix) = ("\(configuration.bucket).\(host)", "")
+        }
+        directoryBucket = express != nil
+        if let express {
+            transport = AWSTransport(scheme: scheme, host: bucketHost, region: configuration.region, service: "s3express",
+                                     credentials: express.session, maxAttempts: configuration.maxAttempts,
+                                     connectTimeoutSeconds: configuration.connectTimeoutSeconds,
+                                     requestTimeoutSeconds: configuration.requestTimeoutSeconds,
+                                     tokenHeader: "x-amz-s3session-token",
+                                     credentialsExpired: { [session = express.session] in await session.renew(replacing: $0) })
+        } else {
+            transport = AWSTransport(scheme: scheme, host: bucketHost, region: configuration.region, service: "s3",
+                                     credentials: configuration.credentialsProvider ?? StaticCredentials(configuration.credentials),
+                                     maxAttempts: configuration.maxAttempts,
+                                     connectTimeoutSeconds: configuration.connectTimeoutSeconds,
+                                     requestTimeoutSeconds: configuration.requestTimeoutSeconds)
         }
     }
 
@@ -116,72 +131,14 @@ public final class S3Store: BlobStore, CustomStringConvertible {
 
     // MARK: requests
 
-    private struct Answer {
-        var status: Int
-        var headers: [String: String]
-        var body: [UInt8]
-        var code: String?
-    }
+    private typealias Answer = AWSTransport.Answer
 
     /// Sends a signed request with retries. `key` is the full object key (prefix included), nil
     /// for bucket-level requests. Returns the final answer; the caller maps non-2xx statuses.
-    private func send(_ method: String, key: String?, query: [(String, String)] = [], headers extra: [(String, String)] = [],
+    private func send(_ method: String, key: String?, query: [(String, String)] = [], headers: [(String, String)] = [],
                       body: [UInt8] = [], object: String?) async throws -> Answer {
-        let path = base.pathPrefix + (key.map { "/" + SigV4.encode($0, keepSlash: true) } ?? "/")
-        let queryString = SigV4.canonicalQuery(query)
-        let url = "\(base.scheme)://\(base.host)\(path)\(queryString.isEmpty ? "" : "?" + queryString)"
-        let payloadHash = body.isEmpty ? Crypto.emptyPayloadHash : Crypto.hex(Crypto.sha256(body))
-        let policy = RetryPolicy(maxAttempts: max(1, configuration.maxAttempts))
-        var rng = SystemRandomNumberGenerator()
-        var attempt = 0
-        while true {
-            attempt += 1
-            if Task.isCancelled { throw StoreError(.cancelled, "\(method) cancelled", object: object) }
-            let credentials = try await credentialsProvider.credentials()
-            let signer = SigV4(credentials: credentials, region: configuration.region, service: "s3")
-            var headers = extra + [("host", base.host), ("x-amz-content-sha256", payloadHash),
-                                   ("x-amz-date", SigV4.amzDate(epochSeconds: Int(Date().timeIntervalSince1970)))]
-            if let token = credentials.sessionToken { headers.append(("x-amz-security-token", token)) }
-            let auth = signer.authorization(method: method, path: path, query: query, headers: headers,
-                                            payloadHash: payloadHash, amzDate: headers.first { $0.0 == "x-amz-date" }!.1)
-            headers.append(("Authorization", auth))
-            let (response, curlCode) = try await http.perform(HTTPRequest(method: method, url: url, headers: headers, body: body))
-            let outcome: AttemptOutcome
-            var answer: Answer?
-            if let response {
-                let code = response.status >= 300 && !response.body.isEmpty ? XMLScanner(response.body).first("Code") : nil
-                answer = Answer(status: response.status, headers: response.headers, body: response.body, code: code)
-                outcome = AttemptOutcome.classify(status: response.status, code: code)
-            } else if curlCode == .abortedByCallback {
-                throw StoreError(.cancelled, "\(method) cancelled", object: object)
-            } else {
-                outcome = curlCode.isTransient ? .retry(timeout: curlCode.rawValue == 28) : .fail
-            }
-            switch outcome {
-            case .success:
-                quota.withLock { $0.recordSuccess() }
-                return answer!
-            case .fail:
-                if let answer { return answer }
-                throw StoreError(.network, "\(method) \(base.scheme)://\(base.host) failed: \(curlCode)", object: object)
-            case .retry(let timeout):
-                let allowed = attempt < policy.maxAttempts && quota.withLock { $0.acquire(timeout: timeout) }
-                guard allowed else {
-                    if let answer {
-                        let kind: StoreError.Code = answer.status == 409 ? .conflict : .throttled
-                        throw StoreError(kind, "\(method) kept failing with HTTP \(answer.status) after \(attempt) attempts",
-                                         object: object, httpStatus: answer.status, serviceCode: answer.code,
-                                         requestID: answer.headers["x-amz-request-id"])
-                    }
-                    throw StoreError(.network, "\(method) \(base.scheme)://\(base.host) failed after \(attempt) attempts: \(curlCode)",
-                                     object: object)
-                }
-                let delay = policy.delayMillis(afterAttempt: attempt, using: &rng)
-                do { try await Task.sleep(nanoseconds: UInt64(delay) * 1_000_000) } catch {
-                    throw StoreError(.cancelled, "\(method) cancelled while waiting to retry", object: object)
-                }
-            }
-        }
+        let path = pathPrefix + (key.map { "/" + SigV4.encode($0, keepSlash: true) } ?? "/")
+        return try await transport.send(method, path: path, query: query, headers: headers, body: body, object: object)
     }
 
     /// The error for a final non-2xx answer.
@@ -338,7 +295,8 @@ public final class S3Store: BlobStore, CustomStringConvertible {
     }
 
     private func abortUploads(ofKey k: String) async throws {
-        for u in try await uploads(prefix: k) where u.key == k {
+        // Directory buckets list uploads by whole directories only.
+        for u in try await uploads(prefix: directoryBucket ? configuration.prefix : k) where u.key == k {
             _ = try await send("DELETE", key: k, query: [("uploadId", u.id)], object: k)
         }
     }
@@ -347,8 +305,11 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         var result: [ObjectInfo] = []
         var token: String?
         repeat {
-            var query = [("list-type", "2"), ("prefix", configuration.prefix + prefix), ("max-keys", String(max(1, min(1000, configuration.listPageSize))))]
-            if let token { query.append(("continuation-token", token)) } else if let startAfter {
+            // A directory bucket lists whole directories only (and has no start-after): ask for
+            // the store's prefix and filter here.
+            let asked = directoryBucket ? configuration.prefix : configuration.prefix + prefix
+            var query = [("list-type", "2"), ("prefix", asked), ("max-keys", String(max(1, min(1000, configuration.listPageSize))))]
+            if let token { query.append(("continuation-token", token)) } else if let startAfter, !directoryBucket {
                 query.append(("start-after", configuration.prefix + startAfter))
             }
             let a = try await send("GET", key: nil, query: query, object: prefix)
@@ -359,7 +320,9 @@ public final class S3Store: BlobStore, CustomStringConvertible {
                       k.hasPrefix(configuration.prefix) else {
                     throw StoreError(.invalidResponse, "LIST answered an entry without a usable Key and Size", object: prefix)
                 }
-                result.append(ObjectInfo(name: String(k.dropFirst(configuration.prefix.count)), size: size,
+                let name = String(k.dropFirst(configuration.prefix.count))
+                if directoryBucket && (!name.hasPrefix(prefix) || startAfter.map({ name <= $0 }) ?? false) { continue }
+                result.append(ObjectInfo(name: name, size: size,
                                          lastModified: xml.first("LastModified", in: entry).flatMap(parseISO8601)))
             }
             token = xml.first("IsTruncated") == "true" ? xml.first("NextContinuationToken") : nil

@@ -1,0 +1,246 @@
+import Foundation
+
+/// A blob store that knows its newest version without listing, because versions are
+/// committed somewhere that can answer that directly (``DynamoDBCommitStore``).
+public protocol VersionedBlobStore: BlobStore {
+    /// The newest committed version, nil when there is none. A version whose writer stopped
+    /// between the commit point and writing the manifest object is completed first, so its
+    /// manifest can be read by name afterwards.
+    func latestVersion() async throws -> UInt64?
+}
+
+/// The names of manifest objects: `MANIFEST-` + the version in 20 decimal digits + `.bin`, as
+/// spec/format.md defines them (SegmentFormat's `Manifest.objectName` is the same rule; a test
+/// checks they agree).
+public enum ManifestNames {
+    /// The object name of version `version`.
+    public static func name(version: UInt64) -> String {
+        let digits = String(version)
+        return "MANIFEST-" + String(repeating: "0", count: 20 - digits.count) + digits + ".bin"
+    }
+
+    /// The version a name denotes, nil when it is not a manifest's name.
+    public static func version(of name: String) -> UInt64? {
+        guard name.hasPrefix("MANIFEST-"), name.hasSuffix(".bin") else { return nil }
+        let digits = name.dropFirst(9).dropLast(4)
+        guard digits.count == 20, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return UInt64(digits)
+    }
+}
+
+/// Versions committed through DynamoDB, objects kept in any ``BlobStore``: for stores
+/// without conditional writes, or where a commit must be decided by a table.
+///
+/// The table has the key `(base_uri HASH S, version RANGE N)`; ``createTableIfNeeded()``
+/// makes it. One item per version; `base_uri` names the database, so one table serves many.
+///
+/// A create-if-absent of a manifest name (the engine's commit) goes:
+/// 1. the manifest bytes are written under a staging name (`staged_MANIFEST-…-<random>.bin`);
+/// 2. **the commit point**: `PutItem` of `(base_uri, version, staged name)` with
+///    `attribute_not_exists(version)`; a failed condition is ``StoreError/Code-swift.struct/alreadyExists``;
+/// 3. finalising: the bytes are written under the manifest's own name (create-if-absent),
+///    the item is marked `finalised`, and the staged object is deleted.
+///
+/// A writer may stop after step 2. Whoever next needs that version (``latestVersion()``, a
+/// listing, or a read of the manifest by name) finalises it from the staged object, so a
+/// committed version is never lost and the object store ends up holding every manifest, as
+/// without this store. Only the newest version can be unfinished: committing the next one
+/// requires reading it. Every other name passes straight through to `objects`.
+public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConvertible {
+    /// Where the objects are.
+    public let objects: any BlobStore
+    /// The database's key in the table (for example `s3://bucket/prefix/`).
+    public let baseURI: String
+    private let db: DynamoDBClient
+
+    /// Creates a store. No request is made.
+    ///
+    /// - Throws: ``StoreError`` `.invalidArgument` for an empty `baseURI`, a bad table name or
+    ///   a malformed endpoint.
+    public init(objects: any BlobStore, baseURI: String, configuration: DynamoDBConfiguration) throws {
+        guard !baseURI.isEmpty else { throw StoreError(.invalidArgument, "the DynamoDB commit store needs a non-empty base URI") }
+        self.objects = objects
+        self.baseURI = baseURI
+        db = try DynamoDBClient(configuration)
+    }
+
+    public var description: String { "DynamoDBCommitStore(table: \(db.table), base: \(baseURI), objects: \(objects))" }
+
+    /// Creates the table (on-demand capacity) unless it exists, and waits until it is active.
+    public func createTableIfNeeded() async throws {
+        do {
+            _ = try await db.call("CreateTable", [
+                "TableName": db.table,
+                "AttributeDefinitions": [["AttributeName": "base_uri", "AttributeType": "S"],
+                                         ["AttributeName": "version", "AttributeType": "N"]],
+                "KeySchema": [["AttributeName": "base_uri", "KeyType": "HASH"], ["AttributeName": "version", "KeyType": "RANGE"]],
+                "BillingMode": "PAY_PER_REQUEST",
+            ])
+        } catch let e as StoreError where e.code == .alreadyExists {}
+        for _ in 0..<120 {
+            let d = try await db.call("DescribeTable", ["TableName": db.table])
+            if ((d["Table"] as? [String: Any])?["TableStatus"] as? String) == "ACTIVE" { return }
+            try await Task.sleep(nanoseconds: 500_000_000)
+        }
+        throw StoreError(.network, "DynamoDB table '\(db.table)' did not become ACTIVE within 60 s", object: db.table)
+    }
+
+    // MARK: the commit protocol
+
+    /// One version's item.
+    struct Item: Sendable {
+        var version: UInt64
+        var manifest: String
+        var staged: String
+        var finalised: Bool
+    }
+
+    private func decode(_ raw: Any?) throws -> Item {
+        guard let a = raw as? [String: Any],
+              let v = ((a["version"] as? [String: Any])?["N"] as? String).flatMap(UInt64.init),
+              let manifest = (a["manifest"] as? [String: Any])?["S"] as? String,
+              let staged = (a["staged"] as? [String: Any])?["S"] as? String else {
+            throw StoreError(.invalidResponse, "DynamoDB item of '\(baseURI)' lacks version, manifest or staged", object: db.table)
+        }
+        return Item(version: v, manifest: manifest, staged: staged,
+                    finalised: ((a["finalised"] as? [String: Any])?["BOOL"] as? Bool) ?? false)
+    }
+
+    private var key: (UInt64) -> [String: Any] {
+        { [baseURI] v in ["base_uri": ["S": baseURI], "version": ["N": String(v)]] }
+    }
+
+    /// Commits `bytes` as manifest `name` (version `version`). `finalise: false` stops after
+    /// the commit point, as a writer that crashed there would (tests use it).
+    func commit(_ name: String, version: UInt64, _ bytes: [UInt8], finalise: Bool = true) async throws {
+        let staged = "staged_\(name.dropLast(4))-\(String(UInt64.random(in: 0...UInt64.max), radix: 16)).bin"
+        try await objects.put(staged, bytes)
+        var item = key(version)
+        item["manifest"] = ["S": name]
+        item["staged"] = ["S": staged]
+        item["finalised"] = ["BOOL": false]
+        item["commit_time_ms"] = ["N": String(Int64(Date().timeIntervalSince1970 * 1000))]
+        do {
+            _ = try await db.call("PutItem", [
+                "TableName": db.table, "Item": item,
+                "ConditionExpression": "attribute_not_exists(#v)", "ExpressionAttributeNames": ["#v": "version"],
+            ])
+        } catch let e as StoreError where e.code == .alreadyExists {
+            try? await objects.delete(staged)  // never referenced
+            throw StoreError(.alreadyExists, "version \(version) of '\(baseURI)' is already committed", object: name,
+                             httpStatus: e.httpStatus, serviceCode: e.serviceCode, requestID: e.requestID)
+        }
+        // Committed. Finalising may fail (it is retried by whoever reads this version next),
+        // but the commit stands either way.
+        if finalise { try? await self.finalise(Item(version: version, manifest: name, staged: staged, finalised: false), bytes) }
+    }
+
+    /// Step 3: the manifest under its own name, the item marked, the staged copy removed.
+    private func finalise(_ item: Item, _ bytes: [UInt8]) async throws {
+        do { try await objects.putIfAbsent(item.manifest, bytes) } catch let e as StoreError where e.code == .alreadyExists {}
+        _ = try await db.call("UpdateItem", [
+            "TableName": db.table, "Key": key(item.version),
+            "UpdateExpression": "SET finalised = :t", "ExpressionAttributeValues": [":t": ["BOOL": true]],
+        ])
+        try? await objects.delete(item.staged)
+    }
+
+    /// Finalises `item` if its writer did not; afterwards its manifest object exists.
+    private func complete(_ item: Item) async throws {
+        guard !item.finalised else { return }
+        let bytes: [UInt8]
+        do { bytes = try await objects.read(item.staged) } catch let e as StoreError where e.code == .notFound {
+            // Someone finalised it meanwhile (and removed the staged copy): the manifest is there.
+            _ = try await objects.size(item.manifest)
+            return
+        }
+        try await finalise(item, bytes)
+    }
+
+    /// The item of `version`, nil when that version was never committed (consistent read).
+    func item(version: UInt64) async throws -> Item? {
+        let a = try await db.call("GetItem", ["TableName": db.table, "Key": key(version), "ConsistentRead": true])
+        guard let raw = a["Item"] else { return nil }
+        return try decode(raw)
+    }
+
+    /// The newest item: a consistent `Query` newest first, `Limit 1`.
+    func latestItem() async throws -> Item? {
+        let a = try await db.call("Query", [
+            "TableName": db.table, "KeyConditionExpression": "base_uri = :u",
+            "ExpressionAttributeValues": [":u": ["S": baseURI]],
+            "ScanIndexForward": false, "Limit": 1, "ConsistentRead": true,
+        ])
+        guard let items = a["Items"] as? [Any], let first = items.first else { return nil }
+        return try decode(first)
+    }
+
+    /// Every committed version number, oldest first (pages through the table's items).
+    public func committedVersions() async throws -> [UInt64] {
+        var out: [UInt64] = []
+        var start: Any?
+        repeat {
+            var request: [String: Any] = [
+                "TableName": db.table, "KeyConditionExpression": "base_uri = :u",
+                "ExpressionAttributeValues": [":u": ["S": baseURI]], "ConsistentRead": true,
+                "ProjectionExpression": "#v, manifest, staged", "ExpressionAttributeNames": ["#v": "version"],
+            ]
+            if let start { request["ExclusiveStartKey"] = start }
+            let a = try await db.call("Query", request)
+            for raw in a["Items"] as? [Any] ?? [] { out.append(try decode(raw).version) }
+            start = a["LastEvaluatedKey"]
+        } while start != nil
+        return out
+    }
+
+    public func latestVersion() async throws -> UInt64? {
+        guard let item = try await latestItem() else { return nil }
+        try await complete(item)
+        return item.version
+    }
+
+    // MARK: BlobStore
+
+    public func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
+        guard let v = ManifestNames.version(of: name) else { return try await objects.putIfAbsent(name, bytes) }
+        try await commit(name, version: v, bytes)
+    }
+
+    public func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
+        do { return try await objects.read(name, range: range) } catch let e as StoreError where e.code == .notFound {
+            guard try await completeIfCommitted(name) else { throw e }
+            return try await objects.read(name, range: range)
+        }
+    }
+
+    public func read(_ name: String, ranges: [Range<UInt64>]) async throws -> [[UInt8]] {
+        do { return try await objects.read(name, ranges: ranges) } catch let e as StoreError where e.code == .notFound {
+            guard try await completeIfCommitted(name) else { throw e }
+            return try await objects.read(name, ranges: ranges)
+        }
+    }
+
+    public func size(_ name: String) async throws -> UInt64 {
+        do { return try await objects.size(name) } catch let e as StoreError where e.code == .notFound {
+            guard try await completeIfCommitted(name) else { throw e }
+            return try await objects.size(name)
+        }
+    }
+
+    /// For a missing manifest object: finalises its version when it was committed; false when not.
+    private func completeIfCommitted(_ name: String) async throws -> Bool {
+        guard let v = ManifestNames.version(of: name), let item = try await item(version: v) else { return false }
+        try await complete(item)
+        return true
+    }
+
+    /// Lists `objects`; a listing that can hold manifests first completes the newest version,
+    /// so it is never missing from the listing.
+    public func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] {
+        if "MANIFEST-".hasPrefix(prefix) || prefix.hasPrefix("MANIFEST-") { _ = try await latestVersion() }
+        return try await objects.list(prefix: prefix, startAfter: startAfter)
+    }
+
+    public func put(_ name: String, _ bytes: [UInt8]) async throws { try await objects.put(name, bytes) }
+    public func delete(_ name: String) async throws { try await objects.delete(name) }
+}

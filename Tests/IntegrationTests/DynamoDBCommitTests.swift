@@ -1,0 +1,136 @@
+import Foundation
+@testable import Stores
+import Testing
+import Vecgo
+import _VecgoTestSupport
+
+/// `DynamoDBCommitStore` against moto's DynamoDB (the same moto server as S3) through our own
+/// client: the table, the conditional `PutItem` commit point, staged and finalised manifests,
+/// readers completing unfinished commits, and several writers committing at once.
+@Suite struct DynamoDBCommitTests {
+    static let table = "vecgo-commits"
+
+    /// A commit store for a new database (its own bucket) in the shared table.
+    static func store(_ tag: String, bucket: String? = nil) async throws -> DynamoDBCommitStore {
+        let endpoint = try TestEnvironment.s3Endpoint()
+        let creds = S3Credentials(accessKeyID: "testing", secretAccessKey: "testing")
+        let b = bucket ?? TestEnvironment.uniqueBucket(tag)
+        let objects = try S3Store(S3Configuration(bucket: b, prefix: "db/", endpoint: endpoint, credentials: creds))
+        if bucket == nil { try await objects.createBucketIfNeeded() }
+        var config = DynamoDBConfiguration(table: table, endpoint: endpoint, credentials: creds)
+        config.maxAttempts = 4
+        let s = try DynamoDBCommitStore(objects: objects, baseURI: "s3://\(b)/db/", configuration: config)
+        try await s.createTableIfNeeded()
+        return s
+    }
+
+    static func manifest(_ v: UInt64) -> String { ManifestNames.name(version: v) }
+
+    @Test func theConditionalPutItemDecidesEachVersionOnce() async throws {
+        let s = try await Self.store("commit")
+        try await s.createTableIfNeeded()  // again: the table exists, fine
+        #expect(try await s.latestVersion() == nil)
+        try await s.putIfAbsent(Self.manifest(1), [1])
+        let taken = await #expect(throws: StoreError.self) { try await s.putIfAbsent(Self.manifest(1), [2]) }
+        #expect(taken?.code == .alreadyExists)
+        #expect(taken?.serviceCode == "ConditionalCheckFailedException")
+        let wins = await withTaskGroup(of: UInt8?.self) { g in
+            for i in 0..<8 { g.addTask { (try? await s.putIfAbsent(Self.manifest(2), [UInt8(10 + i)])) != nil ? UInt8(10 + i) : nil } }
+            return await g.reduce(into: [UInt8]()) { if let w = $1 { $0.append(w) } }
+        }
+        #expect(wins.count == 1)
+        #expect(try await s.latestVersion() == 2)
+        #expect(try await s.read(Self.manifest(1)) == [1])
+        #expect(try await s.read(Self.manifest(2)) == wins)
+        #expect(try await s.committedVersions() == [1, 2])
+        // Finalised: the manifests are plain objects, the staged copies are gone.
+        #expect(try await s.objects.list(prefix: "").map(\.name) == [Self.manifest(1), Self.manifest(2)])
+        // Other names pass straight through.
+        try await s.putIfAbsent("segment_a.bin", [5])
+        await #expect(throws: StoreError.self) { try await s.putIfAbsent("segment_a.bin", [6]) }
+    }
+
+    @Test func readersCompleteACommitWhoseWriterStoppedAtTheCommitPoint() async throws {
+        let writer = try await Self.store("unfinished")
+        try await writer.putIfAbsent(Self.manifest(1), [1])
+        // The writer passes the commit point of version 2 and stops before writing the manifest.
+        try await writer.commit(Self.manifest(2), version: 2, [2, 2], finalise: false)
+        await #expect(throws: StoreError.self) { _ = try await writer.objects.size(Self.manifest(2)) }
+        #expect(try await writer.objects.list(prefix: "staged_").count == 1)
+        // Another process (a new store on the same bucket) sees version 2 and completes it.
+        let reader = try await Self.store("unfinished", bucket: (writer.objects as! S3Store).configuration.bucket)
+        #expect(try await reader.latestVersion() == 2)
+        #expect(try await reader.objects.read(Self.manifest(2)) == [2, 2])
+        #expect(try await reader.objects.list(prefix: "staged_").isEmpty)
+        // The same through a read by name, and through a listing.
+        try await writer.commit(Self.manifest(3), version: 3, [3], finalise: false)
+        #expect(try await reader.read(Self.manifest(3)) == [3])
+        try await writer.commit(Self.manifest(4), version: 4, [4], finalise: false)
+        #expect(try await reader.list(prefix: "MANIFEST-").map(\.name).last == Self.manifest(4))
+        // Version 4 is taken even though its writer never finished it.
+        await #expect(throws: StoreError.self) { try await reader.putIfAbsent(Self.manifest(4), [9]) }
+    }
+
+    @Test func severalWritersCommitEveryVersionExactlyOnce() async throws {
+        let first = try await Self.store("writers")
+        let bucket = (first.objects as! S3Store).configuration.bucket
+        let writers = 4, commits = 4, rows = 10
+        let acked = try await withThrowingTaskGroup(of: [UInt64].self) { group in
+            for w in 0..<writers {
+                group.addTask {
+                    let s = try await Self.store("writers", bucket: bucket)
+                    let h = try await Vecgo.open(.remote(s), .create(dimension: 4, metric: .l2), .commitAttempts(40))
+                    var versions: [UInt64] = []
+                    for c in 0..<commits {
+                        for r in 0..<rows {
+                            let id = UInt64(w * 1000 + c * 100 + r)
+                            try await h.upsert(id: id, [Float(id), 0, 0, 0])
+                        }
+                        versions.append(try await h.commit())
+                    }
+                    try await h.close()
+                    return versions
+                }
+            }
+            return try await group.reduce(into: [UInt64]()) { $0 += $1 }
+        }
+        #expect(acked.count == writers * commits)
+        #expect(Set(acked).count == acked.count, "two commits were acknowledged with the same version")
+        let versions = try await first.committedVersions()
+        #expect(versions == Array(1...UInt64(versions.count)), "versions are not 1...n exactly once: \(versions)")
+        #expect(Set(acked).isSubset(of: Set(versions)))
+        let names = try await first.objects.list(prefix: "").map(\.name)
+        #expect(names.filter { $0.hasPrefix("MANIFEST-") } == versions.map(Self.manifest))
+        #expect(!names.contains { $0.hasPrefix("staged_") })
+        let reader = try await Vecgo.open(.remote(first), .readOnly)
+        let all = try await reader.search([0, 0, 0, 0], k: 1000)
+        #expect(all.count == writers * commits * rows)
+        #expect(try await Vecgo.verify(first).ok)
+    }
+
+    @Test func signaturesPassTheVerifierAndAWrongSecretIsDenied() async throws {
+        let auth = try TestEnvironment.s3AuthEndpoint()
+        let bucket = TestEnvironment.uniqueBucket("ddbsigned")
+        func store(_ secret: String) throws -> DynamoDBCommitStore {
+            let creds = S3Credentials(accessKeyID: auth.key, secretAccessKey: secret)
+            var objects = S3Configuration(bucket: bucket, endpoint: auth.endpoint, credentials: creds)
+            objects.maxAttempts = 2
+            var config = DynamoDBConfiguration(table: "vecgo-signed-commits", endpoint: auth.endpoint, credentials: creds)
+            config.maxAttempts = 2
+            return try DynamoDBCommitStore(objects: try S3Store(objects), baseURI: "s3://\(bucket)/", configuration: config)
+        }
+        let s = try store(auth.secret)
+        try await (s.objects as! S3Store).createBucketIfNeeded()
+        try await s.createTableIfNeeded()
+        try await s.putIfAbsent(Self.manifest(1), [1])
+        await #expect(throws: StoreError.self) { try await s.putIfAbsent(Self.manifest(1), [1]) }
+        #expect(try await s.latestVersion() == 1)
+        #expect(try await s.committedVersions() == [1])
+        let wrong = "not-the-secret-\(UInt32.random(in: 0...UInt32.max))"
+        let denied = await #expect(throws: StoreError.self) { _ = try await store(wrong).latestVersion() }
+        #expect(denied?.code == .accessDenied, "\(String(describing: denied))")
+        for text in ["\(String(describing: denied))", String(reflecting: denied as Any), "\(try store(wrong))"] {
+            #expect(!text.contains(wrong) && !text.contains(auth.secret), "a secret leaked: \(text)")
+        }
+    }
+}
