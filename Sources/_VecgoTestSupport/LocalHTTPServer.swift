@@ -20,10 +20,17 @@ public final class LocalHTTPServer: Sendable {
     public struct Response: Sendable {
         public var status: Int
         public var body: [UInt8]
-        public init(_ status: Int, _ body: String) {
+        public var headers: [(String, String)]
+        /// Wait this long before answering (a slow server).
+        public var delaySeconds: Double = 0
+        public init(_ status: Int, _ body: String, headers: [(String, String)] = []) {
             self.status = status
             self.body = Array(body.utf8)
+            self.headers = headers
         }
+
+        /// Close the connection without answering (a connection reset).
+        public static let dropConnection = Response(0, "")
     }
 
     /// The port it listens on.
@@ -114,7 +121,10 @@ public final class LocalHTTPServer: Sendable {
     }
 
     private static func write(_ c: Int32, _ r: Response) {
-        let head = "HTTP/1.1 \(r.status) X\r\nContent-Length: \(r.body.count)\r\nConnection: close\r\n\r\n"
+        if r.delaySeconds > 0 { Thread.sleep(forTimeInterval: r.delaySeconds) }
+        guard r.status != 0 else { return }  // dropConnection
+        let extra = r.headers.map { "\($0.0): \($0.1)\r\n" }.joined()
+        let head = "HTTP/1.1 \(r.status) X\r\nContent-Length: \(r.body.count)\r\n\(extra)Connection: close\r\n\r\n"
         let bytes = Array(head.utf8) + r.body
         var done = 0
         while done < bytes.count {

@@ -53,6 +53,17 @@ import _VecgoTestSupport
         #expect(after["signature_rejections"] == before["signature_rejections"], "the proxy rejected a signature")
     }
 
+    /// moto closes every connection; the proxy keeps them open, so it shows libcurl's reuse.
+    @Test func sequentialRequestsReuseOneConnection() async throws {
+        let s = try await Self.store("reuse")
+        try await s.put("a.bin", [1, 2, 3])
+        let before = try TestEnvironment.expressProxyAdmin("stats")
+        for _ in 0..<30 { #expect(try await s.read("a.bin", range: 1..<3) == [2, 3]) }
+        let after = try TestEnvironment.expressProxyAdmin("stats")
+        #expect(after["requests_forwarded"]! - before["requests_forwarded"]! == 30)
+        #expect(after["connections_accepted"]! - before["connections_accepted"]! <= 1, "30 requests opened \(after["connections_accepted"]! - before["connections_accepted"]!) connections")
+    }
+
     @Test func listingsAreFilteredAndSortedHereBecauseDirectoryBucketsCannot() async throws {
         let s = try await Self.store("list", pageSize: 7)
         var names: [String] = []

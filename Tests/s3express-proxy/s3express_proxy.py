@@ -76,7 +76,7 @@ class State:
         self.sessions = {}  # token -> Session
         self.ttl = args.session_seconds
         self.stats = dict(sessions_created=0, expired_rejections=0, signature_rejections=0,
-                          requests_forwarded=0, listings_shuffled=0)
+                          requests_forwarded=0, listings_shuffled=0, connections_accepted=0)
 
     def count(self, name):
         with self.lock:
@@ -173,6 +173,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):
         pass
+
+    def setup(self):
+        super().setup()
+        self.state.count("connections_accepted")  # one per TCP connection: shows keep-alive
 
     # --- plumbing
 
