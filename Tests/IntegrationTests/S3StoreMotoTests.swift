@@ -16,6 +16,22 @@ import _VecgoTestSupport
         return s
     }
 
+    /// The MinIO configuration against an S3-compatible server that is not AWS (moto here):
+    /// path-style URLs, plain HTTP, fixed keys.
+    @Test func theMinIOConfigurationWorksAgainstAnyS3CompatibleServer() async throws {
+        let config = S3Configuration.minIO(endpoint: try TestEnvironment.s3Endpoint(), bucket: TestEnvironment.uniqueBucket("minio"),
+                                           prefix: "vecgo", accessKey: "minioadmin", secretKey: "minioadmin")
+        #expect(config.addressing == .pathStyle)
+        #expect(config.prefix == "vecgo/")
+        let s = try S3Store(config)
+        try await s.createBucketIfNeeded()
+        try await s.put("segment_1.bin", [1, 2, 3])
+        try await s.putIfAbsent("MANIFEST-00000000000000000001.bin", [4])
+        await #expect(throws: StoreError.self) { try await s.putIfAbsent("MANIFEST-00000000000000000001.bin", [5]) }
+        #expect(try await s.list(prefix: "").map(\.name) == ["MANIFEST-00000000000000000001.bin", "segment_1.bin"])
+        #expect(try await s.read("segment_1.bin", range: 1..<3) == [2, 3])
+    }
+
     @Test func putReadRangesAndSizes() async throws {
         let s = try await Self.store("rw")
         let data = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 * 7) }

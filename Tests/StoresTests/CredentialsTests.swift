@@ -194,9 +194,18 @@ import _VecgoTestSupport
         config.maxAttempts = 1
         let store = try S3Store(config)
         let error = await #expect(throws: StoreError.self) { try await store.read("x") }  // nothing listens on :9
+        // S3 Express (CreateSession fails: nothing listens) and DynamoDB (PutItem fails).
+        var expressConfig = config
+        expressConfig.bucket = "b--use1-az4--x-s3"
+        let express = try S3ExpressStore(expressConfig)
+        let expressError = await #expect(throws: StoreError.self) { try await express.put("x", [1]) }
+        var ddbConfig = DynamoDBConfiguration(table: "commits", endpoint: "http://127.0.0.1:9", credentials: config.credentials)
+        ddbConfig.maxAttempts = 1
+        let commits = try DynamoDBCommitStore(objects: store, baseURI: "s3://b/", configuration: ddbConfig)
+        let ddbError = await #expect(throws: StoreError.self) { _ = try await commits.latestVersion() }
         var shown: [String] = []
         for value in [config, env, EnvironmentCredentials(env), StaticCredentials(config.credentials), config.credentials,
-                      store, error as Any] as [Any] {
+                      store, error as Any, express, expressError as Any, ddbConfig, commits, ddbError as Any] as [Any] {
             shown.append(String(describing: value))
             shown.append(String(reflecting: value))
             var dumped = ""

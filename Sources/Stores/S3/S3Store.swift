@@ -53,6 +53,21 @@ public struct S3Configuration: Sendable {
         self.credentials = credentials
     }
 
+    /// A configuration for MinIO or any other S3-compatible server (Ceph RGW, SeaweedFS,
+    /// Garage, moto): path-style addressing, fixed keys, and plain `http://` allowed.
+    ///
+    /// ```swift
+    /// let store = try S3Store(.minIO(endpoint: "http://127.0.0.1:9000", bucket: "vectors",
+    ///                                accessKey: "minioadmin", secretKey: "minioadmin"))
+    /// ```
+    public static func minIO(endpoint: String, bucket: String, prefix: String = "", accessKey: String, secretKey: String,
+                             region: String = "us-east-1") -> S3Configuration {
+        var config = S3Configuration(bucket: bucket, prefix: prefix, region: region, endpoint: endpoint,
+                                     credentials: S3Credentials(accessKeyID: accessKey, secretAccessKey: secretKey))
+        config.addressing = .pathStyle
+        return config
+    }
+
     /// A configuration resolved as the AWS SDKs do: region from `AWS_REGION`,
     /// `AWS_DEFAULT_REGION` or the profile; endpoint from `AWS_ENDPOINT_URL_S3`,
     /// `AWS_ENDPOINT_URL` or the profile's `endpoint_url`; credentials from the default chain
