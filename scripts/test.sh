@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test: installs the system packages and moto, starts moto_server on a free
-# 127.0.0.1 port, runs the whole suite against it (unit + integration), runs the demo and
-# `vecgo verify` against it once, stops the server, then fuzzes every decoder for a bounded
-# time (VECGO_FUZZ_SECONDS, default 60 per decoder).
+# Runs every test: installs the system packages and moto, starts two moto_servers on free
+# 127.0.0.1 ports (one checking signatures) and the S3 Express emulating proxy in front of the
+# other, runs the whole suite against them (unit + integration), runs the demo and
+# `vecgo verify` against moto and against an S3 Express directory bucket committing through
+# DynamoDB, stops the servers, then fuzzes every decoder for a bounded time
+# (VECGO_FUZZ_SECONDS, default 60 per decoder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --with-moto
@@ -21,6 +23,17 @@ echo "== cloud-tiered demo against moto (small)"
 swift run cloud-tiered --endpoint "$VECGO_TEST_S3_ENDPOINT" --bucket "$bucket" --rows 3000 --dim 32
 echo "== vecgo verify against moto"
 swift run vecgo verify "s3://$bucket/cloud-tiered/" --endpoint "$VECGO_TEST_S3_ENDPOINT"
+echo "== cloud-tiered demo on an S3 Express directory bucket (the emulating proxy), committing through DynamoDB (moto)"
+xbucket="vecgo-demo-$RANDOM--use1-az4--x-s3"
+curl -sf -X PUT "$VECGO_TEST_S3_ENDPOINT/$xbucket" >/dev/null  # directory buckets are made on the control plane
+(
+    export AWS_ACCESS_KEY_ID="$VECGO_TEST_EXPRESS_KEY" AWS_SECRET_ACCESS_KEY="$VECGO_TEST_EXPRESS_SECRET"
+    export AWS_ENDPOINT_URL_DYNAMODB="$VECGO_TEST_S3_ENDPOINT"
+    swift run cloud-tiered --endpoint "$VECGO_TEST_EXPRESS_ENDPOINT" --bucket "$xbucket" --commit-table vecgo-demo-commits \
+        --rows 3000 --dim 32
+    swift run vecgo verify "s3://$xbucket/cloud-tiered/" --endpoint "$VECGO_TEST_EXPRESS_ENDPOINT" --commit-table vecgo-demo-commits
+)
+echo "S3 Express proxy: $(curl -s "$VECGO_TEST_EXPRESS_ENDPOINT/_proxy/stats")"
 echo "== vecgo-bench tiers (small, counts only): embedded, then against moto as JSON"
 swift run vecgo-bench tiers --rows 2000 --dim 32 --queries 3 --latency none
 swift run vecgo-bench tiers --rows 2000 --dim 32 --queries 3 --endpoint "$VECGO_TEST_S3_ENDPOINT" --json > .build/tiers.json

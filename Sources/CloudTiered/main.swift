@@ -4,6 +4,8 @@
 //
 //   swift run -c release cloud-tiered                      # embedded store, S3-like latency
 //   swift run -c release cloud-tiered --endpoint http://127.0.0.1:5055 --bucket demo [--prefix p/] [--region r]
+//                                     [--commit-table T]   # commits through DynamoDB
+//   (a bucket named <base>--<az-id>--x-s3 is an S3 Express directory bucket; it must exist)
 import Foundation
 import Stores
 import Vecgo
@@ -13,6 +15,7 @@ struct DemoOptions {
     var bucket: String?
     var prefix = "cloud-tiered/"
     var region = "us-east-1"
+    var commitTable: String?
     var rows = 20_000
     var dimension = 128
     var latency = LatencyInjectingStore.Profile.s3Standard
@@ -20,10 +23,13 @@ struct DemoOptions {
     var workDirectory = FileManager.default.temporaryDirectory.path + "/vecgo-cloud-tiered-\(getpid())"
 
     static let usage = """
-        usage: cloud-tiered [--endpoint URL --bucket NAME [--prefix P] [--region R]]
+        usage: cloud-tiered [--endpoint URL --bucket NAME [--prefix P] [--region R] [--commit-table T]]
                             [--rows N] [--dim D] [--latency s3-standard|s3-express|none] [--work-dir DIR]
         Without --endpoint the store is an embedded local directory with injected S3-like latency.
         With --endpoint, credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN).
+        A bucket named <base>--<az-id>--x-s3 is used as an S3 Express directory bucket (it must exist).
+        --commit-table commits versions through that DynamoDB table, at the same endpoint unless
+        AWS_ENDPOINT_URL_DYNAMODB says otherwise (created if missing).
         """
 
     init(_ args: [String]) throws {
@@ -39,6 +45,7 @@ struct DemoOptions {
             case "--bucket": bucket = try value()
             case "--prefix": prefix = try value()
             case "--region": region = try value()
+            case "--commit-table": commitTable = try value()
             case "--rows": rows = Int(try value()) ?? -1
             case "--dim": dimension = Int(try value()) ?? -1
             case "--work-dir": workDirectory = try value()
@@ -100,10 +107,26 @@ func run() async throws {
         var config = try S3Configuration.fromEnvironment(bucket: bucket, prefix: opts.prefix, endpoint: endpoint,
                                                          region: opts.region)
         config.addressing = .pathStyle
-        let s3 = try S3Store(config)
-        try await s3.createBucketIfNeeded()
-        store = s3
-        describe = "S3-compatible endpoint \(endpoint), bucket \(bucket), prefix \(opts.prefix)"
+        let objects: any BlobStore
+        if bucket.hasSuffix("--x-s3") {
+            objects = try S3ExpressStore(config)
+            describe = "S3 Express endpoint \(endpoint), directory bucket \(bucket), prefix \(opts.prefix)"
+        } else {
+            let s3 = try S3Store(config)
+            try await s3.createBucketIfNeeded()
+            objects = s3
+            describe = "S3-compatible endpoint \(endpoint), bucket \(bucket), prefix \(opts.prefix)"
+        }
+        if let table = opts.commitTable {
+            let ddb = DynamoDBConfiguration.fromEnvironment(table: table, endpoint: AWSEnvironment.current.endpoint(service: "dynamodb") ?? endpoint,
+                                                            region: opts.region)
+            let commits = try DynamoDBCommitStore(objects: objects, baseURI: "s3://\(bucket)/\(opts.prefix)", configuration: ddb)
+            try await commits.createTableIfNeeded()
+            store = commits
+            describe += ", commits through DynamoDB table \(table)"
+        } else {
+            store = objects
+        }
     } else {
         let local = try LocalDirectoryStore(root: opts.workDirectory + "/store")
         store = LatencyInjectingStore(local, profile: opts.latency)

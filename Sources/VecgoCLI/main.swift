@@ -1,21 +1,25 @@
 // vecgo: inspect, verify and query a Vecgo database in any store.
 //
-//   vecgo info   <store-url> [--endpoint URL] [--region R]
-//   vecgo verify <store-url> [--endpoint URL] [--region R] [--json]
-//   vecgo search <store-url> --vector 0.1,0.2,... [-k 10] [--endpoint URL] [--region R]
+//   vecgo info   <store-url> [store options]
+//   vecgo verify <store-url> [store options] [--json]
+//   vecgo search <store-url> --vector 0.1,0.2,... [-k 10] [store options]
 //
-// <store-url> is a directory or s3://bucket/prefix (credentials from AWS_* variables).
+// <store-url> is a directory or s3://bucket/prefix (credentials from AWS_* variables); see usage.
 import Foundation
 import Stores
 import Vecgo
 
 let usage = """
     usage:
-      vecgo info   <store-url> [--endpoint URL] [--region R]
-      vecgo verify <store-url> [--endpoint URL] [--region R] [--json]
-      vecgo search <store-url> --vector v1,v2,... [-k N] [--endpoint URL] [--region R]
-    <store-url> is a local directory or s3://bucket/prefix; S3 credentials come from
-    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN), AWS_REGION.
+      vecgo info   <store-url> [store options]
+      vecgo verify <store-url> [store options] [--json]
+      vecgo search <store-url> --vector v1,v2,... [-k N] [store options]
+    store options: [--endpoint URL] [--region R] [--commit-table T [--dynamodb-endpoint URL]]
+    <store-url> is a local directory or s3://bucket/prefix; a bucket named <base>--<az-id>--x-s3
+    is an S3 Express directory bucket. Credentials come from the AWS chain (AWS_ACCESS_KEY_ID /
+    AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_PROFILE and ~/.aws, web identity, container,
+    instance metadata); region from AWS_REGION. --commit-table names the DynamoDB table the
+    database commits through (DynamoDBCommitStore).
     """
 
 struct CLIError: Error, CustomStringConvertible { var description: String }
@@ -25,6 +29,8 @@ struct Arguments {
     var url = ""
     var endpoint: String?
     var region: String?
+    var commitTable: String?
+    var dynamoDBEndpoint: String?
     var json = false
     var vector: [Float] = []
     var k = 10
@@ -41,6 +47,8 @@ struct Arguments {
             switch a {
             case "--endpoint": endpoint = try value()
             case "--region": region = try value()
+            case "--commit-table": commitTable = try value()
+            case "--dynamodb-endpoint": dynamoDBEndpoint = try value()
             case "--json": json = true
             case "-k": k = Int(try value()) ?? 0
             case "--vector":
@@ -63,7 +71,8 @@ struct Arguments {
 func metricName(_ code: UInt8) -> String { Metric(rawValue: code)?.description ?? "unknown(\(code))" }
 
 func info(_ a: Arguments) async throws {
-    let store = try openStore(url: a.url, endpoint: a.endpoint, region: a.region)
+    let store = try openStore(url: a.url, endpoint: a.endpoint, region: a.region, commitTable: a.commitTable,
+                              dynamoDBEndpoint: a.dynamoDBEndpoint)
     let db = try await Vecgo.open(.remote(store), .readOnly)
     let manifests = try await store.list(prefix: "MANIFEST-")
     print("version \(await db.version) (\(manifests.count) versions kept), dimension \(db.dimension), metric \(db.metric)")
@@ -75,7 +84,8 @@ func info(_ a: Arguments) async throws {
 }
 
 func verify(_ a: Arguments) async throws -> Bool {
-    let store = try openStore(url: a.url, endpoint: a.endpoint, region: a.region)
+    let store = try openStore(url: a.url, endpoint: a.endpoint, region: a.region, commitTable: a.commitTable,
+                              dynamoDBEndpoint: a.dynamoDBEndpoint)
     let report = try await Vecgo.verify(store)
     if a.json {
         let enc = JSONEncoder()
@@ -90,7 +100,8 @@ func verify(_ a: Arguments) async throws -> Bool {
 }
 
 func search(_ a: Arguments) async throws {
-    let store = try openStore(url: a.url, endpoint: a.endpoint, region: a.region)
+    let store = try openStore(url: a.url, endpoint: a.endpoint, region: a.region, commitTable: a.commitTable,
+                              dynamoDBEndpoint: a.dynamoDBEndpoint)
     let db = try await Vecgo.open(.remote(store), .readOnly)
     for hit in try await db.search(a.vector, k: a.k) { print("\(hit.id)\t\(hit.distance)") }
 }
