@@ -18,6 +18,8 @@ public struct DynamoDBConfiguration: Sendable {
     public var connectTimeoutSeconds = 5.0
     /// Time allowed for a whole request, in seconds.
     public var requestTimeoutSeconds = 30.0
+    /// A PEM file of certificates to trust instead of the system's; TLS is always verified.
+    public var caBundlePath: String?
 
     public init(table: String, region: String = "us-east-1", endpoint: String? = nil,
                 credentials: S3Credentials = S3Credentials(accessKeyID: "", secretAccessKey: "")) {
@@ -62,7 +64,7 @@ struct DynamoDBClient: Sendable {
                                  credentials: configuration.credentialsProvider ?? StaticCredentials(configuration.credentials),
                                  maxAttempts: configuration.maxAttempts,
                                  connectTimeoutSeconds: configuration.connectTimeoutSeconds,
-                                 requestTimeoutSeconds: configuration.requestTimeoutSeconds,
+                                 requestTimeoutSeconds: configuration.requestTimeoutSeconds, caBundlePath: configuration.caBundlePath,
                                  signsPayloadHash: false, errorFormat: .json)
     }
 

@@ -42,7 +42,7 @@ final class AWSTransport: Sendable {
     private let quota = Locked(RetryQuota())
 
     init(scheme: String, host: String, region: String, service: String, credentials: any CredentialsProvider,
-         maxAttempts: Int, connectTimeoutSeconds: Double, requestTimeoutSeconds: Double,
+         maxAttempts: Int, connectTimeoutSeconds: Double, requestTimeoutSeconds: Double, caBundlePath: String? = nil,
          tokenHeader: String = "x-amz-security-token", signsPayloadHash: Bool = true, errorFormat: ErrorFormat = .xml,
          credentialsExpired: (@Sendable (S3Credentials) async -> Bool)? = nil) {
         self.scheme = scheme
@@ -56,7 +56,7 @@ final class AWSTransport: Sendable {
         self.errorFormat = errorFormat
         self.credentialsExpired = credentialsExpired
         http = CurlHTTPClient(connectTimeoutMillis: Int(connectTimeoutSeconds * 1000),
-                              requestTimeoutMillis: Int(requestTimeoutSeconds * 1000))
+                              requestTimeoutMillis: Int(requestTimeoutSeconds * 1000), caBundlePath: caBundlePath)
     }
 
     /// Splits `http(s)://host[:port][/…]` into scheme and host.

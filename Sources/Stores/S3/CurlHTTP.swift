@@ -62,13 +62,16 @@ final class CurlHTTPClient: Sendable {
     private let queue = DispatchQueue(label: "vecgo.curl", attributes: .concurrent)
     let connectTimeoutMillis: Int
     let requestTimeoutMillis: Int
+    /// Certificates to trust instead of the system's (a private CA); verification stays on.
+    let caBundlePath: String?
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
-    init(connectTimeoutMillis: Int, requestTimeoutMillis: Int) {
+    init(connectTimeoutMillis: Int, requestTimeoutMillis: Int, caBundlePath: String? = nil) {
         _ = Self.globalInit
         self.connectTimeoutMillis = connectTimeoutMillis
         self.requestTimeoutMillis = requestTimeoutMillis
+        self.caBundlePath = caBundlePath
     }
 
     /// Performs one request. Throws ``StoreError`` `.network` (with the curl code) on transport
@@ -112,6 +115,7 @@ final class CurlHTTPClient: Sendable {
                     _ = vecgo_curl_setopt_long(h, CURLOPT_TIMEOUT_MS, requestTimeoutMillis)
                     _ = vecgo_curl_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 1)
                     _ = vecgo_curl_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 2)
+                    if let caBundlePath { _ = vecgo_curl_setopt_string(h, CURLOPT_CAINFO, caBundlePath) }
                     _ = vecgo_curl_setopt_slist(h, CURLOPT_HTTPHEADER, list)
                     _ = vecgo_curl_setopt_pointer(h, CURLOPT_WRITEDATA, unmanaged.toOpaque())
                     _ = vecgo_curl_setopt_data_cb(h, CURLOPT_WRITEFUNCTION, curlWrite)

@@ -46,7 +46,7 @@ public final class S3ExpressStore: BlobStore, CustomStringConvertible {
         let control = AWSTransport(scheme: scheme, host: bucketHost, region: config.region, service: "s3express",
                                    credentials: config.credentialsProvider ?? StaticCredentials(config.credentials),
                                    maxAttempts: config.maxAttempts, connectTimeoutSeconds: config.connectTimeoutSeconds,
-                                   requestTimeoutSeconds: config.requestTimeoutSeconds)
+                                   requestTimeoutSeconds: config.requestTimeoutSeconds, caBundlePath: config.caBundlePath)
         sessions = ExpressSessions(transport: control, path: path, bucket: config.bucket, refreshWindow: sessionRefreshWindow)
         store = try S3Store(config, express: (host: host, scheme: scheme, session: sessions))
     }

@@ -31,6 +31,9 @@ public struct S3Configuration: Sendable {
     public var connectTimeoutSeconds = 5.0
     /// Time allowed for a whole request, in seconds.
     public var requestTimeoutSeconds = 60.0
+    /// A PEM file of certificates to trust instead of the system's (a server with a private
+    /// CA). TLS certificates and host names are always verified.
+    public var caBundlePath: String?
     /// Keys per LIST page (1...1000; S3's maximum is 1000).
     public var listPageSize = 1000
     /// Objects at least this large are uploaded in parts (multipart upload).
@@ -128,7 +131,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             transport = AWSTransport(scheme: scheme, host: bucketHost, region: configuration.region, service: "s3express",
                                      credentials: express.session, maxAttempts: configuration.maxAttempts,
                                      connectTimeoutSeconds: configuration.connectTimeoutSeconds,
-                                     requestTimeoutSeconds: configuration.requestTimeoutSeconds,
+                                     requestTimeoutSeconds: configuration.requestTimeoutSeconds, caBundlePath: configuration.caBundlePath,
                                      tokenHeader: "x-amz-s3session-token",
                                      credentialsExpired: { [session = express.session] in await session.renew(replacing: $0) })
         } else {
@@ -136,7 +139,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
                                      credentials: configuration.credentialsProvider ?? StaticCredentials(configuration.credentials),
                                      maxAttempts: configuration.maxAttempts,
                                      connectTimeoutSeconds: configuration.connectTimeoutSeconds,
-                                     requestTimeoutSeconds: configuration.requestTimeoutSeconds)
+                                     requestTimeoutSeconds: configuration.requestTimeoutSeconds, caBundlePath: configuration.caBundlePath)
         }
     }
 
