@@ -44,6 +44,20 @@ import Testing
         #expect(signature(auth) == "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7")
     }
 
+    /// The general SigV4 example of the AWS documentation (IAM ListUsers, "Create a signed
+    /// AWS API request"): another service, a query string, a header with inner spaces.
+    @Test func generalDocumentationExample() {
+        let signer = SigV4(credentials: S3Credentials(accessKeyID: "AKIDEXAMPLE",
+                                                      secretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+                           region: "us-east-1", service: "iam")
+        let auth = signer.authorization(
+            method: "GET", path: "/", query: [("Version", "2010-05-08"), ("Action", "ListUsers")],
+            headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"), ("Host", "iam.amazonaws.com"),
+                      ("X-Amz-Date", "20150830T123600Z")],
+            payloadHash: Crypto.emptyPayloadHash, amzDate: "20150830T123600Z")
+        #expect(auth == "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7")
+    }
+
     @Test func awkwardKeysAreEncodedOnce() {
         #expect(SigV4.encode("a b+c=d/é~.-_", keepSlash: true) == "a%20b%2Bc%3Dd/%C3%A9~.-_")
         #expect(SigV4.encode("a/b", keepSlash: false) == "a%2Fb")
