@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 @testable import Stores
 import Testing
 import Vecgo
@@ -69,6 +72,53 @@ import _VecgoTestSupport
         #expect(try await reader.list(prefix: "MANIFEST-").map(\.name).last == Self.manifest(4))
         // Version 4 is taken even though its writer never finished it.
         await #expect(throws: StoreError.self) { try await reader.putIfAbsent(Self.manifest(4), [9]) }
+    }
+
+    /// Forwards one request to moto and returns its answer (synchronously, for LocalHTTPServer).
+    static func forward(_ r: LocalHTTPServer.Request, to endpoint: String) -> LocalHTTPServer.Response {
+        var request = URLRequest(url: URL(string: endpoint + r.path)!)
+        request.httpMethod = r.method
+        request.httpBody = Data(r.body)
+        for (name, value) in r.headers where name != "host" && name != "content-length" { request.setValue(value, forHTTPHeaderField: name) }
+        let done = DispatchSemaphore(value: 0)
+        let answer = Locked(LocalHTTPServer.Response(502, "forwarding failed"))
+        URLSession.shared.dataTask(with: request) { data, response, _ in
+            if let http = response as? HTTPURLResponse {
+                answer.withLock { $0 = LocalHTTPServer.Response(http.statusCode, String(decoding: data ?? Data(), as: UTF8.self)) }
+            }
+            done.signal()
+        }.resume()
+        done.wait()
+        return answer.withLock { $0 }
+    }
+
+    /// The first PutItem reaches DynamoDB and commits, but its answer is lost (the connection
+    /// drops): the retry fails its condition, and the store must recognise its own commit.
+    @Test func aPutItemThatLandedButWhoseAnswerWasLostIsStillACommit() async throws {
+        let moto = try TestEnvironment.s3Endpoint()
+        let dropped = Locked(false)
+        let lossy = try LocalHTTPServer { r in
+            let answer = Self.forward(r, to: moto)
+            let drop = r.headers["x-amz-target"] == "DynamoDB_20120810.PutItem" && dropped.withLock { d in
+                defer { d = true }
+                return !d
+            }
+            return drop ? .dropConnection : answer
+        }
+        let bucket = TestEnvironment.uniqueBucket("lostanswer")
+        let creds = S3Credentials(accessKeyID: "testing", secretAccessKey: "testing")
+        let objects = try S3Store(S3Configuration(bucket: bucket, endpoint: moto, credentials: creds))
+        try await objects.createBucketIfNeeded()
+        var config = DynamoDBConfiguration(table: Self.table, endpoint: lossy.url, credentials: creds)
+        config.maxAttempts = 3
+        let s = try DynamoDBCommitStore(objects: objects, baseURI: "s3://\(bucket)/", configuration: config)
+        try await s.createTableIfNeeded()
+        try await s.putIfAbsent(Self.manifest(1), [4, 2])
+        #expect(dropped.withLock { $0 }, "the PutItem answer was never dropped")
+        #expect(lossy.requests.filter { $0.headers["x-amz-target"] == "DynamoDB_20120810.PutItem" }.count == 2)
+        #expect(try await s.latestVersion() == 1)
+        #expect(try await objects.read(Self.manifest(1)) == [4, 2])
+        #expect(try await objects.list(prefix: "staged_").isEmpty)
     }
 
     @Test func severalWritersCommitEveryVersionExactlyOnce() async throws {

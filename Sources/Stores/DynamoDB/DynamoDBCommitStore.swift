@@ -126,9 +126,13 @@ public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConverti
                 "ConditionExpression": "attribute_not_exists(#v)", "ExpressionAttributeNames": ["#v": "version"],
             ])
         } catch let e as StoreError where e.code == .alreadyExists {
-            try? await objects.delete(staged)  // never referenced
-            throw StoreError(.alreadyExists, "version \(version) of '\(baseURI)' is already committed", object: name,
-                             httpStatus: e.httpStatus, serviceCode: e.serviceCode, requestID: e.requestID)
+            // A retried PutItem whose first attempt landed also fails its condition: then the
+            // item names this attempt's staged object, and the commit is ours.
+            guard let existing = try await self.item(version: version), existing.staged == staged else {
+                try? await objects.delete(staged)  // referenced by no item
+                throw StoreError(.alreadyExists, "version \(version) of '\(baseURI)' is already committed", object: name,
+                                 httpStatus: e.httpStatus, serviceCode: e.serviceCode, requestID: e.requestID)
+            }
         }
         // Committed. Finalising may fail (it is retried by whoever reads this version next),
         // but the commit stands either way.
