@@ -164,7 +164,16 @@ extension Vecgo {
             }
             var report = VacuumReport(oldestRetainedVersion: retained.first?.0 ?? newest, manifestsDeleted: 0,
                                       objectsDeleted: 0, bytesDeleted: 0, keptInGracePeriod: 0)
-            // Manifests first (oldest first): a crash midway leaves every remaining version whole.
+            // Staged manifests of DynamoDB commits first: the listing above finalised the
+            // newest version, each commit finalises the one before it, so an old staged object
+            // is a copy of a finalised manifest or was never committed. Deleted before the
+            // manifests, it can never bring back a version whose objects are gone.
+            for o in listing where o.name.hasPrefix("staged_MANIFEST-") && old(o) {
+                try await remote.delete(o.name)
+                report.objectsDeleted += 1
+                report.bytesDeleted += o.size
+            }
+            // Manifests next (oldest first): a crash midway leaves every remaining version whole.
             for (v, o) in manifests.dropLast(retainVersions) where v != newest {
                 guard old(o) else {
                     // Kept (too young to delete), so its objects are kept too.
@@ -178,10 +187,7 @@ extension Vecgo {
                 report.manifestsDeleted += 1
                 report.bytesDeleted += o.size
             }
-            // Staged manifests (DynamoDB commits) are finalised by the listing above; one left
-            // over is from a commit that never reached its commit point.
-            for o in listing where (o.name.hasPrefix("segment_") || o.name.hasPrefix("pkindex_") || o.name.hasPrefix("staged_MANIFEST-"))
-                && !referenced.contains(o.name) {
+            for o in listing where (o.name.hasPrefix("segment_") || o.name.hasPrefix("pkindex_")) && !referenced.contains(o.name) {
                 guard old(o) else {
                     report.keptInGracePeriod += 1
                     continue

@@ -72,6 +72,67 @@ import _VecgoTestSupport
         #expect(try await reader.list(prefix: "MANIFEST-").map(\.name).last == Self.manifest(4))
         // Version 4 is taken even though its writer never finished it.
         await #expect(throws: StoreError.self) { try await reader.putIfAbsent(Self.manifest(4), [9]) }
+        // A writer whose own finalising failed finishes that version before committing the next.
+        try await writer.commit(Self.manifest(5), version: 5, [5], finalise: false)
+        try await writer.putIfAbsent(Self.manifest(6), [6])
+        #expect(try await writer.objects.read(Self.manifest(5)) == [5])
+        #expect(try await writer.objects.list(prefix: "staged_").isEmpty)
+    }
+
+    /// A store that refuses every write, as a read-only IAM role would.
+    struct ReadOnlyObjects: BlobStore {
+        let base: any BlobStore
+        func denied(_ name: String) -> StoreError { StoreError(.accessDenied, "read-only role", object: name, httpStatus: 403) }
+        func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] { try await base.read(name, range: range) }
+        func put(_ name: String, _ bytes: [UInt8]) async throws { throw denied(name) }
+        func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws { throw denied(name) }
+        func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] { try await base.list(prefix: prefix, startAfter: startAfter) }
+        func delete(_ name: String) async throws { throw denied(name) }
+        func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
+    }
+
+    @Test func aReaderThatMayNotWriteStillReadsAnUnfinishedCommit() async throws {
+        let writer = try await Self.store("readonlyrole")
+        try await writer.putIfAbsent(Self.manifest(1), [1])
+        try await writer.commit(Self.manifest(2), version: 2, [2, 2], finalise: false)
+        let reader = try DynamoDBCommitStore(objects: ReadOnlyObjects(base: writer.objects), baseURI: writer.baseURI,
+                                             configuration: DynamoDBConfiguration(table: Self.table, endpoint: try TestEnvironment.s3Endpoint(),
+                                                                                  credentials: S3Credentials(accessKeyID: "testing", secretAccessKey: "testing")))
+        #expect(try await reader.latestVersion() == 2)
+        #expect(try await reader.read(Self.manifest(2)) == [2, 2])
+        #expect(try await reader.read(Self.manifest(2), range: 1..<2) == [2])
+        #expect(try await reader.size(Self.manifest(2)) == 2)
+        await #expect(throws: StoreError.self) { _ = try await writer.objects.size(Self.manifest(2)) }  // still unfinished
+    }
+
+    @Test func aDatabaseWrittenWithoutTheTableIsRefusedNotForked() async throws {
+        let s = try await Self.store("foreign")
+        try await s.objects.putIfAbsent(Self.manifest(1), [1, 1])  // committed by create-if-absent, no table
+        let e = await #expect(throws: StoreError.self) { _ = try await s.latestVersion() }
+        #expect(e?.code == .invalidArgument)
+        #expect(e?.message.contains("without the table") == true)
+        // Forcing a commit of version 1 through the table cannot replace the manifest.
+        let c = await #expect(throws: StoreError.self) { try await s.putIfAbsent(Self.manifest(1), [9]) }
+        #expect(c?.code == .conflict)
+        #expect(try await s.objects.read(Self.manifest(1)) == [1, 1])
+    }
+
+    @Test func vacuumRemovesStagedLeftoversAndKeepsEveryRetainedVersion() async throws {
+        let s = try await Self.store("vacuum")
+        let db = try await Vecgo.open(.remote(s), .create(dimension: 2, metric: .l2), .maxCommitObjectAge(0.1))
+        for v in 0..<3 {
+            try await db.upsert(id: UInt64(v), [Float(v), 0])
+            try await db.commit()
+        }
+        try await s.objects.put("staged_\(Self.manifest(9).dropLast(4))-dead.bin", [0])  // a commit that never reached its commit point
+        try await Task.sleep(nanoseconds: 300_000_000)
+        let report = try await db.vacuum(retainVersions: 2, gracePeriod: 0.2)
+        #expect(report.objectsDeleted >= 1)
+        #expect(try await s.objects.list(prefix: "staged_").isEmpty)
+        let reader = try await Vecgo.open(.remote(s), .readOnly)
+        #expect(try await reader.search([0, 0], k: 10).count == 3)
+        #expect(try await Vecgo.verify(s).ok)
+        try await db.close()
     }
 
     /// Forwards one request to moto and returns its answer (synchronously, for LocalHTTPServer).

@@ -89,6 +89,10 @@ import _VecgoTestSupport
         _ = try TestEnvironment.expressProxyAdmin("expire-sessions", post: true)
         #expect(try await s.read("a.bin") == [1, 2, 3])
         #expect(s.sessionsCreated == 2)
+        // Sizes too (a HEAD's error has no body to say why; sizes use a one-byte GET here).
+        _ = try TestEnvironment.expressProxyAdmin("expire-sessions", post: true)
+        #expect(try await s.size("a.bin") == 3)
+        #expect(s.sessionsCreated == 3)
         let after = try TestEnvironment.expressProxyAdmin("stats")
         #expect(after["expired_rejections"]! > before["expired_rejections"]!, "the proxy never said the session expired")
     }

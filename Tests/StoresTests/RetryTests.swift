@@ -114,11 +114,18 @@ import _VecgoTestSupport
 
         let failed = LocalHTTPServer.Response(
             400, #"{"__type":"com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException","message":"taken"}"#)
-        let once = try Self.server([failed])
-        let s = try DynamoDBCommitStore(objects: MemoryBlobStore(), baseURI: "mem://db",
+        // Another writer's item: its staged object is not this attempt's.
+        let theirs = LocalHTTPServer.Response(200, """
+            {"Item":{"base_uri":{"S":"mem://db/"},"version":{"N":"1"},"manifest":{"S":"MANIFEST-00000000000000000001.bin"},            "staged":{"S":"staged_MANIFEST-00000000000000000001-theirs.bin"},"finalised":{"BOOL":true}}}
+            """)
+        let once = try Self.server([failed, theirs])
+        let objects = MemoryBlobStore()
+        let s = try DynamoDBCommitStore(objects: objects, baseURI: "mem://db",
                                         configuration: DynamoDBConfiguration(table: "commits", endpoint: once.url))
         let e = await #expect(throws: StoreError.self) { try await s.putIfAbsent("MANIFEST-00000000000000000001.bin", [1]) }
         #expect(e?.code == .alreadyExists)
-        #expect(once.requests.count == 1)
+        #expect(once.requests.map { $0.headers["x-amz-target"] ?? "" } == ["DynamoDB_20120810.PutItem", "DynamoDB_20120810.GetItem"],
+                "a failed condition is not retried; the item is read once to tell a lost race from a lost answer")
+        #expect(try await objects.list(prefix: "").isEmpty, "the losing attempt's staged manifest was left behind")
     }
 }

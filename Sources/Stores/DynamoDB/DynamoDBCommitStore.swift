@@ -28,39 +28,46 @@ public enum ManifestNames {
     }
 }
 
-/// Versions committed through DynamoDB, objects kept in any ``BlobStore``: for stores
-/// without conditional writes, or where a commit must be decided by a table.
+/// Versions committed through DynamoDB, objects kept in any ``BlobStore``: the commit of a
+/// version is decided by a table rather than by the object store's conditional writes.
 ///
 /// The table has the key `(base_uri HASH S, version RANGE N)`; ``createTableIfNeeded()``
 /// makes it. One item per version; `base_uri` names the database, so one table serves many.
+/// Every client of a database must use the same base URI (it is kept with a trailing `/`).
 ///
-/// A create-if-absent of a manifest name (the engine's commit) goes:
+/// A create-if-absent of a manifest name (the engine's commit) of version `v` goes:
+/// 0. version `v-1` is made sure to be finalised (its writer may have stopped early);
 /// 1. the manifest bytes are written under a staging name (`staged_MANIFEST-…-<random>.bin`);
-/// 2. **the commit point**: `PutItem` of `(base_uri, version, staged name)` with
-///    `attribute_not_exists(version)`; a failed condition is ``StoreError/Code-swift.struct/alreadyExists``;
-/// 3. finalising: the bytes are written under the manifest's own name (create-if-absent),
-///    the item is marked `finalised`, and the staged object is deleted.
+/// 2. **the commit point**: `PutItem` of `(base_uri, v, staged name)` with
+///    `attribute_not_exists(version)`; a failed condition is ``StoreError/Code-swift.struct/alreadyExists``
+///    (unless the item names this attempt's staged object: a retried put whose first attempt landed);
+/// 3. finalising: the bytes are written under the manifest's own name (create-if-absent; an
+///    object already there must hold the same bytes), the item is marked `finalised`, and the
+///    staged object is deleted.
 ///
 /// A writer may stop after step 2. Whoever next needs that version (``latestVersion()``, a
-/// listing, or a read of the manifest by name) finalises it from the staged object, so a
-/// committed version is never lost and the object store ends up holding every manifest, as
-/// without this store. Only the newest version can be unfinished: committing the next one
-/// requires reading it. Every other name passes straight through to `objects`.
+/// listing, a read of the manifest by name, or the next commit) finalises it from the staged
+/// object, so a committed version is never lost and the object store ends up holding every
+/// manifest, as without this store. Because of step 0, only the newest version can be
+/// unfinalised. A reader without write permission that cannot finalise is served the staged
+/// bytes. Every other name passes straight through to `objects`, which must support
+/// create-if-absent (finalisers may race).
 public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConvertible {
     /// Where the objects are.
     public let objects: any BlobStore
-    /// The database's key in the table (for example `s3://bucket/prefix/`).
+    /// The database's key in the table (for example `s3://bucket/prefix/`), ending in `/`.
     public let baseURI: String
     private let db: DynamoDBClient
 
     /// Creates a store. No request is made.
     ///
+    /// - Parameter baseURI: the database's key in the table; `/` is appended when missing.
     /// - Throws: ``StoreError`` `.invalidArgument` for an empty `baseURI`, a bad table name or
     ///   a malformed endpoint.
     public init(objects: any BlobStore, baseURI: String, configuration: DynamoDBConfiguration) throws {
         guard !baseURI.isEmpty else { throw StoreError(.invalidArgument, "the DynamoDB commit store needs a non-empty base URI") }
         self.objects = objects
-        self.baseURI = baseURI
+        self.baseURI = baseURI.hasSuffix("/") ? baseURI : baseURI + "/"
         db = try DynamoDBClient(configuration)
     }
 
@@ -110,16 +117,30 @@ public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConverti
         { [baseURI] v in ["base_uri": ["S": baseURI], "version": ["N": String(v)]] }
     }
 
+    /// A staged object older than this is written again before the commit point, so vacuum
+    /// (whose grace period is longer) can never have deleted what an item will name.
+    static let maxStagedAge: Duration = .seconds(60)
+
     /// Commits `bytes` as manifest `name` (version `version`). `finalise: false` stops after
     /// the commit point, as a writer that crashed there would (tests use it).
     func commit(_ name: String, version: UInt64, _ bytes: [UInt8], finalise: Bool = true) async throws {
-        let staged = "staged_\(name.dropLast(4))-\(String(UInt64.random(in: 0...UInt64.max), radix: 16)).bin"
+        if version > 1, let previous = try await item(version: version - 1), !previous.finalised {
+            _ = try await complete(previous, mustFinalise: true)  // step 0
+        }
+        var staged = Self.stagedName(name)
+        var stagedAt = ContinuousClock.now
         try await objects.put(staged, bytes)
         var item = key(version)
         item["manifest"] = ["S": name]
-        item["staged"] = ["S": staged]
         item["finalised"] = ["BOOL": false]
         item["commit_time_ms"] = ["N": String(Int64(Date().timeIntervalSince1970 * 1000))]
+        if ContinuousClock.now - stagedAt > Self.maxStagedAge {  // stalled: stage afresh
+            try? await objects.delete(staged)
+            staged = Self.stagedName(name)
+            stagedAt = .now
+            try await objects.put(staged, bytes)
+        }
+        item["staged"] = ["S": staged]
         do {
             _ = try await db.call("PutItem", [
                 "TableName": db.table, "Item": item,
@@ -134,14 +155,30 @@ public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConverti
                                  httpStatus: e.httpStatus, serviceCode: e.serviceCode, requestID: e.requestID)
             }
         }
-        // Committed. Finalising may fail (it is retried by whoever reads this version next),
-        // but the commit stands either way.
-        if finalise { try? await self.finalise(Item(version: version, manifest: name, staged: staged, finalised: false), bytes) }
+        // Committed. Finalising may fail; whoever needs this version next (at the latest the
+        // next commit, step 0) finishes it, and the commit stands either way.
+        guard finalise else { return }
+        do { try await self.finalise(Item(version: version, manifest: name, staged: staged, finalised: false), bytes) } catch let e as StoreError where e.code == .conflict {
+            throw e  // another database's manifest is in the way: the caller must know
+        } catch {}
+    }
+
+    private static func stagedName(_ manifest: String) -> String {
+        "staged_\(manifest.dropLast(4))-\(String(UInt64.random(in: 0...UInt64.max), radix: 16)).bin"
     }
 
     /// Step 3: the manifest under its own name, the item marked, the staged copy removed.
+    ///
+    /// - Throws: ``StoreError`` `.conflict` when an object of the manifest's name already
+    ///   holds other bytes (a database committed without this table, or under another base
+    ///   URI); the item then stays unfinalised.
     private func finalise(_ item: Item, _ bytes: [UInt8]) async throws {
-        do { try await objects.putIfAbsent(item.manifest, bytes) } catch let e as StoreError where e.code == .alreadyExists {}
+        do { try await objects.putIfAbsent(item.manifest, bytes) } catch let e as StoreError where e.code == .alreadyExists {
+            guard try await objects.read(item.manifest) == bytes else {
+                throw StoreError(.conflict, "\(item.manifest) already exists with other content than version \(item.version) committed in DynamoDB under '\(baseURI)': was this database also written without the table, or under another base URI?",
+                                 object: item.manifest)
+            }
+        }
         _ = try await db.call("UpdateItem", [
             "TableName": db.table, "Key": key(item.version),
             "UpdateExpression": "SET finalised = :t", "ExpressionAttributeValues": [":t": ["BOOL": true]],
@@ -149,16 +186,23 @@ public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConverti
         try? await objects.delete(item.staged)
     }
 
-    /// Finalises `item` if its writer did not; afterwards its manifest object exists.
-    private func complete(_ item: Item) async throws {
-        guard !item.finalised else { return }
-        let bytes: [UInt8]
-        do { bytes = try await objects.read(item.staged) } catch let e as StoreError where e.code == .notFound {
-            // Someone finalised it meanwhile (and removed the staged copy): the manifest is there.
-            _ = try await objects.size(item.manifest)
-            return
+    /// The manifest bytes of a committed `item`, finalising it first if its writer did not.
+    /// When finalising fails (a reader without write permission), the staged bytes are
+    /// returned anyway unless `mustFinalise`.
+    ///
+    /// - Throws: ``StoreError`` `.notFound` when neither the staged nor the final object exists
+    ///   (vacuum removed the version).
+    private func complete(_ item: Item, mustFinalise: Bool = false) async throws -> [UInt8] {
+        if !item.finalised {
+            do {
+                let bytes = try await objects.read(item.staged)
+                do { try await finalise(item, bytes) } catch where !mustFinalise {}
+                return bytes
+            } catch let e as StoreError where e.code == .notFound {
+                // Someone finalised it meanwhile and removed the staged copy: read the manifest.
+            }
         }
-        try await finalise(item, bytes)
+        return try await objects.read(item.manifest)
     }
 
     /// The item of `version`, nil when that version was never committed (consistent read).
@@ -197,9 +241,20 @@ public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConverti
         return out
     }
 
+    /// The newest committed version (finalised first when its writer stopped early).
+    ///
+    /// - Throws: ``StoreError`` `.invalidArgument` when the table has no version of this base
+    ///   URI but the objects hold manifests: the database was committed without this table (or
+    ///   under another base URI), and using the table now would fork its history.
     public func latestVersion() async throws -> UInt64? {
-        guard let item = try await latestItem() else { return nil }
-        try await complete(item)
+        guard let item = try await latestItem() else {
+            if let stray = try await objects.list(prefix: "MANIFEST-").first(where: { ManifestNames.version(of: $0.name) != nil }) {
+                throw StoreError(.invalidArgument, "table '\(db.table)' has no version of '\(baseURI)', but the store holds manifests (\(stray.name)): this database was committed without the table or under another base URI; open it the way it was written",
+                                 object: stray.name)
+            }
+            return nil
+        }
+        if !item.finalised { _ = try await complete(item) }
         return item.version
     }
 
@@ -212,30 +267,30 @@ public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConverti
 
     public func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
         do { return try await objects.read(name, range: range) } catch let e as StoreError where e.code == .notFound {
-            guard try await completeIfCommitted(name) else { throw e }
-            return try await objects.read(name, range: range)
+            guard let bytes = try await committedManifest(name) else { throw e }
+            return clip(bytes, range)
         }
     }
 
     public func read(_ name: String, ranges: [Range<UInt64>]) async throws -> [[UInt8]] {
         do { return try await objects.read(name, ranges: ranges) } catch let e as StoreError where e.code == .notFound {
-            guard try await completeIfCommitted(name) else { throw e }
-            return try await objects.read(name, ranges: ranges)
+            guard let bytes = try await committedManifest(name) else { throw e }
+            return ranges.map { clip(bytes, $0) }
         }
     }
 
     public func size(_ name: String) async throws -> UInt64 {
         do { return try await objects.size(name) } catch let e as StoreError where e.code == .notFound {
-            guard try await completeIfCommitted(name) else { throw e }
-            return try await objects.size(name)
+            guard let bytes = try await committedManifest(name) else { throw e }
+            return UInt64(bytes.count)
         }
     }
 
-    /// For a missing manifest object: finalises its version when it was committed; false when not.
-    private func completeIfCommitted(_ name: String) async throws -> Bool {
-        guard let v = ManifestNames.version(of: name), let item = try await item(version: v) else { return false }
-        try await complete(item)
-        return true
+    /// For a missing manifest object: its bytes when its version was committed (finalising
+    /// it), nil when it was not.
+    private func committedManifest(_ name: String) async throws -> [UInt8]? {
+        guard let v = ManifestNames.version(of: name), let item = try await item(version: v) else { return nil }
+        return try await complete(item)
     }
 
     /// Lists `objects`; a listing that can hold manifests first completes the newest version,

@@ -283,14 +283,17 @@ public final class RefreshingCredentials: CredentialsProvider {
 
     public func credentials() async throws -> S3Credentials {
         let current = now()
-        let task = state.withLock { s -> Task<S3Credentials, any Error>? in
-            if let v = s.value, v.expiration.map({ $0.timeIntervalSince(current) > refreshWindow }) ?? true { return nil }
-            if let t = s.refresh { return t }
+        // The cached value is returned under the same lock that checked it: an `invalidate`
+        // in between cannot take it away.
+        let (cached, pending) = state.withLock { s -> (S3Credentials?, Task<S3Credentials, any Error>?) in
+            if let v = s.value, v.expiration.map({ $0.timeIntervalSince(current) > refreshWindow }) ?? true { return (v, nil) }
+            if let t = s.refresh { return (nil, t) }
             let t = Task { [base] in try await base.credentials() }
             s.refresh = t
-            return t
+            return (nil, t)
         }
-        guard let task else { return state.withLock { $0.value! } }
+        if let cached { return cached }
+        let task = pending!
         do {
             let fresh = try await task.value
             state.withLock { s in

@@ -139,6 +139,7 @@ private struct CreateSession: CredentialsProvider {
         let xml = XMLScanner(a.body)
         guard a.status == 200 else {
             let code: StoreError.Code = switch a.status {
+            case _ where a.code.map(AWSTransport.expiredCredentialCodes.contains) ?? false: .accessDenied
             case 401, 403: .accessDenied
             case 404: .notFound
             case 429, 500...599: .throttled

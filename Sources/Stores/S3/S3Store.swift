@@ -165,6 +165,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         let message = scanner.first("Message") ?? "HTTP \(a.status)"
         let requestID = scanner.first("RequestId") ?? a.headers["x-amz-request-id"]
         let code: StoreError.Code = switch a.status {
+        case _ where a.code.map(AWSTransport.expiredCredentialCodes.contains) ?? false: .accessDenied
         case 404: .notFound
         case 401, 403: .accessDenied
         case 412: .alreadyExists
@@ -303,13 +304,26 @@ public final class S3Store: BlobStore, CustomStringConvertible {
 
     /// (key, upload id) of the unfinished multipart uploads whose keys start with `prefix`.
     private func uploads(prefix: String) async throws -> [(key: String, id: String)] {
-        let a = try await send("GET", key: nil, query: [("uploads", ""), ("prefix", prefix)], object: configuration.bucket)
-        guard a.status == 200 else { throw failure(a, "LIST MULTIPART UPLOADS", object: configuration.bucket) }
-        let xml = XMLScanner(a.body)
-        return xml.blocks("Upload").compactMap { u in
-            guard let k = xml.first("Key", in: u), let id = xml.first("UploadId", in: u) else { return nil }
-            return (k, id)
-        }
+        var out: [(key: String, id: String)] = []
+        var markers: (key: String, id: String)?
+        repeat {
+            var query = [("uploads", ""), ("prefix", prefix)]
+            if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.id)] }
+            let a = try await send("GET", key: nil, query: query, object: configuration.bucket)
+            guard a.status == 200 else { throw failure(a, "LIST MULTIPART UPLOADS", object: configuration.bucket) }
+            let xml = XMLScanner(a.body)
+            out += xml.blocks("Upload").compactMap { u in
+                guard let k = xml.first("Key", in: u), let id = xml.first("UploadId", in: u) else { return nil }
+                return (k, id)
+            }
+            let previous = markers
+            markers = nil
+            if xml.first("IsTruncated") == "true", let k = xml.first("NextKeyMarker") {
+                let next = (key: k, id: xml.first("NextUploadIdMarker") ?? "")
+                if previous.map({ $0 != next }) ?? true { markers = next }  // a page that moves nothing ends it
+            }
+        } while markers != nil
+        return out
     }
 
     private func abortUploads(ofKey k: String) async throws {
@@ -354,12 +368,26 @@ public final class S3Store: BlobStore, CustomStringConvertible {
     }
 
     public func size(_ name: String) async throws -> UInt64 {
+        if directoryBucket { return try await sizeByRangedGET(name) }
         let a = try await send("HEAD", key: try key(name), object: name)
         guard a.status == 200 else { throw failure(a, "HEAD", object: name) }
         guard let length = a.headers["content-length"].flatMap(UInt64.init) else {
             throw StoreError(.invalidResponse, "HEAD answered without Content-Length", object: name)
         }
         return length
+    }
+
+    /// The size from a one-byte ranged GET's `Content-Range` (`bytes 0-0/<size>`, or
+    /// `bytes */0` for an empty object). Unlike HEAD, its errors have a body, so an expired
+    /// S3 Express session is recognised and renewed.
+    private func sizeByRangedGET(_ name: String) async throws -> UInt64 {
+        let a = try await send("GET", key: try key(name), headers: [("range", "bytes=0-0")], object: name)
+        guard a.status == 206 || a.status == 416 || a.status == 200 else { throw failure(a, "GET", object: name) }
+        if a.status == 200 { return UInt64(a.body.count) }  // a server that ignores Range
+        guard let total = a.headers["content-range"]?.split(separator: "/").last.flatMap({ UInt64($0) }) else {
+            throw StoreError(.invalidResponse, "a ranged GET answered without a usable Content-Range", object: name)
+        }
+        return total
     }
 
     /// Creates the bucket; an existing bucket owned by the caller is fine.
