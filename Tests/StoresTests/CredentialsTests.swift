@@ -26,6 +26,12 @@ import _VecgoTestSupport
         #expect(env.endpoint(service: "dynamodb") == "http://generic:1")
         let config = try S3Configuration.fromEnvironment(bucket: "b", environment: env)
         #expect(config.region == "eu-west-3" && config.endpoint == "http://s3:2")
+        var ddbEnv = env
+        ddbEnv.variables["AWS_ENDPOINT_URL_DYNAMODB"] = "http://ddb:3"
+        ddbEnv.variables["AWS_REGION"] = "ap-south-1"  // wins over AWS_DEFAULT_REGION
+        let ddb = DynamoDBConfiguration.fromEnvironment(table: "t", environment: ddbEnv)
+        #expect(ddb.endpoint == "http://ddb:3" && ddb.region == "ap-south-1")
+        #expect(DynamoDBConfiguration.fromEnvironment(table: "t", environment: env).endpoint == "http://generic:1")
         await #expect(throws: StoreError.self) {
             try await EnvironmentCredentials(AWSEnvironment(variables: ["AWS_ACCESS_KEY_ID": "AKID"])).credentials()
         }

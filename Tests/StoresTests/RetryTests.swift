@@ -93,6 +93,19 @@ import _VecgoTestSupport
         #expect(down.requests.count == 2)
     }
 
+    @Test func cancellingTheTaskAbortsATransferInFlight() async throws {
+        var slow = LocalHTTPServer.Response(200, "too late")
+        slow.delaySeconds = 5
+        let server = try Self.server([slow])
+        let store = try Self.s3(server)
+        let task = Task { try await store.read("x") }
+        while server.requests.isEmpty { try await Task.sleep(nanoseconds: 10_000_000) }  // the request is on the wire
+        task.cancel()
+        let e = await #expect(throws: StoreError.self) { _ = try await task.value }
+        #expect(e?.code == .cancelled, "\(String(describing: e))")
+        #expect(server.requests.count == 1, "a cancelled request was retried")
+    }
+
     @Test func dynamoDBThrottlingIsRetriedOverTheJSONProtocol() async throws {
         let throttled = LocalHTTPServer.Response(
             400, #"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow down"}"#,
