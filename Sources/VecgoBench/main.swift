@@ -275,6 +275,7 @@ do {
     switch args.dropFirst().first {
     case "tiers": try await tiers(Options(args.dropFirst(2)))
     case "ann": try ANNBench(args.dropFirst(2)).run()
+    case "commits": try await commitsBench(CommitOptions(args.dropFirst(2)))
     default:
         print("""
             usage: vecgo-bench tiers [--latency s3-standard|s3-express|none] [--endpoint URL [--bucket B]]
@@ -282,6 +283,8 @@ do {
                    vecgo-bench ann --base B.fvecs --queries Q.fvecs [--groundtruth G.ivecs] --index hnsw|ivf|flat
                                    [--k 10] [--threads N] [--m 16] [--ef-construction 200] [--nlist N] [--metric l2]
                                    [--sq8-rerank R] [--json]
+                   vecgo-bench commits --endpoint URL [--express-endpoint URL] [--table T] [--commits N] [--rows R]
+                                       [--dim D] [--writers W] [--json]
             """)
         exit(args.count > 1 ? 2 : 0)
     }
