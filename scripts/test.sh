@@ -33,6 +33,11 @@ curl -sf -X PUT "$VECGO_TEST_S3_ENDPOINT/$xbucket" >/dev/null  # directory bucke
         --rows 3000 --dim 32
     swift run vecgo verify "s3://$xbucket/cloud-tiered/" --endpoint "$VECGO_TEST_EXPRESS_ENDPOINT" --commit-table vecgo-demo-commits
 )
+echo "== vecgo-bench commits (small): every commit path, versions exactly once"
+AWS_ACCESS_KEY_ID="$VECGO_TEST_EXPRESS_KEY" AWS_SECRET_ACCESS_KEY="$VECGO_TEST_EXPRESS_SECRET" \
+    swift run vecgo-bench commits --endpoint "$VECGO_TEST_S3_ENDPOINT" --express-endpoint "$VECGO_TEST_EXPRESS_ENDPOINT" \
+    --commits 3 --rows 10 --writers 2 --json > .build/commits.json
+python3 -c 'import json; r = json.load(open(".build/commits.json")); assert len(r) == 4 and all(x["versions_exactly_once"] for x in r), r; print("commit paths:", ", ".join(x["path"] for x in r), "- every version exactly once")'
 echo "S3 Express proxy: $(curl -s "$VECGO_TEST_EXPRESS_ENDPOINT/_proxy/stats")"
 echo "== vecgo-bench tiers (small, counts only): embedded, then against moto as JSON"
 swift run vecgo-bench tiers --rows 2000 --dim 32 --queries 3 --latency none
