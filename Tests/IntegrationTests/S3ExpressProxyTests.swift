@@ -11,9 +11,9 @@ import _VecgoTestSupport
 @Suite(.serialized) struct S3ExpressProxyTests {
     /// A directory bucket (created on moto behind the proxy) and a store on it through the proxy.
     static func store(_ tag: String, prefix: String = "db/", secret: String? = nil, refreshWindow: TimeInterval = 60,
-                      pageSize: Int = 1000) async throws -> S3ExpressStore {
+                      pageSize: Int = 1000, mode: S3ExpressStore.SessionMode = .readWrite, bucket: String? = nil) async throws -> S3ExpressStore {
         let express = try TestEnvironment.expressEndpoint()
-        let bucket = TestEnvironment.uniqueDirectoryBucket(tag)
+        let bucket = bucket ?? TestEnvironment.uniqueDirectoryBucket(tag)
         try await S3Store(S3Configuration(bucket: bucket, endpoint: try TestEnvironment.s3Endpoint(),
                                           credentials: S3Credentials(accessKeyID: "testing", secretAccessKey: "testing")))
             .createBucketIfNeeded()
@@ -23,7 +23,7 @@ import _VecgoTestSupport
         config.maxAttempts = 2
         config.multipartThreshold = 6 << 20
         config.multipartPartSize = 5 << 20
-        return try S3ExpressStore(config, sessionRefreshWindow: refreshWindow)
+        return try S3ExpressStore(config, sessionMode: mode, sessionRefreshWindow: refreshWindow)
     }
 
     @Test func everyOperationRunsOnOneSession() async throws {
@@ -108,6 +108,18 @@ import _VecgoTestSupport
         #expect(s.sessionsCreated == 2, "a session about to expire should have been replaced")
         let after = try TestEnvironment.expressProxyAdmin("stats")
         #expect(after["expired_rejections"] == before["expired_rejections"], "renewed too late: the proxy saw an expired session")
+    }
+
+    @Test func readOnlySessionsReadAndAreRefusedWrites() async throws {
+        let writer = try await Self.store("readonly")
+        let db = try await Vecgo.open(.remote(writer), .create(dimension: 2, metric: .l2))
+        try await db.upsert(id: 1, [1, 2])
+        try await db.close()
+        let store = try await Self.store("readonly", mode: .readOnly, bucket: writer.configuration.bucket)
+        let reader = try await Vecgo.open(.remote(store), .readOnly)
+        #expect(try await reader.search([1, 2], k: 1).first?.id == 1)
+        let e = await #expect(throws: StoreError.self) { try await store.put("x.bin", [1]) }
+        #expect(e?.code == .accessDenied, "\(String(describing: e))")
     }
 
     @Test func aWrongSecretIsAccessDeniedAndNeverShown() async throws {

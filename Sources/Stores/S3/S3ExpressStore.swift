@@ -23,13 +23,25 @@ public final class S3ExpressStore: BlobStore, CustomStringConvertible {
     private let store: S3Store
     private let sessions: ExpressSessions
 
+    /// What a session may do (`x-amz-create-session-mode`).
+    public enum SessionMode: String, Sendable {
+        /// Reads and writes (writers).
+        case readWrite = "ReadWrite"
+        /// Reads only: for readers, under the least privilege (a bucket policy can allow
+        /// only `ReadOnly` sessions). Writes are refused with `.accessDenied`.
+        case readOnly = "ReadOnly"
+    }
+
     /// Creates a store. No request is made.
     ///
-    /// - Parameter sessionRefreshWindow: how long before a session expires a new one is made
-    ///   (seconds; the AWS SDKs use about a minute of a session's five).
+    /// - Parameters:
+    ///   - sessionMode: what the sessions may do; `.readOnly` for read-only handles.
+    ///   - sessionRefreshWindow: how long before a session expires a new one is made
+    ///     (seconds; the AWS SDKs use about a minute of a session's five).
     /// - Throws: ``StoreError`` `.invalidArgument` for a bucket name that is not a directory
     ///   bucket's or a malformed endpoint.
-    public init(_ configuration: S3Configuration, sessionRefreshWindow: TimeInterval = 60) throws {
+    public init(_ configuration: S3Configuration, sessionMode: SessionMode = .readWrite,
+                sessionRefreshWindow: TimeInterval = 60) throws {
         availabilityZoneID = try Self.availabilityZoneID(ofBucket: configuration.bucket)
         self.configuration = configuration
         let scheme: String, host: String
@@ -47,7 +59,8 @@ public final class S3ExpressStore: BlobStore, CustomStringConvertible {
                                    credentials: config.credentialsProvider ?? StaticCredentials(config.credentials),
                                    maxAttempts: config.maxAttempts, connectTimeoutSeconds: config.connectTimeoutSeconds,
                                    requestTimeoutSeconds: config.requestTimeoutSeconds, caBundlePath: config.caBundlePath)
-        sessions = ExpressSessions(transport: control, path: path, bucket: config.bucket, refreshWindow: sessionRefreshWindow)
+        sessions = ExpressSessions(transport: control, path: path, bucket: config.bucket, mode: sessionMode,
+                                   refreshWindow: sessionRefreshWindow)
         store = try S3Store(config, express: (host: host, scheme: scheme, session: sessions))
     }
 
@@ -112,8 +125,8 @@ final class ExpressSessions: CredentialsProvider {
     let created = AtomicCounter()
     private let cache: RefreshingCredentials
 
-    init(transport: AWSTransport, path: String, bucket: String, refreshWindow: TimeInterval) {
-        cache = RefreshingCredentials(CreateSession(transport: transport, path: path, bucket: bucket, created: created),
+    init(transport: AWSTransport, path: String, bucket: String, mode: S3ExpressStore.SessionMode, refreshWindow: TimeInterval) {
+        cache = RefreshingCredentials(CreateSession(transport: transport, path: path, bucket: bucket, mode: mode, created: created),
                                       refreshWindow: refreshWindow)
     }
 
@@ -131,11 +144,12 @@ private struct CreateSession: CredentialsProvider {
     let transport: AWSTransport
     let path: String
     let bucket: String
+    let mode: S3ExpressStore.SessionMode
     let created: AtomicCounter
 
     func credentials() async throws -> S3Credentials {
         let a = try await transport.send("GET", path: path, query: [("session", "")],
-                                         headers: [("x-amz-create-session-mode", "ReadWrite")], object: bucket)
+                                         headers: [("x-amz-create-session-mode", mode.rawValue)], object: bucket)
         let xml = XMLScanner(a.body)
         guard a.status == 200 else {
             let code: StoreError.Code = switch a.status {
