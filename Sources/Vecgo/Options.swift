@@ -22,6 +22,10 @@ public enum OpenOption: Sendable {
     case blockCacheSize(Int)
     /// The disk cache size limit in bytes (default 10 GiB).
     case diskCacheSize(Int)
+    /// The memory budget in bytes for decoded segment parts kept for warm queries — graphs
+    /// with their vectors, flat rows, metadata (default 1 GiB). Least recently used parts are
+    /// dropped beyond it and decoded again from the block cache when needed.
+    case decodedCacheSize(Int)
     /// Commits of at least this many rows write IVF segments (partitions stored contiguously, for
     /// cold reads); smaller ones write flat or graph segments. Default 50 000.
     case ivfThreshold(Int)
@@ -59,6 +63,7 @@ struct Configuration: Sendable {
     var cacheDirectory: String?
     var blockCacheSize = 256 << 20
     var diskCacheSize = 10 << 30
+    var decodedCacheSize = 1 << 30
     var ivfThreshold = 50_000
     var atVersion: UInt64?
     var asOf: Date?
@@ -87,6 +92,9 @@ struct Configuration: Sendable {
             case .diskCacheSize(let n):
                 guard n > 0 else { throw VecgoError(.invalidArgument, "diskCacheSize \(n) must be positive") }
                 diskCacheSize = n
+            case .decodedCacheSize(let n):
+                guard n >= 0 else { throw VecgoError(.invalidArgument, "decodedCacheSize \(n) is negative") }
+                decodedCacheSize = n
             case .ivfThreshold(let n):
                 guard n >= 1 else { throw VecgoError(.invalidArgument, "ivfThreshold \(n) must be positive") }
                 ivfThreshold = n

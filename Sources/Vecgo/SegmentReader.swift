@@ -26,26 +26,53 @@ final class SegmentReader: Sendable {
     private let metadataTask = Locked<Task<[Metadata], any Error>?>(nil)
     private let flatTask = Locked<Task<([Float], [UInt64]), any Error>?>(nil)
 
-    init(ref: SegmentRef, store: any BlobStore, metric: Metric) {
+    /// Where decoded graphs, flat rows and metadata are accounted (nil: kept without limit).
+    private let budget: DecodedBudget?
+
+    init(ref: SegmentRef, store: any BlobStore, metric: Metric, budget: DecodedBudget? = nil) {
         self.ref = ref
         self.store = store
         self.metric = metric
+        self.budget = budget
     }
 
     /// Runs `make` once and shares its result; a failure is not kept, so a later call retries.
     private static func once<T: Sendable>(_ slot: Locked<Task<T, any Error>?>, _ make: @escaping @Sendable () async throws -> T) async throws -> T {
-        let task = slot.withLock { t -> Task<T, any Error> in
-            if let t { return t }
+        try await shared(slot, make).value
+    }
+
+    /// The task of `slot`, started with `make` when there is none, and whether this call started it.
+    private static func shared<T: Sendable>(_ slot: Locked<Task<T, any Error>?>, _ make: @escaping @Sendable () async throws -> T)
+        async throws -> (value: T, started: Bool, task: Task<T, any Error>) {
+        let (task, started) = slot.withLock { t -> (Task<T, any Error>, Bool) in
+            if let t { return (t, false) }
             let new = Task { try await make() }
             t = new
-            return new
+            return (new, true)
         }
         do {
-            return try await task.value
+            return (try await task.value, started, task)
         } catch {
-            slot.withLock { $0 = nil }
+            slot.withLock { if $0 == task { $0 = nil } }
             throw error
         }
+    }
+
+    /// Like ``once(_:_:)`` for a decoded part kept under the handle's byte budget: admitted
+    /// when decoded (evicting older parts), touched on every use, and forgotten when evicted
+    /// or when it alone exceeds the budget (then every use decodes it again).
+    private func kept<T: Sendable>(_ slot: Locked<Task<T, any Error>?>, _ kind: String, cost: (T) -> Int,
+                                   _ make: @escaping @Sendable () async throws -> T) async throws -> T {
+        let (value, started, task) = try await Self.shared(slot, make)
+        guard let budget else { return value }
+        let key = ref.name + "#" + kind
+        if started {
+            let forget: @Sendable () -> Void = { slot.withLock { if $0 == task { $0 = nil } } }
+            if !budget.admit(key, bytes: cost(value), drop: forget) { forget() }
+        } else {
+            budget.touch(key)
+        }
+        return value
     }
 
     /// The tail (footer, IVF sections), read once with one ranged read at the place the manifest gives.
@@ -113,7 +140,7 @@ final class SegmentReader: Sendable {
     /// small (under 2 000 rows), so warm queries scan memory instead of re-decoding blocks.
     private func flatRows(_ f: SegmentFooter, vd: SectionDescriptor, idd: SectionDescriptor) async throws -> ([Float], [UInt64]) {
         let ref = self.ref
-        return try await Self.once(flatTask) {
+        return try await kept(flatTask, "flat", cost: { $0.0.count * 4 + $0.1.count * 8 }) {
             async let vectorBytes = self.read(vd.range, "vector section")
             async let idBytes = self.read(idd.range, "id section")
             let vectors = try SegmentCodec.decodeVectors(try await vectorBytes, vd, footer: f, object: ref.name)
@@ -132,7 +159,7 @@ final class SegmentReader: Sendable {
     /// The metadata of every row (empty maps when the segment has none), read once and kept.
     func metadata() async throws -> [Metadata] {
         let ref = self.ref
-        return try await Self.once(metadataTask) {
+        return try await kept(metadataTask, "metadata", cost: Self.metadataBytes) {
             let f = try await self.tail().footer
             guard let md = f.section(.metadata) else { return Array(repeating: [:], count: Int(f.rowCount)) }
             return try SegmentCodec.decodeMetadata(try await self.read(md.range, "metadata section"), md, footer: f, object: ref.name)
@@ -246,7 +273,7 @@ final class SegmentReader: Sendable {
     /// The segment's graph with its vectors, loaded once and kept.
     private func graph(_ t: SegmentTail) async throws -> HNSWIndex {
         let ref = self.ref, metric = self.metric
-        return try await Self.once(graphTask) {
+        return try await kept(graphTask, "graph", cost: { $0.memoryBytes }) {
             let f = t.footer
             guard let vd = f.section(.vectors), let idd = f.section(.ids), let gd = f.section(.hnswGraph) else {
                 throw FormatError(.corrupted, object: ref.name, offset: ref.tailOffset, "graph segment lacks a section")
@@ -261,5 +288,21 @@ final class SegmentReader: Sendable {
                              graph: HNSWGraph(m: g.m, entryPoint: g.entryPoint, maxLevel: g.maxLevel, levels: g.levels,
                                               level0: g.level0, upper: g.upper))
         }
+    }
+
+    /// An estimate of the memory decoded metadata holds (dictionary and string overheads included).
+    private static func metadataBytes(_ rows: [Metadata]) -> Int {
+        var total = rows.count * 64
+        for row in rows {
+            for (key, value) in row {
+                total += 48 + key.utf8.count
+                switch value {
+                case .string(let s): total += s.utf8.count
+                case .stringList(let l): total += l.reduce(16 * l.count) { $0 + $1.utf8.count }
+                default: break
+                }
+            }
+        }
+        return total
     }
 }

@@ -176,7 +176,7 @@ public actor Vecgo {
         self.config = config
         self.pending = PendingWrites(dimension: dimension, metric: metric)
         self.writerID = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        self.view = VersionView(manifest, store: cached, metric: metric)
+        self.view = VersionView(manifest, store: cached, metric: metric, budget: DecodedBudget(capacity: config.decodedCacheSize))
         self.epoch = manifest?.writerEpoch ?? 0
     }
 
@@ -857,6 +857,10 @@ public actor Vecgo {
 
     /// The cache counters of this handle since it opened.
     public func tierCounters() -> TierCounters { cached.stats.snapshot() }
+
+    /// Bytes of decoded segment parts (graphs, flat rows, metadata) this handle keeps for warm
+    /// queries; at most ``OpenOption/decodedCacheSize(_:)``.
+    public func decodedBytes() -> Int { view.budget?.bytes ?? 0 }
 
     // MARK: checks
 

@@ -10,16 +10,22 @@ import Stores
 final class VersionView: Sendable {
     let manifest: Manifest?
     let segments: [SegmentReader]
+    /// The handle's budget for decoded segment parts, shared by all its views.
+    let budget: DecodedBudget?
     private let pkTask: Task<PKIndex?, any Error>
     private let liveTask: Task<[Bitmap?], any Error>
     private let prefetch: Task<Void, Never>
 
     /// A view of `manifest`, reusing the readers (and their cached tails and graphs) of
     /// segments that `previous` already had.
-    init(_ manifest: Manifest?, store: any BlobStore, metric: Metric, previous: VersionView? = nil) {
+    init(_ manifest: Manifest?, store: any BlobStore, metric: Metric, previous: VersionView? = nil, budget: DecodedBudget? = nil) {
         self.manifest = manifest
+        let budget = budget ?? previous?.budget
+        self.budget = budget
         let known = Dictionary((previous?.segments ?? []).map { ($0.ref.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let segments = manifest?.segments.map { known[$0.name] ?? SegmentReader(ref: $0, store: store, metric: metric) } ?? []
+        let segments = manifest?.segments.map {
+            known[$0.name] ?? SegmentReader(ref: $0, store: store, metric: metric, budget: budget)
+        } ?? []
         self.segments = segments
         let pkTask = Task<PKIndex?, any Error> {
             guard let m = manifest, !m.pkIndexObject.isEmpty else { return nil }
