@@ -37,20 +37,7 @@ public struct IVFIndex: Sendable {
         let lists = max(centroids.count / dimension, 1)
         var assignment = [Int](repeating: 0, count: count)
         if !centroids.isEmpty {
-            var d = [Float](repeating: 0, count: lists)
-            input.withUnsafeBufferPointer { v in
-                centroids.withUnsafeBufferPointer { c in
-                    d.withUnsafeMutableBufferPointer { out in
-                        for i in 0..<count {
-                            Distance.batch(metric, query: v.baseAddress! + i * dimension, base: c.baseAddress!,
-                                           count: lists, dimension: dimension, out: out.baseAddress!)
-                            var best = 0
-                            for j in 1..<lists where out[j] < out[best] { best = j }
-                            assignment[i] = best
-                        }
-                    }
-                }
-            }
+            _ = input.withUnsafeBufferPointer { KMeans.assign($0, dimension: dimension, centroids: centroids, metric: metric, into: &assignment) }
         }
         var sizes = [Int](repeating: 0, count: lists)
         for a in assignment { sizes[a] += 1 }

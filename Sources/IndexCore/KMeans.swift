@@ -1,3 +1,5 @@
+import Dispatch
+
 /// Lloyd's k-means with k-means++ seeding, run on a sample of at most `sampleSize` rows and a
 /// bounded number of iterations.
 public enum KMeans {
@@ -24,22 +26,9 @@ public enum KMeans {
         let k = min(k, n)
         var centroids = seedPlusPlus(sample, n: n, dimension: dimension, k: k, rng: &rng)
         var assignment = [Int](repeating: 0, count: n)
-        var distances = [Float](repeating: 0, count: k)
         for _ in 0..<iterations {
-            var changed = 0
-            sample.withUnsafeBufferPointer { s in
-                centroids.withUnsafeBufferPointer { c in
-                    distances.withUnsafeMutableBufferPointer { d in
-                        for i in 0..<n {
-                            Distance.batch(.l2, query: s.baseAddress! + i * dimension, base: c.baseAddress!, count: k,
-                                           dimension: dimension, out: d.baseAddress!)
-                            var best = 0
-                            for j in 1..<k where d[j] < d[best] { best = j }
-                            if assignment[i] != best { changed += 1 }
-                            assignment[i] = best
-                        }
-                    }
-                }
+            let changed = sample.withUnsafeBufferPointer { s in
+                assign(s, dimension: dimension, centroids: centroids, metric: .l2, into: &assignment)
             }
             var sums = [Double](repeating: 0, count: k * dimension)
             var counts = [Int](repeating: 0, count: k)
@@ -62,6 +51,39 @@ public enum KMeans {
         return centroids
     }
 
+    /// Sets `assignment[i]` to the centroid nearest row `i` of `vectors` (ties to the lower
+    /// index), spreading the rows over all cores. Returns how many assignments changed.
+    public static func assign(_ vectors: UnsafeBufferPointer<Float>, dimension: Int, centroids: [Float], metric: Metric,
+                              into assignment: inout [Int]) -> Int {
+        let count = vectors.count / dimension, k = centroids.count / dimension
+        precondition(assignment.count == count && k > 0)
+        let chunk = 512
+        let chunks = (count + chunk - 1) / chunk
+        var changedPerChunk = [Int](repeating: 0, count: chunks)
+        centroids.withUnsafeBufferPointer { c in
+            assignment.withUnsafeMutableBufferPointer { a in
+                changedPerChunk.withUnsafeMutableBufferPointer { changed in
+                    // Disjoint rows per chunk: no two workers write the same element.
+                    nonisolated(unsafe) let a = a, changed = changed, c = c, vectors = vectors
+                    DispatchQueue.concurrentPerform(iterations: chunks) { w in
+                        var d = [Float](repeating: 0, count: k)
+                        d.withUnsafeMutableBufferPointer { out in
+                            for i in w * chunk..<min(count, (w + 1) * chunk) {
+                                Distance.batch(metric, query: vectors.baseAddress! + i * dimension, base: c.baseAddress!,
+                                               count: k, dimension: dimension, out: out.baseAddress!)
+                                var best = 0
+                                for j in 1..<k where out[j] < out[best] { best = j }
+                                if a[i] != best { changed[w] += 1 }
+                                a[i] = best
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return changedPerChunk.reduce(0, +)
+    }
+
     /// k-means++: each next seed drawn with probability proportional to squared distance.
     static func seedPlusPlus(_ sample: [Float], n: Int, dimension: Int, k: Int, rng: inout SplitMix64) -> [Float] {
         var centroids: [Float] = []
@@ -71,15 +93,26 @@ public enum KMeans {
         var nearest = [Float](repeating: .infinity, count: n)
         sample.withUnsafeBufferPointer { s in
             for c in 0..<k - 1 {
-                var total = 0.0
+                // Each row's distance to the newest seed, rows spread over all cores.
+                let chunk = 4096, chunks = (n + chunk - 1) / chunk
+                var totals = [Double](repeating: 0, count: chunks)
                 centroids.withUnsafeBufferPointer { cb in
-                    let latest = cb.baseAddress! + c * dimension
-                    for i in 0..<n {
-                        let d = Distance.l2Squared(s.baseAddress! + i * dimension, latest, dimension)
-                        if d < nearest[i] { nearest[i] = d }
-                        total += Double(nearest[i])
+                    nearest.withUnsafeMutableBufferPointer { near in
+                        totals.withUnsafeMutableBufferPointer { tot in
+                            nonisolated(unsafe) let latest = cb.baseAddress! + c * dimension, s = s, near = near, tot = tot
+                            DispatchQueue.concurrentPerform(iterations: chunks) { w in
+                                var t = 0.0
+                                for i in w * chunk..<min(n, (w + 1) * chunk) {
+                                    let d = Distance.l2Squared(s.baseAddress! + i * dimension, latest, dimension)
+                                    if d < near[i] { near[i] = d }
+                                    t += Double(near[i])
+                                }
+                                tot[w] = t
+                            }
+                        }
                     }
                 }
+                let total = totals.reduce(0, +)
                 var pick = 0
                 if total > 0 {
                     var target = Double.random(in: 0..<total, using: &rng)
