@@ -47,7 +47,7 @@ extension Vecgo {
         try checkWritable()
         let limit = UInt64(maxRows ?? config.ivfThreshold)
         do {
-            if let latest = try await Self.latestManifest(cached) {
+            if let latest = try await Self.latestManifest(cached, after: view.version) {
                 advance(to: VersionView(latest, store: cached, metric: metric, previous: view))
             }
             let snapshot = view

@@ -201,17 +201,54 @@ public actor Vecgo {
         epoch = claimed.writerEpoch
     }
 
-    /// Finds the newest manifest: one LIST of `MANIFEST-` names, then one read of the last —
-    /// or, on a ``VersionedBlobStore`` (DynamoDB commits), its latest version and one read.
-    static func latestManifest(_ store: any BlobStore) async throws -> Manifest? {
+    /// Finds the newest manifest.
+    ///
+    /// - On a ``VersionedBlobStore`` (DynamoDB commits): its latest version, then one read.
+    /// - Knowing a version `known` that exists: probes `MANIFEST-<known+1>`, `+2`, `+4`, … by
+    ///   size and binary-searches the gap — two requests when nothing is new, no listing
+    ///   (listings cost more, and on S3 Express read the whole prefix). Versions are
+    ///   contiguous, and vacuum deletes the oldest first, so if `known` still exists every
+    ///   version after it up to the newest does too.
+    /// - Otherwise (opening, or `known` was vacuumed): one LIST of `MANIFEST-` names, then one
+    ///   read of the last.
+    static func latestManifest(_ store: any BlobStore, after known: UInt64 = 0) async throws -> Manifest? {
         if let versioned = ((store as? CachingStore)?.remote ?? store) as? any VersionedBlobStore {
             guard let v = try await versioned.latestVersion() else { return nil }
+            return try await manifestAt(version: v, store)
+        }
+        if known > 0, let v = try await newestVersion(after: known, store) {
             return try await manifestAt(version: v, store)
         }
         let listing = try await store.list(prefix: "MANIFEST-")
         guard let newest = listing.last(where: { Manifest.version(fromObjectName: $0.name) != nil }) else { return nil }
         let bytes = try await store.read(newest.name, range: 0..<newest.size)
         return try Manifest.decode(bytes, object: newest.name)
+    }
+
+    /// The newest version, found by probing forward from `known` (see ``latestManifest(_:after:)``);
+    /// nil when `known` no longer exists.
+    static func newestVersion(after known: UInt64, _ store: any BlobStore) async throws -> UInt64? {
+        func exists(_ v: UInt64) async throws -> Bool {
+            do {
+                _ = try await store.size(Manifest.objectName(version: v))
+                return true
+            } catch let e as StoreError where e.code == .notFound {
+                return false
+            }
+        }
+        var present = known, step: UInt64 = 1
+        var missing = known + 1
+        while try await exists(missing) {  // gallop: +1, +2, +4, …
+            present = missing
+            step = min(step * 2, 1 << 40)
+            missing = present + step
+        }
+        while missing - present > 1 {  // the newest lies in [present, missing)
+            let mid = present + (missing - present) / 2
+            if try await exists(mid) { present = mid } else { missing = mid }
+        }
+        if present == known, !(try await exists(known)) { return nil }  // vacuumed under us
+        return present
     }
 
     /// The manifest of `version`: one read by name, no listing.
@@ -489,7 +526,7 @@ public actor Vecgo {
                 }
                 let delay = UInt64.random(in: 0...min(1_000, 10 << attempt), using: &rng)
                 try? await Task.sleep(nanoseconds: delay * 1_000_000)
-                let latest = try await Self.latestManifest(cached)
+                let latest = try await Self.latestManifest(cached, after: base.version)
                 advance(to: VersionView(latest, store: cached, metric: metric, previous: base))
             }
         }
@@ -848,7 +885,7 @@ public actor Vecgo {
             throw VecgoError(.invalidArgument, "commit pending writes before refreshing a writer")
         }
         let latest: Manifest?
-        do { latest = try await Self.latestManifest(cached) } catch { throw VecgoError.wrap(error, "refreshing") }
+        do { latest = try await Self.latestManifest(cached, after: version) } catch { throw VecgoError.wrap(error, "refreshing") }
         if let latest, latest.version > version {
             view = VersionView(latest, store: cached, metric: metric, previous: view)
         }
