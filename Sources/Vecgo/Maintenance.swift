@@ -47,9 +47,11 @@ extension Vecgo {
         try checkWritable()
         let limit = UInt64(maxRows ?? config.ivfThreshold)
         do {
+            let askedAt = ContinuousClock.now
             if let latest = try await Self.latestManifest(cached, after: view.version) {
                 advance(to: VersionView(latest, store: cached, metric: metric, previous: view))
             }
+            viewConfirmedAt = askedAt
             let snapshot = view
             let live = try await snapshot.live()
             let chosen = snapshot.segments.indices.filter { snapshot.segments[$0].ref.rowCount < limit || live[$0] != nil }

@@ -86,6 +86,11 @@ public actor Vecgo {
     private var commitTask: Task<UInt64, any Error>?
     /// The version the last successful commit was built on.
     private var builtOn: VersionView?
+    /// When this handle last learned that its view was the newest version (opening, a
+    /// refresh, a commit). A commit builds only on a view confirmed within
+    /// `maxCommitObjectAge`: vacuum frees version numbers only after its longer grace
+    /// period, so the number after a recently confirmed view can never have been freed.
+    var viewConfirmedAt = ContinuousClock.now
     private var manifestBusy = false
     private var manifestWaiters: [CheckedContinuation<Void, Never>] = []
     /// Set by ``close()``: writes are refused from then on.
@@ -498,26 +503,35 @@ public actor Vecgo {
         defer { releaseManifestTurn() }
         var rng = SystemRandomNumberGenerator()
         for attempt in 1...config.commitAttempts {
+            try await confirmView()
             let base = view
             if let m = base.manifest, m.writerEpoch > epoch {
                 throw VecgoError(.fenced, "writer epoch \(m.writerEpoch) (version \(m.version)) took over from this writer's epoch \(epoch); open a new writer")
             }
             var next = try await make(base)
+            if isStale, attempt < config.commitAttempts {
+                // `make` took long: confirm again, and build again if something is newer.
+                try await confirmView()
+                if view.version != base.version { continue }
+            }
             next.version = base.version + 1
             next.parentVersion = base.version
             next.commitTimeMicros = max(Int64(Date().timeIntervalSince1970 * 1_000_000), (base.manifest?.commitTimeMicros ?? 0) + 1)
             next.writerID = writerID
             next.writerEpoch = max(next.writerEpoch, base.manifest?.writerEpoch ?? 0)
             let name = Manifest.objectName(version: next.version)
+            let putAt = ContinuousClock.now
             do {
                 try await remote.putIfAbsent(name, try next.encode())
                 advance(to: VersionView(next, store: cached, metric: metric, previous: base))
+                viewConfirmedAt = putAt  // nothing after our version existed when it was created
                 return next
             } catch let e as StoreError where e.code == .alreadyExists {
                 // A retried create-if-absent whose first attempt landed also answers "exists":
                 // if the manifest there is this very one, the commit succeeded.
                 if let existing = try? await Self.manifestAt(version: next.version, cached), existing == next {
                     advance(to: VersionView(next, store: cached, metric: metric, previous: base))
+                    viewConfirmedAt = putAt
                     return next
                 }
                 // Lost the race: move to the newest version and build on it.
@@ -526,11 +540,26 @@ public actor Vecgo {
                 }
                 let delay = UInt64.random(in: 0...min(1_000, 10 << attempt), using: &rng)
                 try? await Task.sleep(nanoseconds: delay * 1_000_000)
+                let askedAt = ContinuousClock.now
                 let latest = try await Self.latestManifest(cached, after: base.version)
                 advance(to: VersionView(latest, store: cached, metric: metric, previous: base))
+                viewConfirmedAt = askedAt
             }
         }
         throw VecgoError(.conflict, "\(label): no attempt was made")
+    }
+
+    /// Whether the view was last confirmed as the newest longer than `maxCommitObjectAge` ago.
+    var isStale: Bool { ContinuousClock.now - viewConfirmedAt > .seconds(config.maxCommitObjectAge) }
+
+    /// Moves a stale view to the newest version (probing forward from it) and marks it confirmed.
+    func confirmView() async throws {
+        guard isStale else { return }
+        let askedAt = ContinuousClock.now
+        if let latest = try await Self.latestManifest(cached, after: view.version) {
+            advance(to: VersionView(latest, store: cached, metric: metric, previous: view))
+        }
+        viewConfirmedAt = askedAt
     }
 
     /// A pk-index name no other commit attempt uses (a put overwrites, so names must differ).
@@ -885,7 +914,9 @@ public actor Vecgo {
             throw VecgoError(.invalidArgument, "commit pending writes before refreshing a writer")
         }
         let latest: Manifest?
+        let askedAt = ContinuousClock.now
         do { latest = try await Self.latestManifest(cached, after: version) } catch { throw VecgoError.wrap(error, "refreshing") }
+        viewConfirmedAt = askedAt
         if let latest, latest.version > version {
             view = VersionView(latest, store: cached, metric: metric, previous: view)
         }

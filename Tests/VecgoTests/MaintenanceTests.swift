@@ -41,6 +41,31 @@ import _VecgoTestSupport
         return (store, w)
     }
 
+    /// A writer idle while others commit and vacuum removes the versions after its own must
+    /// not re-create one of them (its create-if-absent would succeed on a vacuumed name, and
+    /// the acknowledged commit would be invisible): it confirms its base before committing.
+    @Test func anIdleWriterNeverCommitsOntoAVacuumedVersionNumber() async throws {
+        let store = MemoryBlobStore()
+        let idle = try await Vecgo.open(.remote(store), .create(dimension: 4, metric: .l2), .maxCommitObjectAge(0.05))
+        try await idle.upsert(id: 1, Self.vector(1))
+        try await idle.commit()  // version 1
+        let busy = try await Vecgo.open(.remote(store), .maxCommitObjectAge(0.05))
+        for i in 2...4 {
+            try await Task.sleep(nanoseconds: 120_000_000)
+            try await busy.upsert(id: UInt64(i), Self.vector(i))
+            try await busy.commit()  // versions 2, 3, 4
+        }
+        let report = try await busy.vacuum(retainVersions: 1, gracePeriod: 0.1)
+        #expect(report.manifestsDeleted == 3, "the test needs versions 1-3 vacuumed: \(report)")
+        try await idle.upsert(id: 100, Self.vector(100))
+        let acknowledged = try await idle.commit()
+        #expect(acknowledged == 5, "the idle writer committed version \(acknowledged), a number vacuum had freed")
+        let reader = try await Vecgo.open(.remote(store), .readOnly)
+        #expect(try await Self.contents(reader).keys.sorted() == [1, 2, 3, 4, 100])
+        try await busy.close()
+        try await idle.close()
+    }
+
     @Test func compactionKeepsEveryLiveRowAndDropsTheRest() async throws {
         let (store, w) = try await Self.fragmented()
         let before = try await Self.contents(w)
