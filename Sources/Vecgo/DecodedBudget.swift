@@ -27,8 +27,11 @@ final class DecodedBudget: Sendable {
         guard bytes <= capacity else { return false }
         let dropped = state.withLock { s -> [@Sendable () -> Void] in
             s.tick += 1
-            if let old = s.entries.removeValue(forKey: key) { s.total -= old.bytes }
             var out: [@Sendable () -> Void] = []
+            if let old = s.entries.removeValue(forKey: key) {  // another reader's copy of the same part
+                s.total -= old.bytes
+                out.append(old.drop)
+            }
             while s.total + bytes > capacity, let victim = s.entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
                 s.entries.removeValue(forKey: victim.key)
                 s.total -= victim.value.bytes

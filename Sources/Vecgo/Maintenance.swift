@@ -168,17 +168,25 @@ extension Vecgo {
                                       objectsDeleted: 0, bytesDeleted: 0, keptInGracePeriod: 0)
             // Staged manifests of DynamoDB commits first: the listing above finalised the
             // newest version, each commit finalises the one before it, so an old staged object
-            // is a copy of a finalised manifest or was never committed. Deleted before the
-            // manifests, it can never bring back a version whose objects are gone.
+            // of a version up to the newest is a copy of a finalised manifest or lost its race.
+            // One of a later version may belong to a commit in flight, whatever its age: kept.
+            // Deleted before the manifests, none can bring back a version whose objects are gone.
             for o in listing where o.name.hasPrefix("staged_MANIFEST-") && old(o) {
+                let version = Manifest.version(fromObjectName: String(o.name.dropFirst(7).prefix(29)) + ".bin")
+                guard let version, version <= newest else { continue }
                 try await remote.delete(o.name)
                 report.objectsDeleted += 1
                 report.bytesDeleted += o.size
             }
-            // Manifests next (oldest first): a crash midway leaves every remaining version whole.
+            // Manifests next, oldest first, stopping at the first one too young to delete: the
+            // versions left are always the newest ones, contiguous, however the store's clocks
+            // order their times (refreshes probe forward from a known version and rely on it),
+            // and a crash midway leaves every remaining version whole.
+            var keepFromHere = false
             for (v, o) in manifests.dropLast(retainVersions) where v != newest {
-                guard old(o) else {
-                    // Kept (too young to delete), so its objects are kept too.
+                keepFromHere = keepFromHere || !old(o)
+                guard !keepFromHere else {
+                    // Kept, so its objects are kept too.
                     report.keptInGracePeriod += 1
                     let m = try await Self.manifestAt(version: v, remote)
                     referenced.formUnion(m.segments.map(\.name))

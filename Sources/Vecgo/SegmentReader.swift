@@ -38,24 +38,7 @@ final class SegmentReader: Sendable {
 
     /// Runs `make` once and shares its result; a failure is not kept, so a later call retries.
     private static func once<T: Sendable>(_ slot: Locked<Task<T, any Error>?>, _ make: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await shared(slot, make).value
-    }
-
-    /// The task of `slot`, started with `make` when there is none, and whether this call started it.
-    private static func shared<T: Sendable>(_ slot: Locked<Task<T, any Error>?>, _ make: @escaping @Sendable () async throws -> T)
-        async throws -> (value: T, started: Bool, task: Task<T, any Error>) {
-        let (task, started) = slot.withLock { t -> (Task<T, any Error>, Bool) in
-            if let t { return (t, false) }
-            let new = Task { try await make() }
-            t = new
-            return (new, true)
-        }
-        do {
-            return (try await task.value, started, task)
-        } catch {
-            slot.withLock { if $0 == task { $0 = nil } }
-            throw error
-        }
+        try await sharedTask(slot, make).value
     }
 
     /// Like ``once(_:_:)`` for a decoded part kept under the handle's byte budget: admitted
@@ -63,7 +46,7 @@ final class SegmentReader: Sendable {
     /// or when it alone exceeds the budget (then every use decodes it again).
     private func kept<T: Sendable>(_ slot: Locked<Task<T, any Error>?>, _ kind: String, cost: (T) -> Int,
                                    _ make: @escaping @Sendable () async throws -> T) async throws -> T {
-        let (value, started, task) = try await Self.shared(slot, make)
+        let (value, started, task) = try await sharedTask(slot, make)
         guard let budget else { return value }
         let key = ref.name + "#" + kind
         if started {
@@ -304,5 +287,23 @@ final class SegmentReader: Sendable {
             }
         }
         return total
+    }
+}
+
+/// The task of `slot`, started with `make` when there is none; its value, whether this call
+/// started it, and the task. A failure is not kept: the slot is emptied so a later call retries.
+func sharedTask<T: Sendable>(_ slot: Locked<Task<T, any Error>?>, _ make: @escaping @Sendable () async throws -> T)
+    async throws -> (value: T, started: Bool, task: Task<T, any Error>) {
+    let (task, started) = slot.withLock { t -> (Task<T, any Error>, Bool) in
+        if let t { return (t, false) }
+        let new = Task { try await make() }
+        t = new
+        return (new, true)
+    }
+    do {
+        return (try await task.value, started, task)
+    } catch {
+        slot.withLock { if $0 == task { $0 = nil } }
+        throw error
     }
 }

@@ -431,8 +431,12 @@ public actor Vecgo {
 
     /// Starts a commit in the background when the pending rows reach the memtable budget;
     /// writers go on writing into a new memtable meanwhile.
+    /// Starts a background commit when the memtable reached its budget — unless the last one
+    /// failed: then the writes wait for an explicit ``commit()`` (or ``discardPending()``),
+    /// instead of every write starting a commit bound to fail the same way.
     private func flushIfOverBudget() {
-        guard let budget = config.memtableBudget, pending.memtable.count >= budget, commitTask == nil else { return }
+        guard let budget = config.memtableBudget, pending.memtable.count >= budget, commitTask == nil,
+              backgroundCommitError == nil else { return }
         Task {
             do { try await self.commit() } catch { self.noteBackgroundFailure(error) }
         }
@@ -455,6 +459,7 @@ public actor Vecgo {
         try checkWritable()
         let n = pending.count
         pending = PendingWrites(dimension: dimension, metric: metric)
+        backgroundCommitError = nil  // its writes are gone with the rest
         return n
     }
 
@@ -509,10 +514,15 @@ public actor Vecgo {
                 throw VecgoError(.fenced, "writer epoch \(m.writerEpoch) (version \(m.version)) took over from this writer's epoch \(epoch); open a new writer")
             }
             var next = try await make(base)
-            if isStale, attempt < config.commitAttempts {
+            if isStale {
                 // `make` took long: confirm again, and build again if something is newer.
                 try await confirmView()
-                if view.version != base.version { continue }
+                if view.version != base.version {
+                    guard attempt < config.commitAttempts else {
+                        throw VecgoError(.conflict, "\(label): other writers committed while this commit was being prepared (\(attempt) attempts); nothing was lost, retry later")
+                    }
+                    continue
+                }
             }
             next.version = base.version + 1
             next.parentVersion = base.version
@@ -526,10 +536,20 @@ public actor Vecgo {
                 advance(to: VersionView(next, store: cached, metric: metric, previous: base))
                 viewConfirmedAt = putAt  // nothing after our version existed when it was created
                 return next
-            } catch let e as StoreError where e.code == .alreadyExists {
-                // A retried create-if-absent whose first attempt landed also answers "exists":
-                // if the manifest there is this very one, the commit succeeded.
-                if let existing = try? await Self.manifestAt(version: next.version, cached), existing == next {
+            } catch let e as StoreError {
+                // A retried create-if-absent whose first attempt landed also answers "exists",
+                // and a failed one may have landed too: if the manifest there is this very one,
+                // the commit succeeded. Not knowing is an error (retrying blindly could apply
+                // this batch twice).
+                let existing: Manifest?
+                do {
+                    existing = try await Self.manifestAt(version: next.version, cached)
+                } catch let missing as VecgoError where missing.code == .notFound && e.code != .alreadyExists {
+                    throw VecgoError.wrap(e, "\(label)")  // it did not land
+                } catch {
+                    throw VecgoError(.storage, "\(label): could not learn whether version \(next.version) is this commit (\(e)); reading it failed: \(error)", underlying: e)
+                }
+                if existing == next {
                     advance(to: VersionView(next, store: cached, metric: metric, previous: base))
                     viewConfirmedAt = putAt
                     return next
@@ -940,6 +960,10 @@ public actor Vecgo {
     func checkAcceptingWrites() throws(VecgoError) {
         try checkWritable()
         guard !closing else { throw VecgoError(.closed, "this handle is closing; writes are no longer accepted") }
+        // Memory stays bounded: after a failed background commit, writes stop at twice the budget.
+        if let budget = config.memtableBudget, let failed = backgroundCommitError, pending.memtable.count >= 2 * budget {
+            throw VecgoError(failed.code, "\(pending.memtable.count) rows are pending and the background commit failed (\(failed.message)); call commit() to retry, or discardPending()", underlying: failed)
+        }
     }
 
     func checkWritable() throws(VecgoError) {

@@ -12,14 +12,18 @@ final class VersionView: Sendable {
     let segments: [SegmentReader]
     /// The handle's budget for decoded segment parts, shared by all its views.
     let budget: DecodedBudget?
-    private let pkTask: Task<PKIndex?, any Error>
-    private let liveTask: Task<[Bitmap?], any Error>
+    private let store: any BlobStore
+    /// The pk-index and the live rows, each read once and shared; a failed read is retried by
+    /// the next caller, so one transient error never poisons the view.
+    private let pkSlot = Locked<Task<PKIndex?, any Error>?>(nil)
+    private let liveSlot = Locked<Task<[Bitmap?], any Error>?>(nil)
     private let prefetch: Task<Void, Never>
 
     /// A view of `manifest`, reusing the readers (and their cached tails and graphs) of
     /// segments that `previous` already had.
     init(_ manifest: Manifest?, store: any BlobStore, metric: Metric, previous: VersionView? = nil, budget: DecodedBudget? = nil) {
         self.manifest = manifest
+        self.store = store
         let budget = budget ?? previous?.budget
         self.budget = budget
         let known = Dictionary((previous?.segments ?? []).map { ($0.ref.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -27,7 +31,41 @@ final class VersionView: Sendable {
             known[$0.name] ?? SegmentReader(ref: $0, store: store, metric: metric, budget: budget)
         } ?? []
         self.segments = segments
-        let pkTask = Task<PKIndex?, any Error> {
+        // Footers and IVF centroids are read in parallel without holding up the open.
+        prefetch = Task.detached(priority: .userInitiated) { [segments] in
+            await withTaskGroup(of: Void.self) { group in
+                for s in segments { group.addTask { _ = try? await s.tail() } }
+            }
+        }
+        // The pk-index and live rows too, from the start (in the slot at once, so settle() sees it).
+        liveSlot.withLock { $0 = Task { [self] in try await self.computeLive() } }
+    }
+
+    var version: UInt64 { manifest?.version ?? 0 }
+
+    /// Waits for the background reads this view started (their failures are the queries' to
+    /// report), so a closing handle leaves nothing running.
+    func settle() async {
+        await prefetch.value
+        if let running = liveSlot.withLock({ $0 }) { _ = try? await running.value }
+        if let running = pkSlot.withLock({ $0 }) { _ = try? await running.value }
+    }
+
+    /// The pk-index of this version (nil before the first commit). A failed read (perhaps a
+    /// background one) is tried once more before the error is reported.
+    func pk() async throws -> PKIndex? {
+        do { return try await sharedTask(pkSlot, loadPK).value } catch { return try await sharedTask(pkSlot, loadPK).value }
+    }
+
+    /// Per segment, its live rows, or nil when every row is live (retried once like ``pk()``).
+    func live() async throws -> [Bitmap?] {
+        let compute: @Sendable () async throws -> [Bitmap?] = { [self] in try await self.computeLive() }
+        do { return try await sharedTask(liveSlot, compute).value } catch { return try await sharedTask(liveSlot, compute).value }
+    }
+
+    private var loadPK: @Sendable () async throws -> PKIndex? {
+        let manifest = self.manifest, store = self.store
+        return {
             guard let m = manifest, !m.pkIndexObject.isEmpty else { return nil }
             let bytes = try await store.read(m.pkIndexObject, range: 0..<m.pkIndexSize)
             let pk = try PKIndex.decode(bytes, object: m.pkIndexObject)
@@ -37,47 +75,31 @@ final class VersionView: Sendable {
             }
             return pk
         }
-        self.pkTask = pkTask
-        liveTask = Task {
-            guard let m = manifest else { return [] }
-            guard let pk = try await pkTask.value else { return Array(repeating: nil, count: m.segments.count) }
-            var counts = [Int](repeating: 0, count: m.segments.count)
-            for (key, loc) in pk.entries {
-                guard Int(loc.segment) < m.segments.count, UInt64(loc.row) < m.segments[Int(loc.segment)].rowCount else {
-                    throw FormatError(.corrupted, object: m.pkIndexObject, offset: 0,
-                                      "key \(key) points at row \(loc.row) of segment \(loc.segment), outside manifest version \(m.version)")
-                }
-                counts[Int(loc.segment)] += 1
-            }
-            var live = [Bitmap?](repeating: nil, count: m.segments.count)
-            for (s, ref) in m.segments.enumerated() where UInt64(counts[s]) < ref.rowCount {
-                live[s] = Bitmap(count: Int(ref.rowCount))
-            }
-            for loc in pk.entries.values where live[Int(loc.segment)] != nil {
-                live[Int(loc.segment)]!.insert(Int(loc.row))
-            }
-            return live
-        }
-        // Footers and IVF centroids are read in parallel without holding up the open.
-        prefetch = Task.detached(priority: .userInitiated) { [segments] in
-            await withTaskGroup(of: Void.self) { group in
-                for s in segments { group.addTask { _ = try? await s.tail() } }
-            }
-        }
     }
 
-    var version: UInt64 { manifest?.version ?? 0 }
-
-    /// Waits for the background reads this view started (their failures are the queries' to
-    /// report), so a closing handle leaves nothing running.
-    func settle() async {
-        await prefetch.value
-        _ = try? await liveTask.value
+    private func computeLive() async throws -> [Bitmap?] {
+        guard let m = manifest else { return [] }
+        guard let pk = try await pk() else { return Array(repeating: nil, count: m.segments.count) }
+        return try Self.liveRows(m, pk)
     }
 
-    /// The pk-index of this version (nil before the first commit).
-    func pk() async throws -> PKIndex? { try await pkTask.value }
-
-    /// Per segment, its live rows, or nil when every row is live.
-    func live() async throws -> [Bitmap?] { try await liveTask.value }
+    /// A row is live when the pk-index maps its key to it.
+    private static func liveRows(_ m: Manifest, _ pk: PKIndex) throws -> [Bitmap?] {
+        var counts = [Int](repeating: 0, count: m.segments.count)
+        for (key, loc) in pk.entries {
+            guard Int(loc.segment) < m.segments.count, UInt64(loc.row) < m.segments[Int(loc.segment)].rowCount else {
+                throw FormatError(.corrupted, object: m.pkIndexObject, offset: 0,
+                                  "key \(key) points at row \(loc.row) of segment \(loc.segment), outside manifest version \(m.version)")
+            }
+            counts[Int(loc.segment)] += 1
+        }
+        var live = [Bitmap?](repeating: nil, count: m.segments.count)
+        for (s, ref) in m.segments.enumerated() where UInt64(counts[s]) < ref.rowCount {
+            live[s] = Bitmap(count: Int(ref.rowCount))
+        }
+        for loc in pk.entries.values where live[Int(loc.segment)] != nil {
+            live[Int(loc.segment)]!.insert(Int(loc.row))
+        }
+        return live
+    }
 }

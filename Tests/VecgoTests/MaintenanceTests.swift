@@ -66,6 +66,44 @@ import _VecgoTestSupport
         try await idle.close()
     }
 
+    /// Reports one manifest as just written, whatever its real time (a store whose nodes'
+    /// clocks disagree).
+    final class SkewedClockStore: BlobStore {
+        let base = MemoryBlobStore()
+        let youngManifest: String
+        init(young: String) { youngManifest = young }
+        func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] { try await base.read(name, range: range) }
+        func put(_ name: String, _ bytes: [UInt8]) async throws { try await base.put(name, bytes) }
+        func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws { try await base.putIfAbsent(name, bytes) }
+        func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] {
+            try await base.list(prefix: prefix, startAfter: startAfter).map { o in
+                var o = o
+                if o.name == youngManifest { o.lastModified = Date() }
+                return o
+            }
+        }
+        func delete(_ name: String) async throws { try await base.delete(name) }
+        func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
+    }
+
+    /// Vacuum deletes only a prefix of the versions: past one too young to delete it keeps
+    /// the rest, so the versions left stay contiguous even when times disagree with order.
+    @Test func vacuumNeverLeavesAGapInTheVersions() async throws {
+        let store = SkewedClockStore(young: "MANIFEST-00000000000000000002.bin")
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 4, metric: .l2), .maxCommitObjectAge(0.01))
+        for i in 1...4 {
+            try await w.upsert(id: UInt64(i), Self.vector(i))
+            try await w.commit()  // versions 1...4
+        }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        let report = try await w.vacuum(retainVersions: 1, gracePeriod: 0.02)
+        #expect(report.manifestsDeleted == 1, "\(report)")
+        let left = try await store.base.list(prefix: "MANIFEST-").compactMap { ManifestNames.version(of: $0.name) }
+        #expect(left == [2, 3, 4])
+        #expect(try await Vecgo.verify(store).ok)
+        try await w.close()
+    }
+
     @Test func compactionKeepsEveryLiveRowAndDropsTheRest() async throws {
         let (store, w) = try await Self.fragmented()
         let before = try await Self.contents(w)

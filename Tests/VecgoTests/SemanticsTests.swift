@@ -234,16 +234,64 @@ import _VecgoTestSupport
 final class FlakyCommitStore: BlobStore {
     let base: any BlobStore
     let failing = Locked(false)
+    /// Create-if-absent calls so far (commit attempts).
+    let attempts = Locked(0)
     init(_ base: any BlobStore) { self.base = base }
     func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] { try await base.read(name, range: range) }
     func put(_ name: String, _ bytes: [UInt8]) async throws { try await base.put(name, bytes) }
     func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
+        attempts.withLock { $0 += 1 }
         if failing.withLock({ $0 }) { throw StoreError(.network, "injected outage") }
         try await base.putIfAbsent(name, bytes)
     }
     func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] { try await base.list(prefix: prefix, startAfter: startAfter) }
     func delete(_ name: String) async throws { try await base.delete(name) }
     func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
+}
+
+/// Fails the first `failures` reads of pk-index objects.
+final class FlakyPKIndexStore: BlobStore {
+    let base: any BlobStore
+    let failures: Locked<Int>
+    init(_ base: any BlobStore, failures: Int) {
+        self.base = base
+        self.failures = Locked(failures)
+    }
+    func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
+        if name.hasPrefix("pkindex_"), failures.withLock({ f in defer { f -= 1 }; return f > 0 }) {
+            throw StoreError(.network, "injected outage", object: name)
+        }
+        return try await base.read(name, range: range)
+    }
+    func put(_ name: String, _ bytes: [UInt8]) async throws { try await base.put(name, bytes) }
+    func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws { try await base.putIfAbsent(name, bytes) }
+    func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] { try await base.list(prefix: prefix, startAfter: startAfter) }
+    func delete(_ name: String) async throws { try await base.delete(name) }
+    func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
+}
+
+@Suite struct TransientFailureTests {
+    /// A failed pk-index read is reported by the query that met it, and the next query reads
+    /// it again: one outage never leaves a handle unusable.
+    @Test func aFailedPKIndexReadDoesNotPoisonTheView() async throws {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
+        for i in 0..<20 { try await w.upsert(id: UInt64(i), [Float(i), 0]) }
+        try await w.commit()
+        try await w.delete(id: 3)
+        try await w.close()
+        let reader = try await Vecgo.open(.remote(FlakyPKIndexStore(store, failures: 6)), .readOnly)
+        var failed = 0
+        var answer: [UInt64] = []
+        for _ in 0..<5 where answer.isEmpty {
+            do { answer = try await reader.search([0, 0], k: 100).map(\.id) } catch let e as VecgoError {
+                #expect(e.code == .storage, "\(e)")
+                failed += 1
+            }
+        }
+        #expect(failed >= 1, "the outage was never met: the test shows nothing")
+        #expect(Set(answer) == Set((0..<20).map(UInt64.init)).subtracting([3]))
+    }
 }
 
 @Suite struct WritesDuringCommitsTests {
@@ -287,6 +335,31 @@ final class FlakyCommitStore: BlobStore {
         let reader = try await Vecgo.open(.remote(store), .readOnly)
         let rows = try await reader.search([0, 0], k: 10, include: .vector)
         #expect(Dictionary(uniqueKeysWithValues: rows.map { ($0.id, $0.vector!) }) == [1: [10, 10], 5: [50, 50]])
+    }
+
+    @Test func aFailedBackgroundCommitStopsFlushingAndBoundsPendingWrites() async throws {
+        let flaky = FlakyCommitStore(MemoryBlobStore())
+        let w = try await Vecgo.open(.remote(flaky), .create(dimension: 2, metric: .l2), .memtableBudget(10), .commitAttempts(1))
+        try await w.upsert(id: 0, [0, 0])
+        try await w.commit()
+        flaky.failing.withLock { $0 = true }
+        for i in 1...10 { try await w.upsert(id: UInt64(i), [Float(i), 0]) }  // reaches the budget
+        for _ in 0..<500 where await w.backgroundCommitError == nil { try await Task.sleep(nanoseconds: 10_000_000) }
+        #expect(await w.backgroundCommitError?.code == .storage)
+        let attempts = flaky.attempts.withLock { $0 }
+        for i in 11..<20 { try await w.upsert(id: UInt64(i), [Float(i), 0]) }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        #expect(flaky.attempts.withLock { $0 } == attempts, "every write over the budget started another doomed commit")
+        try await w.upsert(id: 20, [20, 0])  // the 20th pending row: twice the budget
+        let refused = await #expect(throws: VecgoError.self) { try await w.upsert(id: 21, [21, 0]) }
+        #expect(refused?.message.contains("commit() to retry") == true)
+        flaky.failing.withLock { $0 = false }
+        try await w.commit()
+        #expect(await w.backgroundCommitError == nil)
+        try await w.upsert(id: 21, [21, 0])  // accepted again
+        try await w.close()
+        let reader = try await Vecgo.open(.remote(flaky), .readOnly)
+        #expect(try await reader.search([0, 0], k: 100).count == 22)
     }
 
     @Test func aMemtableOverItsBudgetIsCommittedInTheBackground() async throws {
