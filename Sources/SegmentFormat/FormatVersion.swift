@@ -17,7 +17,8 @@ public enum FormatVersion: UInt16, Sendable, CaseIterable {
 }
 
 /// Feature flags in object headers. A reader must fail on an unknown *required* flag and may
-/// ignore an unknown *optional* one. Version 1 defines no flags; both words are zero.
+/// ignore an unknown *optional* one. Version 1 defines no required flags; its optional ones are
+/// listed in spec/format.md (segments: IVF, HNSW; manifests: live-row hints).
 public struct FeatureFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }

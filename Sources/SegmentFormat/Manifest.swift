@@ -13,9 +13,13 @@ public struct SegmentRef: Sendable, Hashable {
     /// The smallest and largest primary key in the segment (both 0 when empty).
     public var minID: UInt64
     public var maxID: UInt64
+    /// Rows of the segment that are not live in this version (superseded or deleted), when the
+    /// manifest records it (optional feature "live-row hints"; saturates at 2³² − 1). 0 means
+    /// every row is live, so a reader needs no pk-index for it; nil means unknown.
+    public var deadRows: UInt64?
 
     public init(name: String, size: UInt64, tailOffset: UInt64, tailLength: UInt32, rowCount: UInt64,
-                minID: UInt64, maxID: UInt64) {
+                minID: UInt64, maxID: UInt64, deadRows: UInt64? = nil) {
         self.name = name
         self.size = size
         self.tailOffset = tailOffset
@@ -23,6 +27,7 @@ public struct SegmentRef: Sendable, Hashable {
         self.rowCount = rowCount
         self.minID = minID
         self.maxID = maxID
+        self.deadRows = deadRows
     }
 }
 
@@ -84,6 +89,13 @@ public struct Manifest: Sendable, Hashable {
 
     static let magic: [UInt8] = Array("VECGOMAN".utf8)
 
+    /// Optional feature bit 1: each segment entry's formerly reserved u32 holds its dead-row
+    /// count. Readers that do not know it ignore the bit and the field (v1 readers skip it).
+    public static let liveRowHints: UInt32 = 1
+
+    /// Whether every segment records its dead-row count (the flag is written then).
+    var hasLiveRowHints: Bool { !segments.isEmpty && segments.allSatisfy { $0.deadRows != nil } }
+
     /// Encodes this manifest (spec/format.md, "Manifest").
     public func encode() throws(FormatError) -> [UInt8] {
         var body = ByteWriter()
@@ -104,13 +116,14 @@ public struct Manifest: Sendable, Hashable {
             body.write(s.size)
             body.write(s.tailOffset)
             body.write(s.tailLength)
-            body.write(UInt32(0))
+            body.write(hasLiveRowHints ? UInt32(min(s.deadRows!, UInt64(UInt32.max))) : 0)
             body.write(s.rowCount)
             body.write(s.minID)
             body.write(s.maxID)
         }
         var w = ByteWriter(capacity: body.count + 40)
-        ObjectHeader(magic: Self.magic, version: .v1, word20: UInt32(body.count)).encode(into: &w)
+        ObjectHeader(magic: Self.magic, version: .v1, optionalFeatures: hasLiveRowHints ? Self.liveRowHints : 0,
+                     word20: UInt32(body.count)).encode(into: &w)
         w.write(bytes: body.bytes)
         w.write(crc32c(w.bytes))
         return w.bytes
@@ -156,14 +169,18 @@ public struct Manifest: Sendable, Hashable {
             let size = try r.read(UInt64.self)
             let tailOffset = try r.read(UInt64.self)
             let tail = try r.read(UInt32.self)
-            try r.skip(4)
+            let dead = try r.read(UInt32.self)  // reserved (0) unless live-row hints are on
             let rows = try r.read(UInt64.self)
             let minID = try r.read(UInt64.self), maxID = try r.read(UInt64.self)
             guard tailOffset <= size, size - tailOffset == UInt64(tail), tail >= UInt32(SegmentTrailer.size) else {
                 throw r.error(.corrupted, "segment '\(name)' tail \(tailOffset)+\(tail) does not end at its size \(size)")
             }
+            let hints = header.optionalFeatures & Self.liveRowHints != 0
+            guard !hints || UInt64(dead) <= rows else {
+                throw r.error(.corrupted, "segment '\(name)' has \(dead) dead rows of \(rows)")
+            }
             segments.append(SegmentRef(name: name, size: size, tailOffset: tailOffset, tailLength: tail,
-                                       rowCount: rows, minID: minID, maxID: maxID))
+                                       rowCount: rows, minID: minID, maxID: maxID, deadRows: hints ? UInt64(dead) : nil))
         }
         try r.skip(4)  // the CRC, checked above
         try r.expectEnd("manifest")

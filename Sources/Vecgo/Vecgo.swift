@@ -181,7 +181,8 @@ public actor Vecgo {
         self.config = config
         self.pending = PendingWrites(dimension: dimension, metric: metric)
         self.writerID = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        self.view = VersionView(manifest, store: cached, metric: metric, budget: DecodedBudget(capacity: config.decodedCacheSize))
+        self.view = VersionView(manifest, store: cached, metric: metric, budget: DecodedBudget(capacity: config.decodedCacheSize),
+                                keepsPKIndex: !config.readOnly)
         self.epoch = manifest?.writerEpoch ?? 0
     }
 
@@ -588,7 +589,8 @@ public actor Vecgo {
     }
 
     /// Writes the pk-index of the manifest `m` will become (version `m.version + 1`, its
-    /// segments) under a fresh name and points `m` at it.
+    /// segments) under a fresh name, points `m` at it, and records each segment's dead-row
+    /// count in `m` (readers skip the pk-index when no segment has dead rows).
     func writePKIndex(entries: [UInt64: PKIndex.Location], into m: inout Manifest) async throws {
         let next = m.version + 1
         let bytes = try PKIndex(version: next, segments: m.segments.map(\.name), entries: entries).encode()
@@ -596,6 +598,9 @@ public actor Vecgo {
         try await remote.put(name, bytes)
         m.pkIndexObject = name
         m.pkIndexSize = UInt64(bytes.count)
+        var live = [UInt64](repeating: 0, count: m.segments.count)
+        for loc in entries.values where Int(loc.segment) < live.count { live[Int(loc.segment)] += 1 }
+        for i in m.segments.indices { m.segments[i].deadRows = m.segments[i].rowCount - min(live[i], m.segments[i].rowCount) }
     }
 
     /// Moves this handle's view forward, never back.

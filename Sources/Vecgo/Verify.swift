@@ -86,7 +86,17 @@ extension Vecgo {
                 if sizes[m.pkIndexObject] == nil {
                     problem(m.pkIndexObject, "missing (referenced by \(o.name))")
                 } else {
-                    do { _ = try PKIndex.decode(try await store.read(m.pkIndexObject), object: m.pkIndexObject) } catch {
+                    do {
+                        let pk = try PKIndex.decode(try await store.read(m.pkIndexObject), object: m.pkIndexObject)
+                        // The manifest's dead-row counts (when it records them) must agree with it.
+                        var live = [UInt64](repeating: 0, count: m.segments.count)
+                        for loc in pk.entries.values where Int(loc.segment) < live.count { live[Int(loc.segment)] += 1 }
+                        for (i, s) in m.segments.enumerated() {
+                            if let dead = s.deadRows, dead != s.rowCount - min(live[i], s.rowCount), dead < UInt64(UInt32.max) {
+                                problem(o.name, "records \(dead) dead rows in \(s.name); its pk-index leaves \(s.rowCount - min(live[i], s.rowCount))")
+                            }
+                        }
+                    } catch {
                         problem(m.pkIndexObject, "\(error)")
                     }
                 }

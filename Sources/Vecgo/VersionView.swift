@@ -12,6 +12,10 @@ final class VersionView: Sendable {
     let segments: [SegmentReader]
     /// The handle's budget for decoded segment parts, shared by all its views.
     let budget: DecodedBudget?
+    /// Whether the pk-index is read as soon as the view exists even when no row is dead: a
+    /// writer's views need it to rebase and to check conflicts later, when vacuum may have
+    /// deleted it.
+    let keepsPKIndex: Bool
     private let store: any BlobStore
     /// The pk-index and the live rows, each read once and shared; a failed read is retried by
     /// the next caller, so one transient error never poisons the view.
@@ -21,11 +25,13 @@ final class VersionView: Sendable {
 
     /// A view of `manifest`, reusing the readers (and their cached tails and graphs) of
     /// segments that `previous` already had.
-    init(_ manifest: Manifest?, store: any BlobStore, metric: Metric, previous: VersionView? = nil, budget: DecodedBudget? = nil) {
+    init(_ manifest: Manifest?, store: any BlobStore, metric: Metric, previous: VersionView? = nil, budget: DecodedBudget? = nil,
+         keepsPKIndex: Bool? = nil) {
         self.manifest = manifest
         self.store = store
         let budget = budget ?? previous?.budget
         self.budget = budget
+        self.keepsPKIndex = keepsPKIndex ?? previous?.keepsPKIndex ?? false
         let known = Dictionary((previous?.segments ?? []).map { ($0.ref.name, $0) }, uniquingKeysWith: { a, _ in a })
         let segments = manifest?.segments.map {
             known[$0.name] ?? SegmentReader(ref: $0, store: store, metric: metric, budget: budget)
@@ -39,6 +45,7 @@ final class VersionView: Sendable {
         }
         // The pk-index and live rows too, from the start (in the slot at once, so settle() sees it).
         liveSlot.withLock { $0 = Task { [self] in try await self.computeLive() } }
+        if self.keepsPKIndex { pkSlot.withLock { $0 = $0 ?? Task { [self] in try await self.loadPK() } } }
     }
 
     var version: UInt64 { manifest?.version ?? 0 }
@@ -79,6 +86,8 @@ final class VersionView: Sendable {
 
     private func computeLive() async throws -> [Bitmap?] {
         guard let m = manifest else { return [] }
+        // The manifest says no segment has a dead row: every row is live, no pk-index needed.
+        if m.segments.allSatisfy({ $0.deadRows == 0 }) { return Array(repeating: nil, count: m.segments.count) }
         guard let pk = try await pk() else { return Array(repeating: nil, count: m.segments.count) }
         return try Self.liveRows(m, pk)
     }

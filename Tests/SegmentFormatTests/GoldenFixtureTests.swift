@@ -44,6 +44,17 @@ import Testing
         segments: [SegmentRef(name: "segment_fixture-1.bin", size: 500, tailOffset: 400, tailLength: 100,
                               rowCount: 5, minID: 1, maxID: 5)])
 
+    /// The same manifest with the optional feature "live-row hints": two segments, one with
+    /// 2 dead rows, one with none.
+    static let manifestWithHints = Manifest(
+        version: 4, parentVersion: 3, commitTimeMicros: 1_764_000_000_000_000, writerEpoch: 1, writerID: "fixture",
+        dimension: 4, metric: 1, nextID: 9, pkIndexObject: "pkindex_00000000000000000004-fixture.bin",
+        pkIndexSize: 150,
+        segments: [SegmentRef(name: "segment_fixture-1.bin", size: 500, tailOffset: 400, tailLength: 100,
+                              rowCount: 5, minID: 1, maxID: 5, deadRows: 2),
+                   SegmentRef(name: "segment_fixture-2.bin", size: 300, tailOffset: 220, tailLength: 80,
+                              rowCount: 3, minID: 6, maxID: 8, deadRows: 0)])
+
     static let pkIndex = PKIndex(
         version: 3, segments: ["segment_fixture-1.bin"],
         entries: [1: .init(segment: 0, row: 0), 2: .init(segment: 0, row: 1), 5: .init(segment: 0, row: 4)],
@@ -58,6 +69,7 @@ import Testing
             ("segment-hnsw.bin", try SegmentCodec.encode(hnsw).bytes),
             ("segment-max-dimension.bin", try SegmentCodec.encode(maxDimension).bytes),
             ("manifest.bin", try manifest.encode()),
+            ("manifest-live-row-hints.bin", try manifestWithHints.encode()),
             ("pkindex.bin", try pkIndex.encode()),
         ]
     }
@@ -83,6 +95,9 @@ import Testing
         #expect(try SegmentCodec.decode(Self.golden("segment-hnsw.bin"), object: "segment-hnsw.bin") == Self.hnsw)
         #expect(try SegmentCodec.decode(Self.golden("segment-max-dimension.bin"), object: "m") == Self.maxDimension)
         #expect(try Manifest.decode(Self.golden("manifest.bin"), object: "manifest.bin") == Self.manifest)
+        #expect(try Manifest.decode(Self.golden("manifest-live-row-hints.bin"), object: "m") == Self.manifestWithHints)
+        // Older manifests record no hints: unknown, never "all live".
+        #expect(try Manifest.decode(Self.golden("manifest.bin"), object: "manifest.bin").segments.allSatisfy { $0.deadRows == nil })
         #expect(try PKIndex.decode(Self.golden("pkindex.bin"), object: "pkindex.bin") == Self.pkIndex)
     }
 
@@ -97,6 +112,32 @@ import Testing
         }
     }
 
+    /// The hints live only in the optional-feature bit and the formerly reserved field that
+    /// v1 readers skip: with both cleared the bytes are a plain v1 manifest of the same content.
+    @Test func liveRowHintsChangeOnlyWhatOlderReadersSkip() throws {
+        var plain = Self.manifestWithHints
+        for i in plain.segments.indices { plain.segments[i].deadRows = nil }
+        let hinted = try Self.golden("manifest-live-row-hints.bin"), without = try plain.encode()
+        #expect(hinted.count == without.count)
+        let differing = Set((0..<hinted.count).filter { hinted[$0] != without[$0] })
+        #expect(differing.contains(16), "the optional feature bit")  // header bytes 16..<20
+        #expect(differing.isSubset(of: Set(16..<32).union(Set(hinted.count - 4..<hinted.count)).union(Self.reservedOffsets(in: without))),
+                "bytes other than the flag, the header CRC, the reserved fields and the CRC changed: \(differing.sorted())")
+    }
+
+    /// Offsets of each segment entry's reserved u32 in an encoded manifest.
+    static func reservedOffsets(in bytes: [UInt8]) -> Set<Int> {
+        let m = try! Manifest.decode(bytes, object: "m")
+        var at = 32 + 8 * 4 + 2 + m.writerID.utf8.count + 4 + 1 + 3 + 8 + 2 + m.pkIndexObject.utf8.count + 8 + 4
+        var out: Set<Int> = []
+        for s in m.segments {
+            at += 2 + s.name.utf8.count + 8 + 8 + 4
+            out.formUnion(at..<at + 4)
+            at += 4 + 8 + 8 + 8
+        }
+        return out
+    }
+
     /// Damage to any golden file is a typed error naming the object, never a crash or a result.
     @Test func everyFlippedByteOfEveryFixtureIsDetected() throws {
         for (name, _) in try Self.encoded() {
@@ -109,7 +150,7 @@ import Testing
                 damaged[i] ^= 0x10
                 do {
                     switch name {
-                    case "manifest.bin": _ = try Manifest.decode(damaged, object: name)
+                    case "manifest.bin", "manifest-live-row-hints.bin": _ = try Manifest.decode(damaged, object: name)
                     case "pkindex.bin": _ = try PKIndex.decode(damaged, object: name)
                     default: _ = try SegmentCodec.decode(damaged, object: name)
                     }
@@ -125,7 +166,7 @@ import Testing
 extension GoldenFixtureTests {
     static func decodeAny(_ name: String, _ bytes: [UInt8]) throws {
         switch name {
-        case "manifest.bin": _ = try Manifest.decode(bytes, object: name)
+        case "manifest.bin", "manifest-live-row-hints.bin": _ = try Manifest.decode(bytes, object: name)
         case "pkindex.bin": _ = try PKIndex.decode(bytes, object: name)
         default: _ = try SegmentCodec.decode(bytes, object: name)
         }

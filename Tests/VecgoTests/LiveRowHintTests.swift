@@ -1,0 +1,69 @@
+import Foundation
+import SegmentFormat
+import Stores
+import Testing
+import Vecgo
+
+/// Manifests record each segment's dead rows, so readers of data never updated or deleted
+/// skip the pk-index; `verify` checks the counts against the pk-index.
+@Suite struct LiveRowHintTests {
+    /// Counts reads of pk-index objects.
+    final class PKReads: BlobStore {
+        let base = MemoryBlobStore()
+        let reads = Locked(0)
+        func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
+            if name.hasPrefix("pkindex_") { reads.withLock { $0 += 1 } }
+            return try await base.read(name, range: range)
+        }
+        func put(_ name: String, _ bytes: [UInt8]) async throws { try await base.put(name, bytes) }
+        func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws { try await base.putIfAbsent(name, bytes) }
+        func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] { try await base.list(prefix: prefix, startAfter: startAfter) }
+        func delete(_ name: String) async throws { try await base.delete(name) }
+        func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
+    }
+
+    @Test func readersOfAppendOnlyDataNeverReadThePKIndex() async throws {
+        let store = PKReads()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
+        for c in 0..<2 {
+            for i in 0..<50 { try await w.upsert(id: UInt64(c * 100 + i), [Float(i), Float(c)]) }
+            try await w.commit()
+        }
+        try await w.close()  // a writer reads the pk-index of its views (it needs it to rebase)
+        store.reads.withLock { $0 = 0 }
+        let reader = try await Vecgo.open(.remote(store), .readOnly)
+        #expect(try await reader.search([0, 0], k: 1_000).count == 100)
+        try await reader.close()
+        #expect(store.reads.withLock { $0 } == 0, "a reader of append-only data read the pk-index")
+
+        // An upsert leaves a dead row: now the pk-index decides, and the old row is hidden.
+        let w2 = try await Vecgo.open(.remote(store))
+        try await w2.upsert(id: 5, [500, 500])
+        try await w2.commit()
+        try await w2.close()
+        let manifest = try Manifest.decode(try await store.base.read(Manifest.objectName(version: await w2.version)), object: "m")
+        #expect(manifest.segments.map(\.deadRows) == [1, 0, 0])
+        let after = try await Vecgo.open(.remote(store), .readOnly)
+        let hits = try await after.search([5, 0], k: 1_000, include: .vector)
+        #expect(hits.count == 100 && hits.first { $0.id == 5 }?.vector == [500, 500])
+        #expect(store.reads.withLock { $0 } > 0)
+        #expect(try await Vecgo.verify(store).ok)
+    }
+
+    @Test func verifyReportsCountsThatDisagreeWithThePKIndex() async throws {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
+        for i in 0..<10 { try await w.upsert(id: UInt64(i), [Float(i), 0]) }
+        try await w.commit()
+        try await w.delete(id: 3)
+        try await w.close()
+        let name = Manifest.objectName(version: await w.version)
+        var m = try Manifest.decode(try await store.read(name), object: name)
+        #expect(m.segments.map(\.deadRows) == [1])
+        m.segments[0].deadRows = 0  // a writer bug: would show the deleted row
+        try await store.put(name, try m.encode())
+        let report = try await Vecgo.verify(store)
+        #expect(!report.ok)
+        #expect(report.problems.contains { $0.object == name && $0.problem.contains("records 0 dead rows") })
+    }
+}
