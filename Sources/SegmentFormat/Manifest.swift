@@ -111,18 +111,22 @@ public struct Manifest: Sendable, Hashable {
         try body.writeString16(pkIndexObject)
         body.write(pkIndexSize)
         body.write(UInt32(segments.count))
+        let hints = hasLiveRowHints
         for s in segments {
+            if let dead = s.deadRows, dead > s.rowCount {
+                throw FormatError(.corrupted, object: s.name, offset: 0, "segment '\(s.name)' cannot have \(dead) dead rows of \(s.rowCount)")
+            }
             try body.writeString16(s.name)
             body.write(s.size)
             body.write(s.tailOffset)
             body.write(s.tailLength)
-            body.write(hasLiveRowHints ? UInt32(min(s.deadRows!, UInt64(UInt32.max))) : 0)
+            body.write(hints ? UInt32(min(s.deadRows!, UInt64(UInt32.max))) : 0)
             body.write(s.rowCount)
             body.write(s.minID)
             body.write(s.maxID)
         }
         var w = ByteWriter(capacity: body.count + 40)
-        ObjectHeader(magic: Self.magic, version: .v1, optionalFeatures: hasLiveRowHints ? Self.liveRowHints : 0,
+        ObjectHeader(magic: Self.magic, version: .v1, optionalFeatures: hints ? Self.liveRowHints : 0,
                      word20: UInt32(body.count)).encode(into: &w)
         w.write(bytes: body.bytes)
         w.write(crc32c(w.bytes))

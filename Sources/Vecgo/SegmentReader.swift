@@ -14,6 +14,19 @@ public struct SearchOptions: Sendable, Hashable {
     }
 }
 
+/// One hit of a segment search: the row's key, its row number in the segment, its distance.
+struct SegmentHit: Sendable {
+    var id: UInt64
+    var row: Int
+    var distance: Float
+}
+
+/// A graph segment's graph, its nodes numbered by row, and the key of each row.
+struct LoadedGraph: Sendable {
+    let index: HNSWIndex
+    let keys: [UInt64]
+}
+
 /// A committed segment seen by a reader: its manifest entry, its tail once read (footer, IVF
 /// centroids), and its data read through the cache stack. A graph segment's graph is loaded
 /// once and kept (warm data); flat and IVF data is re-read from the block cache per query.
@@ -22,7 +35,7 @@ final class SegmentReader: Sendable {
     let store: any BlobStore
     let metric: Metric
     private let tailTask = Locked<Task<SegmentTail, any Error>?>(nil)
-    private let graphTask = Locked<Task<HNSWIndex, any Error>?>(nil)
+    private let graphTask = Locked<Task<LoadedGraph, any Error>?>(nil)
     private let metadataTask = Locked<Task<[Metadata], any Error>?>(nil)
     private let flatTask = Locked<Task<([Float], [UInt64]), any Error>?>(nil)
 
@@ -78,7 +91,7 @@ final class SegmentReader: Sendable {
     /// The top `k` rows of this segment for `query` among the `allowed` rows (all when nil).
     /// Whenever at least `k` rows are allowed, `k` come back: a graph or IVF search that
     /// finds fewer falls back to scanning every allowed row.
-    func search(_ query: [Float], k: Int, options: SearchOptions, allowed: Bitmap? = nil) async throws -> [Neighbor] {
+    func search(_ query: [Float], k: Int, options: SearchOptions, allowed: Bitmap? = nil) async throws -> [SegmentHit] {
         let t = try await tail()
         let f = t.footer
         guard f.dimension == query.count else {
@@ -102,21 +115,20 @@ final class SegmentReader: Sendable {
         }
         if f.section(.hnswGraph) != nil {
             let g = try await graph(t)
-            if matching < 2 * k { return g.exactSearch(query, k: k, allowed: allowed) }
-            let hits = g.search(query, k: k, ef: max(options.ef, k), allowed: allowed)
-            return hits.count >= want ? hits : g.exactSearch(query, k: k, allowed: allowed)
+            var hits = matching < 2 * k ? g.index.exactSearch(query, k: k, allowed: allowed)
+                : g.index.search(query, k: k, ef: max(options.ef, k), allowed: allowed)
+            if hits.count < want { hits = g.index.exactSearch(query, k: k, allowed: allowed) }
+            return hits.map { SegmentHit(id: g.keys[Int($0.id)], row: Int($0.id), distance: $0.distance) }
         }
         let (vectors, ids) = try await flatRows(f, vd: vd, idd: idd)
         var top = TopK(k: k)
         query.withUnsafeBufferPointer { q in
             vectors.withUnsafeBufferPointer { v in
-                ids.withUnsafeBufferPointer { idp in
-                    FlatSearch.search(query: q.baseAddress!, vectors: v, dimension: f.dimension, metric: metric, into: &top,
-                                      id: { idp[$0] }, skip: { !(allowed?.contains($0) ?? true) })
-                }
+                FlatSearch.search(query: q.baseAddress!, vectors: v, dimension: f.dimension, metric: metric, into: &top,
+                                  id: { UInt64($0) }, skip: { !(allowed?.contains($0) ?? true) })
             }
         }
-        return top.sorted()
+        return top.sorted().map { SegmentHit(id: ids[Int($0.id)], row: Int($0.id), distance: $0.distance) }
     }
 
     /// A flat segment's vectors and ids, decoded (and checked) once and kept: flat segments are
@@ -170,7 +182,7 @@ final class SegmentReader: Sendable {
         if include.contains(.vector), let vd = f.section(.vectors) {
             if f.section(.hnswGraph) != nil, t.ivf == nil {
                 let g = try await graph(t)
-                for r in rows { vectorOf[r] = g.vector(row: r) }
+                for r in rows { vectorOf[r] = g.index.vector(row: r) }
             } else if let ivf = t.ivf, let idd = f.section(.ids) {
                 // One checked partition read per partition holding a wanted row.
                 let dim4 = UInt64(f.dimension * 4)
@@ -202,7 +214,7 @@ final class SegmentReader: Sendable {
     /// of the store together so nearby ranges share requests — and checks each partition
     /// against its own checksums.
     private func searchIVF(_ query: [Float], k: Int, nprobe: Int, ivf: IVFLayout, footer f: SegmentFooter,
-                           vd: SectionDescriptor, idd: SectionDescriptor, allowed: Bitmap?) async throws -> [Neighbor] {
+                           vd: SectionDescriptor, idd: SectionDescriptor, allowed: Bitmap?) async throws -> [SegmentHit] {
         let probe = IVFIndex.probe(query, centroids: ivf.centroids, dimension: f.dimension, metric: metric, nprobe: nprobe)
             .filter { !ivf.rows($0).isEmpty }
         let dim4 = UInt64(f.dimension * 4)
@@ -214,7 +226,8 @@ final class SegmentReader: Sendable {
             ranges.append(idd.offset + lo * 8..<idd.offset + hi * 8)
         }
         let bytes = try await store.read(ref.name, ranges: ranges)
-        var top = TopK(k: k)
+        var top = TopK(k: k)  // of row numbers
+        var keys: [(rows: Range<Int>, ids: [UInt64])] = []
         for (i, p) in probe.enumerated() {
             let rows = ivf.rows(p)
             let vr = ranges[2 * i], ir = ranges[2 * i + 1]
@@ -231,14 +244,19 @@ final class SegmentReader: Sendable {
             ids.reserveCapacity(rows.count)
             for _ in rows { ids.append(try idReader.read(UInt64.self)) }
             let first = rows.lowerBound
+            keys.append((rows, ids))
             query.withUnsafeBufferPointer { q in
                 vectors.withUnsafeBufferPointer { v in
                     FlatSearch.search(query: q.baseAddress!, vectors: v, dimension: f.dimension, metric: metric, into: &top,
-                                      id: { ids[$0] }, skip: { !(allowed?.contains(first + $0) ?? true) })
+                                      id: { UInt64(first + $0) }, skip: { !(allowed?.contains(first + $0) ?? true) })
                 }
             }
         }
-        return top.sorted()
+        return top.sorted().map { n in
+            let row = Int(n.id)
+            let part = keys.first { $0.rows.contains(row) }!
+            return SegmentHit(id: part.ids[row - part.rows.lowerBound], row: row, distance: n.distance)
+        }
     }
 
     /// Brings the whole segment into the cache tiers (and a graph segment's graph into
@@ -253,10 +271,11 @@ final class SegmentReader: Sendable {
         return ref.size
     }
 
-    /// The segment's graph with its vectors, loaded once and kept.
-    private func graph(_ t: SegmentTail) async throws -> HNSWIndex {
+    /// The segment's graph with its vectors, loaded once and kept (under the budget). Its
+    /// nodes are numbered by row, so hits name their rows; `keys` maps rows to keys.
+    private func graph(_ t: SegmentTail) async throws -> LoadedGraph {
         let ref = self.ref, metric = self.metric
-        return try await kept(graphTask, "graph", cost: { $0.memoryBytes }) {
+        return try await kept(graphTask, "graph", cost: { $0.index.memoryBytes + $0.keys.count * 8 }) {
             let f = t.footer
             guard let vd = f.section(.vectors), let idd = f.section(.ids), let gd = f.section(.hnswGraph) else {
                 throw FormatError(.corrupted, object: ref.name, offset: ref.tailOffset, "graph segment lacks a section")
@@ -267,9 +286,11 @@ final class SegmentReader: Sendable {
             let vectors = try SegmentCodec.decodeVectors(try await vb, vd, footer: f, object: ref.name)
             let ids = try SegmentCodec.decodeIDs(try await ib, idd, footer: f, object: ref.name)
             let g = try SegmentCodec.decodeGraph(try await gb, gd, footer: f, object: ref.name)
-            return HNSWIndex(dimension: f.dimension, metric: metric, parameters: .init(m: g.m), vectors: vectors, ids: ids,
-                             graph: HNSWGraph(m: g.m, entryPoint: g.entryPoint, maxLevel: g.maxLevel, levels: g.levels,
-                                              level0: g.level0, upper: g.upper))
+            let index = HNSWIndex(dimension: f.dimension, metric: metric, parameters: .init(m: g.m), vectors: vectors,
+                                  ids: (0..<UInt64(ids.count)).map { $0 },
+                                  graph: HNSWGraph(m: g.m, entryPoint: g.entryPoint, maxLevel: g.maxLevel, levels: g.levels,
+                                                   level0: g.level0, upper: g.upper))
+            return LoadedGraph(index: index, keys: ids)
         }
     }
 

@@ -817,9 +817,10 @@ public actor Vecgo {
             let hits = flushing.memtable.search(q, k: k + newer.count, ef: max(options.ef, k + newer.count), filter: filter)
             for n in hits where !newer.contains(n.id) { top.offer(n) }
         }
+        var origin: [UInt64: (segment: Int, row: Int)] = [:]  // where each committed hit lives
         do {
             let live = try await view.live()
-            try await withThrowingTaskGroup(of: [Neighbor].self) { group in
+            try await withThrowingTaskGroup(of: (Int, [SegmentHit]).self) { group in
                 for (i, s) in view.segments.enumerated() {
                     group.addTask {
                         var allowed = live[i]
@@ -828,37 +829,39 @@ public actor Vecgo {
                             allowed = allowed.map { $0.intersection(matching) } ?? matching
                         }
                         let hits = try await s.search(q, k: perSegment, options: options, allowed: allowed)
-                        return hidden.isEmpty ? hits : hits.filter { !hidden.contains($0.id) }
+                        return (i, hidden.isEmpty ? hits : hits.filter { !hidden.contains($0.id) })
                     }
                 }
-                for try await partial in group {
-                    for n in partial { top.offer(n) }
+                for try await (segment, partial) in group {
+                    for h in partial {
+                        top.offer(Neighbor(id: h.id, distance: h.distance))
+                        origin[h.id] = (segment, h.row)
+                    }
                 }
             }
             let hits = top.sorted()
             guard !include.isEmpty else { return hits.map { SearchResult(id: $0.id, distance: $0.distance) } }
-            return try await resolve(hits, include: include, view: view, pending: pending, flushing: flushing)
+            return try await resolve(hits, include: include, view: view, pending: pending, flushing: flushing, origin: origin)
         } catch {
             throw VecgoError.wrap(error, "searching version \(view.version)")
         }
     }
 
     /// Fills in what `include` asks for: from the memtable for pending rows, else from the
-    /// segment the pk-index names.
+    /// segment row the search found (`origin`; no pk-index needed).
     private func resolve(_ hits: [Neighbor], include: Include, view: VersionView, pending: PendingWrites,
-                         flushing: PendingWrites?) async throws -> [SearchResult] {
+                         flushing: PendingWrites?, origin: [UInt64: (segment: Int, row: Int)]) async throws -> [SearchResult] {
         var results = hits.map { SearchResult(id: $0.id, distance: $0.distance) }
         var wanted: [Int: [(result: Int, row: Int)]] = [:]
-        let entries = try await view.pk()?.entries ?? [:]
         for (i, h) in hits.enumerated() {
             if let row = pending.memtable.row(id: h.id) ?? flushing?.memtable.row(id: h.id) {
                 if include.contains(.metadata) { results[i].metadata = row.metadata }
                 if include.contains(.payload) { results[i].payload = row.payload }
                 if include.contains(.vector) { results[i].vector = row.vector }
-            } else if let loc = entries[h.id] {
-                wanted[Int(loc.segment), default: []].append((i, Int(loc.row)))
+            } else if let at = origin[h.id] {
+                wanted[at.segment, default: []].append((i, at.row))
             } else {
-                throw VecgoError(.corrupted, "the pk-index of version \(view.version) has no entry for key \(h.id), which a segment returned")
+                throw VecgoError(.corrupted, "key \(h.id) came back from version \(view.version) without the row it came from")
             }
         }
         for (segment, list) in wanted {

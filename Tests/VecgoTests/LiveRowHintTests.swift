@@ -50,6 +50,27 @@ import Vecgo
         #expect(try await Vecgo.verify(store).ok)
     }
 
+    /// Results with metadata, payloads or vectors come from the segment row the search found,
+    /// so a reader that never read its version's pk-index still answers after vacuum removed it.
+    @Test func includeNeedsNoPKIndexEvenAfterVacuumRemovedIt() async throws {
+        let store = PKReads()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2), .maxCommitObjectAge(0.02))
+        for i in 0..<20 { try await w.upsert(id: UInt64(i), [Float(i), 0], metadata: ["n": .int(Int64(i))], payload: [UInt8(i)]) }
+        try await w.commit()
+        let reader = try await Vecgo.open(.remote(store), .readOnly)
+        try await Task.sleep(nanoseconds: 100_000_000)
+        try await w.upsert(id: 100, [100, 0])
+        try await w.commit()
+        let report = try await w.vacuum(retainVersions: 1, gracePeriod: 0.05)
+        #expect(report.objectsDeleted >= 1, "the first version's pk-index should be gone: \(report)")
+        try await w.close()  // the writer's own reads are over
+        store.reads.withLock { $0 = 0 }
+        let hits = try await reader.search([3, 0], k: 2, include: .all)
+        #expect(hits.map(\.id) == [3, 2] || hits.map(\.id) == [3, 4])
+        #expect(hits.first?.metadata == ["n": .int(3)] && hits.first?.payload == [3] && hits.first?.vector == [3, 0])
+        #expect(store.reads.withLock { $0 } == 0)
+    }
+
     @Test func verifyReportsCountsThatDisagreeWithThePKIndex() async throws {
         let store = MemoryBlobStore()
         let w = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
