@@ -59,9 +59,13 @@ extension Vecgo {
                 return CompactionReport(version: nil, segmentsMerged: 0, rowsKept: 0, rowsDropped: 0)
             }
             // Read and build off the actor: the heavy part never blocks this handle's other calls.
-            let store = cached, dimension = self.dimension, metric = self.metric, ivfThreshold = config.ivfThreshold
+            let store = cached, dimension = self.dimension, metric = self.metric
+            // The layout follows from the live rows copied; only a graph layout needs the graph
+            // built while copying (for IVF and flat it would be wasted work).
+            let copied = chosen.reduce(0) { $0 + (live[$1]?.cardinality ?? Int(snapshot.segments[$1].ref.rowCount)) }
+            let layout = SegmentLayout.choose(rows: copied, ivfThreshold: config.ivfThreshold)
             let built = try await Task.detached { () async throws -> (SegmentContents, EncodedSegment, [String: [UInt32: UInt32]], Int, Int) in
-                var table = Memtable(dimension: dimension, metric: metric)
+                var table = Memtable(dimension: dimension, metric: metric, indexed: layout == .graph)
                 var origin: [(segment: String, row: UInt32)] = []  // memtable row → where it came from
                 var dropped = 0
                 for i in chosen {
@@ -83,7 +87,7 @@ extension Vecgo {
                         origin.append((s.ref.name, UInt32(row)))
                     }
                 }
-                let (contents, liveRows) = table.contents(SegmentLayout.choose(rows: table.liveCount, ivfThreshold: ivfThreshold))
+                let (contents, liveRows) = table.contents(layout)
                 let encoded = try SegmentCodec.encode(contents)
                 // (old segment, old row) → new row, for remapping the pk-index.
                 var moved: [String: [UInt32: UInt32]] = [:]

@@ -19,12 +19,17 @@ struct Memtable: Sendable {
     /// The live row of each key.
     private(set) var rowOf: [UInt64: Int] = [:]
 
+    /// Whether rows go into the graph as they are put. A table only laid out as flat or IVF
+    /// (compaction of many rows) skips it; such a table cannot be searched.
+    let indexed: Bool
+
     /// Below this many rows a search scans exactly; the graph is still built for the segment.
     static let exactBelow = 1024
 
-    init(dimension: Int, metric: Metric) {
+    init(dimension: Int, metric: Metric, indexed: Bool = true) {
         self.dimension = dimension
         self.metric = metric
+        self.indexed = indexed
         graph = HNSWIndex(dimension: dimension, metric: metric, parameters: .init(m: 16, efConstruction: 100))
     }
 
@@ -43,7 +48,7 @@ struct Memtable: Sendable {
         vectors.append(contentsOf: vector)
         metadata.append(m)
         payloads.append(payload)
-        graph.insert(vector, id: UInt64(row))
+        if indexed { graph.insert(vector, id: UInt64(row)) }
         rowOf[id] = row
     }
 
@@ -51,12 +56,13 @@ struct Memtable: Sendable {
     @discardableResult
     mutating func remove(id: UInt64) -> Bool {
         guard let row = rowOf.removeValue(forKey: id) else { return false }
-        graph.markDeleted(id: UInt64(row))
+        if indexed { graph.markDeleted(id: UInt64(row)) }
         return true
     }
 
     /// The `k` nearest live rows (matching `filter`), nearest first.
     func search(_ query: [Float], k: Int, ef: Int, filter: Filter?) -> [Neighbor] {
+        precondition(indexed, "a table built without its graph is not searchable")
         guard !rowOf.isEmpty else { return [] }
         var allowed: Bitmap?
         if let filter {
@@ -90,6 +96,7 @@ struct Memtable: Sendable {
     /// live key. A graph segment keeps dead rows (its graph links through them); flat and IVF
     /// segments hold live rows only.
     func contents(_ layout: SegmentLayout) -> (SegmentContents, liveRows: [UInt64: Int]) {
+        precondition(indexed || layout != .graph, "a graph layout needs the table's graph")
         let keep: [Int] = layout == .graph ? Array(0..<count) : rowOf.values.sorted()
         func pick<T>(_ all: [T]) -> [T] { keep.count == all.count ? all : keep.map { all[$0] } }
         var c = SegmentContents(dimension: dimension, metric: metric.rawValue, ids: pick(ids),

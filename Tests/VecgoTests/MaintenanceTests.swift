@@ -1,4 +1,5 @@
 import Foundation
+import SegmentFormat
 import Stores
 import Testing
 import Vecgo
@@ -101,6 +102,29 @@ import _VecgoTestSupport
         let left = try await store.base.list(prefix: "MANIFEST-").compactMap { ManifestNames.version(of: $0.name) }
         #expect(left == [2, 3, 4])
         #expect(try await Vecgo.verify(store).ok)
+        try await w.close()
+    }
+
+    /// Compaction lays out what it copies by its size: IVF (without building a graph first)
+    /// or a graph; every live row survives either way.
+    @Test(arguments: [(600, 300, "ivf"), (2_400, 50_000, "graph")])
+    func compactionBuildsTheLayoutItsRowCountCalls(rows: Int, ivfThreshold: Int, expected: String) async throws {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 4, metric: .l2), .ivfThreshold(ivfThreshold))
+        let per = rows / 3
+        for c in 0..<3 {
+            for i in 0..<per { try await w.upsert(id: UInt64(c * per + i), Self.vector(c * per + i)) }
+            try await w.commit()
+        }
+        try await w.delete(id: 0)
+        try await w.commit()
+        let report = try await w.compact(maxRows: rows)
+        #expect(report.segmentsMerged == 3 && report.rowsKept == rows - 1)
+        let name = try #require(try await store.list(prefix: "segment_").map(\.name).first { $0.contains("-c") })
+        let merged = try SegmentFormat.SegmentCodec.decode(try await store.read(name), object: name)
+        #expect(expected == "ivf" ? merged.ivf != nil : merged.graph != nil, "\(name) is not laid out as \(expected)")
+        let all = try await Self.contents(w)
+        #expect(all.count == rows - 1 && all[0] == nil && all[UInt64(rows - 1)]?.vector == Self.vector(rows - 1))
         try await w.close()
     }
 
