@@ -89,8 +89,15 @@ final class VersionView: Sendable {
         // The manifest says no segment has a dead row: every row is live, no pk-index needed.
         if m.segments.allSatisfy({ $0.deadRows == 0 }) { return Array(repeating: nil, count: m.segments.count) }
         guard let pk = try await pk() else { return Array(repeating: nil, count: m.segments.count) }
-        return try Self.liveRows(m, pk)
+        let live = try Self.liveRows(m, pk)
+        // A reader needs only the bitmaps (a bit per row of segments with dead rows), not the
+        // index (tens of bytes per row): let it go. A writer keeps it for its next commit.
+        if !keepsPKIndex { pkSlot.withLock { $0 = nil } }
+        return live
     }
+
+    /// Whether the pk-index is held in memory now.
+    var holdsPKIndex: Bool { pkSlot.withLock { $0 != nil } }
 
     /// A row is live when the pk-index maps its key to it.
     private static func liveRows(_ m: Manifest, _ pk: PKIndex) throws -> [Bitmap?] {

@@ -5,6 +5,23 @@ import Testing
 
 /// Decoded segment parts stay under the handle's byte budget, least recently used dropped first.
 @Suite struct DecodedBudgetTests {
+    /// A reader turns the pk-index into per-segment bitmaps of live rows and lets the index go;
+    /// a writer keeps it for its next commit.
+    @Test func readersKeepLiveBitmapsNotThePKIndex() async throws {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
+        for i in 0..<30 { try await w.upsert(id: UInt64(i), [Float(i), 0]) }
+        try await w.commit()
+        try await w.delete(id: 7)
+        try await w.commit()
+        let reader = try await Vecgo.open(.remote(store), .readOnly)
+        let ids = try await reader.search([7, 0], k: 3).map(\.id)
+        #expect(!ids.contains(7) && ids.count == 3)
+        #expect(await reader.view.holdsPKIndex == false)
+        #expect(await w.view.holdsPKIndex == true)
+        try await w.close()
+    }
+
     @Test func leastRecentlyUsedPartsAreDroppedFirst() {
         let budget = DecodedBudget(capacity: 100)
         let dropped = Locked<[String]>([])
