@@ -210,7 +210,7 @@ public actor Vecgo {
     /// Finds the newest manifest.
     ///
     /// - On a ``VersionedBlobStore`` (DynamoDB commits): its latest version, then one read.
-    /// - Knowing a version `known` that exists: probes `MANIFEST-<known+1>`, `+2`, `+4`, … by
+    /// - Knowing a version `known` that exists: probes `MANIFEST-<known+1>`, `+3`, `+7`, … (doubling steps) by
     ///   size and binary-searches the gap — two requests when nothing is new, no listing
     ///   (listings cost more, and on S3 Express read the whole prefix). Versions are
     ///   contiguous, and vacuum deletes the oldest first, so if `known` still exists every
