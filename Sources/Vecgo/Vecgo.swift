@@ -542,13 +542,19 @@ public actor Vecgo {
                 // and a failed one may have landed too: if the manifest there is this very one,
                 // the commit succeeded. Not knowing is an error (retrying blindly could apply
                 // this batch twice).
-                let existing: Manifest?
-                do {
-                    existing = try await Self.manifestAt(version: next.version, cached)
-                } catch let missing as VecgoError where missing.code == .notFound && e.code != .alreadyExists {
-                    throw VecgoError.wrap(e, "\(label)")  // it did not land
-                } catch {
-                    throw VecgoError(.storage, "\(label): could not learn whether version \(next.version) is this commit (\(e)); reading it failed: \(error)", underlying: e)
+                var existing: Manifest?
+                for readAttempt in 1...4 {  // the store may still be recovering from what failed the put
+                    do {
+                        existing = try await Self.manifestAt(version: next.version, cached)
+                        break
+                    } catch let missing as VecgoError where missing.code == .notFound && e.code != .alreadyExists {
+                        throw VecgoError.wrap(e, "\(label)")  // it did not land
+                    } catch {
+                        guard readAttempt < 4, !Task.isCancelled else {
+                            throw VecgoError(.storage, "\(label): could not learn whether version \(next.version) is this commit (\(e)); reading it failed: \(error)", underlying: e)
+                        }
+                        try? await Task.sleep(nanoseconds: UInt64(250_000_000 << (readAttempt - 1)))
+                    }
                 }
                 if existing == next {
                     advance(to: VersionView(next, store: cached, metric: metric, previous: base))

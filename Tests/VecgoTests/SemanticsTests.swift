@@ -270,7 +270,57 @@ final class FlakyPKIndexStore: BlobStore {
     func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
 }
 
+/// The first manifest create lands but answers with an error, and the next manifest reads
+/// fail `readFailures` times: a commit whose outcome is unknown for a while.
+final class LandedButUnsureStore: BlobStore {
+    let base = MemoryBlobStore()
+    let armed = Locked(false)
+    let answerLost = Locked(false)
+    let readFailures: Locked<Int>
+    init(readFailures: Int) { self.readFailures = Locked(readFailures) }
+    func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
+        if name.hasPrefix("MANIFEST-"), answerLost.withLock({ $0 }), readFailures.withLock({ f in
+            defer { f = max(0, f - 1) }
+            return f > 0
+        }) {
+            throw StoreError(.network, "injected outage", object: name)
+        }
+        return try await base.read(name, range: range)
+    }
+    func put(_ name: String, _ bytes: [UInt8]) async throws { try await base.put(name, bytes) }
+    func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
+        try await base.putIfAbsent(name, bytes)
+        if name.hasPrefix("MANIFEST-"), armed.withLock({ a in defer { a = false }; return a }) {
+            answerLost.withLock { $0 = true }
+            throw StoreError(.network, "the answer was lost", object: name)
+        }
+    }
+    func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] { try await base.list(prefix: prefix, startAfter: startAfter) }
+    func delete(_ name: String) async throws { try await base.delete(name) }
+    func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
+}
+
 @Suite struct TransientFailureTests {
+    /// A create that landed but answered with an error, and a read-back that fails at first:
+    /// the commit reads again until it learns the version is its own, and applies its batch
+    /// exactly once.
+    @Test func aCommitWhoseAnswerWasLostLearnsItLanded() async throws {
+        let store = LandedButUnsureStore(readFailures: 2)
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2), .commitAttempts(1))
+        try await w.upsert(id: 1, [1, 0])
+        try await w.commit()
+        for i in 2..<10 { try await w.upsert(id: UInt64(i), [Float(i), 0]) }
+        store.armed.withLock { $0 = true }
+        let version = try await w.commit()
+        #expect(version == 2)
+        #expect(store.readFailures.withLock { $0 } == 0, "the read-back never failed: the test shows nothing")
+        #expect(await w.pendingCount == 0)
+        try await w.close()
+        #expect(try await Vecgo.versions(.remote(store.base)).count == 2, "the batch was committed twice")
+        let reader = try await Vecgo.open(.remote(store.base), .readOnly)
+        #expect(try await reader.search([0, 0], k: 100).count == 9)
+    }
+
     /// A failed pk-index read is reported by the query that met it, and the next query reads
     /// it again: one outage never leaves a handle unusable.
     @Test func aFailedPKIndexReadDoesNotPoisonTheView() async throws {
