@@ -108,10 +108,14 @@ final class SegmentReader: Sendable {
         guard matching > 0 else { return [] }
         let want = min(k, matching)
         if let ivf = t.ivf {
-            let probed = try await searchIVF(query, k: k, nprobe: options.nprobe, ivf: ivf, footer: f, vd: vd, idd: idd,
-                                             allowed: allowed)
-            if probed.count >= want || options.nprobe >= ivf.nlist { return probed }
-            return try await searchIVF(query, k: k, nprobe: ivf.nlist, ivf: ivf, footer: f, vd: vd, idd: idd, allowed: allowed)
+            // Too few matches in the probed partitions (a selective filter): probe four times
+            // as many, up to all of them, rather than all at once.
+            var nprobe = max(1, options.nprobe)
+            while true {
+                let probed = try await searchIVF(query, k: k, nprobe: nprobe, ivf: ivf, footer: f, vd: vd, idd: idd, allowed: allowed)
+                if probed.count >= want || nprobe >= ivf.nlist { return probed }
+                nprobe = min(ivf.nlist, nprobe * 4)
+            }
         }
         if f.section(.hnswGraph) != nil {
             let g = try await graph(t)
