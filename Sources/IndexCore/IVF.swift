@@ -22,10 +22,11 @@ public struct IVFIndex: Sendable {
     /// The number of partitions.
     public var nlist: Int { offsets.count - 1 }
 
-    /// Builds the index: trains `nlist` centroids (on a sample), assigns each row to its
-    /// nearest, and lays the rows out partition by partition.
+    /// Builds the index: trains `nlist` centroids (on a sample; 10 Lloyd iterations, as faiss
+    /// does — 20 gave the same recall on the benchmark at twice the time), assigns each row to
+    /// its nearest, and lays the rows out partition by partition.
     public init(vectors input: [Float], ids inputIDs: [UInt64], dimension: Int, metric: Metric, nlist: Int,
-                iterations: Int = 20, sampleSize: Int = 65_536, seed: UInt64 = 0x1BF, sq8: Bool = false) {
+                iterations: Int = 10, sampleSize: Int = 65_536, seed: UInt64 = 0x1BF, sq8: Bool = false) {
         precondition(input.count == inputIDs.count * dimension && nlist > 0)
         self.dimension = dimension
         self.metric = metric
