@@ -841,7 +841,7 @@ public actor Vecgo {
                 for try await (segment, partial) in group {
                     for h in partial {
                         top.offer(Neighbor(id: h.id, distance: h.distance))
-                        origin[h.id] = (segment, h.row)
+                        if !include.isEmpty { origin[h.id] = (segment, h.row) }  // only `resolve` needs it
                     }
                 }
             }

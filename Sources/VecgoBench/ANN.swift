@@ -19,34 +19,25 @@ struct ANNBench {
     var sq8Rerank = 0
 
     init(_ args: ArraySlice<String>) throws {
-        var it = args.makeIterator()
-        while let a = it.next() {
-            func value() throws -> String {
-                guard let v = it.next() else { throw BenchError(description: "\(a) needs a value") }
-                return v
-            }
-            func int() throws -> Int {
-                let v = try value()
-                guard let n = Int(v), n > 0 else { throw BenchError(description: "\(a) needs a positive integer, got \(v)") }
-                return n
-            }
+        var flags = Flags(args)
+        while let a = flags.next() {
             switch a {
-            case "--base": base = try value()
-            case "--queries": queries = try value()
-            case "--groundtruth": groundTruth = try value()
-            case "--index": index = try value()
-            case "--k": k = try int()
-            case "--threads": threads = try int()
-            case "--m": m = try int()
-            case "--ef-construction": efConstruction = try int()
-            case "--nlist": nlist = try int()
+            case "--base": base = try flags.value()
+            case "--queries": queries = try flags.value()
+            case "--groundtruth": groundTruth = try flags.value()
+            case "--index": index = try flags.value()
+            case "--k": k = try flags.positiveInt()
+            case "--threads": threads = try flags.positiveInt()
+            case "--m": m = try flags.positiveInt()
+            case "--ef-construction": efConstruction = try flags.positiveInt()
+            case "--nlist": nlist = try flags.positiveInt()
             case "--metric":
-                let v = try value()
+                let v = try flags.value()
                 guard let mt = Metric(name: v) else { throw BenchError(description: "unknown metric \(v)") }
                 metric = mt
             case "--json": json = true
-            case "--sq8-rerank": sq8Rerank = try int()
-            default: throw BenchError(description: "unknown argument \(a)")
+            case "--sq8-rerank": sq8Rerank = try flags.positiveInt()
+            default: throw flags.unknown
             }
         }
         guard !base.isEmpty, !queries.isEmpty else { throw BenchError(description: "--base and --queries are required") }

@@ -15,22 +15,18 @@ struct CommitOptions {
     var json = false
 
     init(_ args: ArraySlice<String>) throws {
-        var it = args.makeIterator()
-        while let a = it.next() {
-            func value() throws -> String {
-                guard let v = it.next() else { throw BenchError(description: "\(a) needs a value") }
-                return v
-            }
+        var flags = Flags(args)
+        while let a = flags.next() {
             switch a {
-            case "--endpoint": endpoint = try value()
-            case "--express-endpoint": expressEndpoint = try value()
-            case "--table": table = try value()
-            case "--commits": commits = Int(try value()) ?? 0
-            case "--rows": rows = Int(try value()) ?? 0
-            case "--dim": dimension = Int(try value()) ?? 0
-            case "--writers": writers = Int(try value()) ?? 0
+            case "--endpoint": endpoint = try flags.value()
+            case "--express-endpoint": expressEndpoint = try flags.value()
+            case "--table": table = try flags.value()
+            case "--commits": commits = Int(try flags.value()) ?? 0
+            case "--rows": rows = Int(try flags.value()) ?? 0
+            case "--dim": dimension = Int(try flags.value()) ?? 0
+            case "--writers": writers = Int(try flags.value()) ?? 0
             case "--json": json = true
-            default: throw BenchError(description: "unknown argument \(a)")
+            default: throw flags.unknown
             }
         }
         guard !endpoint.isEmpty else { throw BenchError(description: "commits needs --endpoint (an S3 server that also serves DynamoDB, e.g. moto)") }
@@ -68,9 +64,7 @@ struct CommitRow: Codable {
 }
 
 func commitsBench(_ o: CommitOptions) async throws {
-    let env = AWSEnvironment.current
-    let credentialsMissing = env["AWS_ACCESS_KEY_ID"] == nil
-    if credentialsMissing { throw BenchError(description: "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (moto accepts any)") }
+    guard AWSEnvironment.current["AWS_ACCESS_KEY_ID"] != nil else { throw BenchError(description: "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (moto accepts any)") }
     var paths: [(name: String, make: (String) async throws -> (objects: CountingStore, store: any BlobStore, commits: DynamoDBCommitStore?))] = []
     func s3(_ bucket: String) async throws -> any BlobStore {
         let s = try S3Store(try .fromEnvironment(bucket: bucket, prefix: "db/", endpoint: o.endpoint))

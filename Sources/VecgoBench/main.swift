@@ -25,22 +25,18 @@ struct Options {
     var svg: String?
 
     init(_ args: ArraySlice<String>) throws {
-        var it = args.makeIterator()
-        while let a = it.next() {
-            func value() throws -> String {
-                guard let v = it.next() else { throw BenchError(description: "\(a) needs a value") }
-                return v
-            }
+        var flags = Flags(args)
+        while let a = flags.next() {
             switch a {
-            case "--latency": latencyName = try value()
-            case "--rows": rows = Int(try value()) ?? 0
-            case "--dim": dimension = Int(try value()) ?? 0
-            case "--queries": queries = Int(try value()) ?? 0
+            case "--latency": latencyName = try flags.value()
+            case "--rows": rows = Int(try flags.value()) ?? 0
+            case "--dim": dimension = Int(try flags.value()) ?? 0
+            case "--queries": queries = Int(try flags.value()) ?? 0
             case "--json": json = true
-            case "--endpoint": endpoint = try value()
-            case "--bucket": bucket = try value()
-            case "--svg": svg = try value()
-            default: throw BenchError(description: "unknown argument \(a)")
+            case "--endpoint": endpoint = try flags.value()
+            case "--bucket": bucket = try flags.value()
+            case "--svg": svg = try flags.value()
+            default: throw flags.unknown
             }
         }
         guard LatencyInjectingStore.Profile(named: latencyName) != nil else {

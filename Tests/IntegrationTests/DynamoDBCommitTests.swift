@@ -79,23 +79,15 @@ import _VecgoTestSupport
         #expect(try await writer.objects.list(prefix: "staged_").isEmpty)
     }
 
-    /// A store that refuses every write, as a read-only IAM role would.
-    struct ReadOnlyObjects: BlobStore {
-        let base: any BlobStore
-        func denied(_ name: String) -> StoreError { StoreError(.accessDenied, "read-only role", object: name, httpStatus: 403) }
-        func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] { try await base.read(name, range: range) }
-        func put(_ name: String, _ bytes: [UInt8]) async throws { throw denied(name) }
-        func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws { throw denied(name) }
-        func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] { try await base.list(prefix: prefix, startAfter: startAfter) }
-        func delete(_ name: String) async throws { throw denied(name) }
-        func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
-    }
-
     @Test func aReaderThatMayNotWriteStillReadsAnUnfinishedCommit() async throws {
         let writer = try await Self.store("readonlyrole")
         try await writer.putIfAbsent(Self.manifest(1), [1])
         try await writer.commit(Self.manifest(2), version: 2, [2, 2], finalise: false)
-        let reader = try DynamoDBCommitStore(objects: ReadOnlyObjects(base: writer.objects), baseURI: writer.baseURI,
+        // Every write refused, as for a read-only IAM role.
+        let readOnly = InterceptingStore(writer.objects, onWrite: { name, _ in
+            throw StoreError(.accessDenied, "read-only role", object: name, httpStatus: 403)
+        })
+        let reader = try DynamoDBCommitStore(objects: readOnly, baseURI: writer.baseURI,
                                              configuration: DynamoDBConfiguration(table: Self.table, endpoint: try TestEnvironment.s3Endpoint(),
                                                                                   credentials: S3Credentials(accessKeyID: "testing", secretAccessKey: "testing")))
         #expect(try await reader.latestVersion() == 2)

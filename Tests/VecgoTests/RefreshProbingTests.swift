@@ -2,32 +2,22 @@ import Foundation
 import Stores
 import Testing
 import Vecgo
+import _VecgoTestSupport
 
 /// A handle that knows a version finds newer ones by probing manifest names, not by listing.
 @Suite struct RefreshProbingTests {
-    /// Counts listings.
-    final class ListCounter: BlobStore {
-        let base = MemoryBlobStore()
-        let lists = Locked(0)
-        func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] { try await base.read(name, range: range) }
-        func put(_ name: String, _ bytes: [UInt8]) async throws { try await base.put(name, bytes) }
-        func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws { try await base.putIfAbsent(name, bytes) }
-        func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] {
-            lists.withLock { $0 += 1 }
-            return try await base.list(prefix: prefix, startAfter: startAfter)
-        }
-        func delete(_ name: String) async throws { try await base.delete(name) }
-        func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
-    }
-
     @Test func refreshProbesForwardAndListsOnlyWhenItsVersionIsGone() async throws {
-        let store = ListCounter()
+        let lists = Locked(0)
+        let store = InterceptingStore(onList: { listing in
+            lists.withLock { $0 += 1 }
+            return listing
+        })
         let writer = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2), .maxCommitObjectAge(0.05))
         try await writer.upsert(id: 1, [1, 1])
         try await writer.commit()
         let reader = try await Vecgo.open(.remote(store), .readOnly)
         let opened = await reader.version
-        store.lists.withLock { $0 = 0 }
+        lists.withLock { $0 = 0 }
 
         #expect(try await reader.refresh() == opened)  // nothing new
         for i in 2...12 {  // eleven new versions: found by galloping and bisecting
@@ -37,7 +27,7 @@ import Vecgo
         let newest = await writer.version
         #expect(try await reader.refresh() == newest)
         #expect(try await reader.search([5, 1], k: 1).first?.id == 5)
-        #expect(store.lists.withLock { $0 } == 0, "refresh listed although it knew a version")
+        #expect(lists.withLock { $0 } == 0, "refresh listed although it knew a version")
 
         // Vacuum removes the reader's version and the next: it falls back to one listing.
         for id: UInt64 in [98, 99] {
@@ -47,9 +37,9 @@ import Vecgo
         }
         let report = try await writer.vacuum(retainVersions: 1, gracePeriod: 0.1)
         #expect(report.manifestsDeleted >= newest + 1 - 1, "vacuum kept versions the test needs gone: \(report)")
-        store.lists.withLock { $0 = 0 }
+        lists.withLock { $0 = 0 }
         #expect(try await reader.refresh() == newest + 2)
-        #expect(store.lists.withLock { $0 } == 1)
+        #expect(lists.withLock { $0 } == 1)
         try await writer.close()
     }
 }

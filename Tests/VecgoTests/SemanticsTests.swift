@@ -230,74 +230,22 @@ import _VecgoTestSupport
 }
 
 /// A store whose create-if-absent fails while `failing` is set (a network outage at the
-/// commit point).
-final class FlakyCommitStore: BlobStore {
-    let base: any BlobStore
-    let failing = Locked(false)
-    /// Create-if-absent calls so far (commit attempts).
-    let attempts = Locked(0)
-    init(_ base: any BlobStore) { self.base = base }
-    func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] { try await base.read(name, range: range) }
-    func put(_ name: String, _ bytes: [UInt8]) async throws { try await base.put(name, bytes) }
-    func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
-        attempts.withLock { $0 += 1 }
-        if failing.withLock({ $0 }) { throw StoreError(.network, "injected outage") }
-        try await base.putIfAbsent(name, bytes)
-    }
-    func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] { try await base.list(prefix: prefix, startAfter: startAfter) }
-    func delete(_ name: String) async throws { try await base.delete(name) }
-    func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
-}
+/// commit point); `attempts` counts create-if-absent calls (commit attempts).
+final class FlakyCommits: Sendable {
+    let failing: Locked<Bool>
+    let attempts: Locked<Int>
+    let store: InterceptingStore
 
-/// Fails the first `failures` reads of pk-index objects.
-final class FlakyPKIndexStore: BlobStore {
-    let base: any BlobStore
-    let failures: Locked<Int>
-    init(_ base: any BlobStore, failures: Int) {
-        self.base = base
-        self.failures = Locked(failures)
+    init(_ base: any BlobStore) {
+        let failing = Locked(false), attempts = Locked(0)
+        self.failing = failing
+        self.attempts = attempts
+        store = InterceptingStore(base, onWrite: { _, kind in
+            guard kind == .putIfAbsent else { return }
+            attempts.withLock { $0 += 1 }
+            if failing.withLock({ $0 }) { throw StoreError(.network, "injected outage") }
+        })
     }
-    func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
-        if name.hasPrefix("pkindex_"), failures.withLock({ f in defer { f -= 1 }; return f > 0 }) {
-            throw StoreError(.network, "injected outage", object: name)
-        }
-        return try await base.read(name, range: range)
-    }
-    func put(_ name: String, _ bytes: [UInt8]) async throws { try await base.put(name, bytes) }
-    func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws { try await base.putIfAbsent(name, bytes) }
-    func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] { try await base.list(prefix: prefix, startAfter: startAfter) }
-    func delete(_ name: String) async throws { try await base.delete(name) }
-    func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
-}
-
-/// The first manifest create lands but answers with an error, and the next manifest reads
-/// fail `readFailures` times: a commit whose outcome is unknown for a while.
-final class LandedButUnsureStore: BlobStore {
-    let base = MemoryBlobStore()
-    let armed = Locked(false)
-    let answerLost = Locked(false)
-    let readFailures: Locked<Int>
-    init(readFailures: Int) { self.readFailures = Locked(readFailures) }
-    func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
-        if name.hasPrefix("MANIFEST-"), answerLost.withLock({ $0 }), readFailures.withLock({ f in
-            defer { f = max(0, f - 1) }
-            return f > 0
-        }) {
-            throw StoreError(.network, "injected outage", object: name)
-        }
-        return try await base.read(name, range: range)
-    }
-    func put(_ name: String, _ bytes: [UInt8]) async throws { try await base.put(name, bytes) }
-    func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
-        try await base.putIfAbsent(name, bytes)
-        if name.hasPrefix("MANIFEST-"), armed.withLock({ a in defer { a = false }; return a }) {
-            answerLost.withLock { $0 = true }
-            throw StoreError(.network, "the answer was lost", object: name)
-        }
-    }
-    func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] { try await base.list(prefix: prefix, startAfter: startAfter) }
-    func delete(_ name: String) async throws { try await base.delete(name) }
-    func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
 }
 
 @Suite struct TransientFailureTests {
@@ -305,15 +253,30 @@ final class LandedButUnsureStore: BlobStore {
     /// the commit reads again until it learns the version is its own, and applies its batch
     /// exactly once.
     @Test func aCommitWhoseAnswerWasLostLearnsItLanded() async throws {
-        let store = LandedButUnsureStore(readFailures: 2)
+        // The first manifest create after arming lands but answers with an error; then the
+        // next two manifest reads fail: the commit's outcome is unknown for a while.
+        let armed = Locked(false), answerLost = Locked(false), readFailures = Locked(2)
+        let store = InterceptingStore(onRead: { name in
+            if name.hasPrefix("MANIFEST-"), answerLost.withLock({ $0 }), readFailures.withLock({ f in
+                defer { f = max(0, f - 1) }
+                return f > 0
+            }) {
+                throw StoreError(.network, "injected outage", object: name)
+            }
+        }, afterPutIfAbsent: { name in
+            if name.hasPrefix("MANIFEST-"), armed.withLock({ a in defer { a = false }; return a }) {
+                answerLost.withLock { $0 = true }
+                throw StoreError(.network, "the answer was lost", object: name)
+            }
+        })
         let w = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2), .commitAttempts(1))
         try await w.upsert(id: 1, [1, 0])
         try await w.commit()
         for i in 2..<10 { try await w.upsert(id: UInt64(i), [Float(i), 0]) }
-        store.armed.withLock { $0 = true }
+        armed.withLock { $0 = true }
         let version = try await w.commit()
         #expect(version == 2)
-        #expect(store.readFailures.withLock { $0 } == 0, "the read-back never failed: the test shows nothing")
+        #expect(readFailures.withLock { $0 } == 0, "the read-back never failed: the test shows nothing")
         #expect(await w.pendingCount == 0)
         try await w.close()
         #expect(try await Vecgo.versions(.remote(store.base)).count == 2, "the batch was committed twice")
@@ -330,7 +293,13 @@ final class LandedButUnsureStore: BlobStore {
         try await w.commit()
         try await w.delete(id: 3)
         try await w.close()
-        let reader = try await Vecgo.open(.remote(FlakyPKIndexStore(store, failures: 6)), .readOnly)
+        let failures = Locked(6)  // the first reads of pk-index objects fail
+        let flaky = InterceptingStore(store, onRead: { name in
+            if name.hasPrefix("pkindex_"), failures.withLock({ f in defer { f -= 1 }; return f > 0 }) {
+                throw StoreError(.network, "injected outage", object: name)
+            }
+        })
+        let reader = try await Vecgo.open(.remote(flaky), .readOnly)
         var failed = 0
         var answer: [UInt64] = []
         for _ in 0..<5 where answer.isEmpty {
@@ -368,8 +337,8 @@ final class LandedButUnsureStore: BlobStore {
 
     @Test func aFailedCommitPutsItsWritesBackUnderNewerOnes() async throws {
         let store = MemoryBlobStore()
-        let flaky = FlakyCommitStore(store)
-        let w = try await Vecgo.open(.remote(flaky), .create(dimension: 2, metric: .l2), .commitAttempts(1))
+        let flaky = FlakyCommits(store)
+        let w = try await Vecgo.open(.remote(flaky.store), .create(dimension: 2, metric: .l2), .commitAttempts(1))
         try await w.upsert(id: 1, [1, 1])
         try await w.upsert(id: 2, [2, 2])
         try await w.commit()
@@ -388,8 +357,8 @@ final class LandedButUnsureStore: BlobStore {
     }
 
     @Test func aFailedBackgroundCommitStopsFlushingAndBoundsPendingWrites() async throws {
-        let flaky = FlakyCommitStore(MemoryBlobStore())
-        let w = try await Vecgo.open(.remote(flaky), .create(dimension: 2, metric: .l2), .memtableBudget(10), .commitAttempts(1))
+        let flaky = FlakyCommits(MemoryBlobStore())
+        let w = try await Vecgo.open(.remote(flaky.store), .create(dimension: 2, metric: .l2), .memtableBudget(10), .commitAttempts(1))
         try await w.upsert(id: 0, [0, 0])
         try await w.commit()
         flaky.failing.withLock { $0 = true }
@@ -408,7 +377,7 @@ final class LandedButUnsureStore: BlobStore {
         #expect(await w.backgroundCommitError == nil)
         try await w.upsert(id: 21, [21, 0])  // accepted again
         try await w.close()
-        let reader = try await Vecgo.open(.remote(flaky), .readOnly)
+        let reader = try await Vecgo.open(.remote(flaky.store), .readOnly)
         #expect(try await reader.search([0, 0], k: 100).count == 22)
     }
 

@@ -128,7 +128,7 @@ public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConverti
             _ = try await complete(previous, mustFinalise: true)  // step 0
         }
         var staged = Self.stagedName(name)
-        var stagedAt = ContinuousClock.now
+        let stagedAt = ContinuousClock.now
         try await objects.put(staged, bytes)
         var item = key(version)
         item["manifest"] = ["S": name]
@@ -137,7 +137,6 @@ public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConverti
         if ContinuousClock.now - stagedAt > Self.maxStagedAge {  // stalled: stage afresh
             try? await objects.delete(staged)
             staged = Self.stagedName(name)
-            stagedAt = .now
             try await objects.put(staged, bytes)
         }
         item["staged"] = ["S": staged]

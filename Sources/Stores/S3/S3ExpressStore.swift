@@ -52,8 +52,8 @@ public final class S3ExpressStore: BlobStore, CustomStringConvertible {
             (scheme, host) = ("https", "s3express-\(availabilityZoneID).\(configuration.region).amazonaws.com")
             config.addressing = .virtualHosted
         }
-        let bucketHost = config.addressing == .virtualHosted ? "\(config.bucket).\(host)" : host
-        let path = config.addressing == .virtualHosted ? "/" : "/" + SigV4.encode(config.bucket, keepSlash: false)
+        let (bucketHost, pathPrefix) = S3Store.address(config, host: host)
+        let path = pathPrefix.isEmpty ? "/" : pathPrefix  // CreateSession is `GET /?session` on the bucket
         // CreateSession is signed with the caller's own credentials, under the s3express service.
         let control = AWSTransport(scheme: scheme, host: bucketHost, region: config.region, service: "s3express",
                                    credentials: config.credentialsProvider ?? StaticCredentials(config.credentials),

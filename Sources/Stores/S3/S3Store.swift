@@ -122,10 +122,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             (scheme, host) = ("https", "s3.\(configuration.region).amazonaws.com")
         }
         let bucketHost: String
-        switch configuration.addressing {
-        case .pathStyle: (bucketHost, pathPrefix) = (host, "/" + SigV4.encode(configuration.bucket, keepSlash: false))
-        case .virtualHosted: (bucketHost, pathPrefix) = ("\(configuration.bucket).\(host)", "")
-        }
+        (bucketHost, pathPrefix) = Self.address(configuration, host: host)
         directoryBucket = express != nil
         if let express {
             transport = AWSTransport(scheme: scheme, host: bucketHost, region: configuration.region, service: "s3express",
@@ -140,6 +137,15 @@ public final class S3Store: BlobStore, CustomStringConvertible {
                                      maxAttempts: configuration.maxAttempts,
                                      connectTimeoutSeconds: configuration.connectTimeoutSeconds,
                                      requestTimeoutSeconds: configuration.requestTimeoutSeconds, caBundlePath: configuration.caBundlePath)
+        }
+    }
+
+    /// The host a bucket's requests go to and the path they start with: `bucket.host` and ""
+    /// (virtual-hosted), or `host` and `/bucket` (path-style).
+    static func address(_ configuration: S3Configuration, host: String) -> (host: String, pathPrefix: String) {
+        switch configuration.addressing {
+        case .pathStyle: (host, "/" + SigV4.encode(configuration.bucket, keepSlash: false))
+        case .virtualHosted: ("\(configuration.bucket).\(host)", "")
         }
     }
 
