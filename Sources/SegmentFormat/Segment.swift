@@ -17,9 +17,12 @@ public struct SegmentContents: Sendable, Equatable {
     public var ivf: IVFLayout?
     /// An HNSW graph over the rows, when the segment carries one.
     public var graph: GraphLayout?
+    /// Quantized codes of the rows (IVF segments only), when the segment carries them.
+    public var codes: IVFCodes?
 
     public init(dimension: Int, metric: UInt8, ids: [UInt64] = [], vectors: [Float] = [],
-                metadata: [Metadata] = [], payloads: [[UInt8]] = [], ivf: IVFLayout? = nil, graph: GraphLayout? = nil) {
+                metadata: [Metadata] = [], payloads: [[UInt8]] = [], ivf: IVFLayout? = nil, graph: GraphLayout? = nil,
+                codes: IVFCodes? = nil) {
         self.dimension = dimension
         self.metric = metric
         self.ids = ids
@@ -28,6 +31,7 @@ public struct SegmentContents: Sendable, Equatable {
         self.payloads = payloads
         self.ivf = ivf
         self.graph = graph
+        self.codes = codes
     }
 
     /// The number of rows.
@@ -50,6 +54,10 @@ public enum SectionKind: UInt16, Sendable, CaseIterable {
     case ivfPartitions = 6
     /// An HNSW graph over the rows.
     case hnswGraph = 7
+    /// The code book of the IVF codes (kinds, parameters, block checksums), in the tail.
+    case ivfCodebook = 8
+    /// Quantized codes of the rows, partition by partition (spec/format.md, "IVF codes").
+    case ivfCodes = 9
 }
 
 /// Optional feature bits of a segment header (a reader that does not know them can still read
@@ -59,6 +67,8 @@ public enum SegmentFeatures {
     public static let ivf: UInt32 = 1
     /// The segment carries an HNSW graph section.
     public static let hnsw: UInt32 = 2
+    /// The segment carries quantized IVF codes (code book and codes sections).
+    public static let codes: UInt32 = 4
 }
 
 /// Where one section lies in a segment and how to check and decode it.
@@ -244,8 +254,22 @@ public enum SegmentCodec {
                 throw FormatError(.invalidInput, object: "", offset: 0, "graph does not fit the rows")
             }
         }
+        if let codes = contents.codes {
+            let book = codes.codebook, d = contents.dimension
+            let binaryOK = book.kinds.contains(.binary)
+                ? book.paddedDimension == IVFCodebook.paddedDimension(for: d) && codes.binary.count == rows * book.stride(.binary, dimension: d)
+                : book.paddedDimension == 0 && book.seed == 0 && codes.binary.isEmpty
+            let sq8OK = book.kinds.contains(.sq8)
+                ? codes.sq8.count == rows * d && book.sq8Minimums.count == d && book.sq8Scales.count == d
+                    && book.sq8Minimums.allSatisfy(\.isFinite) && book.sq8Scales.allSatisfy({ $0.isFinite && $0 > 0 })
+                : codes.sq8.isEmpty && book.sq8Minimums.isEmpty && book.sq8Scales.isEmpty
+            guard ivf != nil, !book.kinds.isEmpty, book.kinds.isSubset(of: .known), binaryOK, sq8OK else {
+                throw FormatError(.invalidInput, object: "", offset: 0, "IVF codes do not fit the rows (codes need an IVF layout)")
+            }
+        }
         var w = ByteWriter(capacity: contents.vectors.count * 4 + 4096)
         let features = (ivf == nil ? 0 : SegmentFeatures.ivf) | (contents.graph == nil ? 0 : SegmentFeatures.hnsw)
+            | (contents.codes == nil ? 0 : SegmentFeatures.codes)
         ObjectHeader(magic: magic, version: .v1, optionalFeatures: features).encode(into: &w)
         var sections: [SectionDescriptor] = []
 
@@ -277,6 +301,13 @@ public enum SegmentCodec {
         if let g = contents.graph {
             add(.hnswGraph, raw: g.encode(), compress: true, required: false)
         }
+        // Codes lie in the data area, partition by partition, each partition's blocks one range.
+        var codebook: IVFCodebook?
+        if let codes = contents.codes, let layout = ivf {
+            let (section, book) = codes.encodeSection(layout: layout, ids: contents.ids, vectorBytes: v.bytes, dimension: contents.dimension)
+            add(.ivfCodes, raw: section, compress: false, required: false)
+            codebook = book
+        }
         // The tail: IVF sections (when present), footer and trailer, read together with one ranged read.
         var tailOffset: UInt64?
         if var layout = ivf {
@@ -289,6 +320,7 @@ public enum SegmentCodec {
             add(.ivfCentroids, raw: c.bytes, compress: false, required: false)
             tailOffset = sections.last!.offset
             add(.ivfPartitions, raw: layout.encodePartitions(), compress: false, required: false)
+            if let codebook { add(.ivfCodebook, raw: codebook.encode(dimension: contents.dimension), compress: false, required: false) }
             ivf = layout
         }
 
@@ -368,6 +400,22 @@ public enum SegmentCodec {
         if let g = footer.section(.hnswGraph) {
             contents.graph = try GraphLayout.decode(unpack(stored(g), g, object: object, limits: limits), footer: footer,
                                                     object: object, offset: g.offset)
+        }
+        let codebookSection = footer.section(.ivfCodebook), codesSection = footer.section(.ivfCodes)
+        if let cb = codebookSection, let cs = codesSection {
+            guard let layout = contents.ivf, !cb.isCompressed, !cs.isCompressed else {
+                throw FormatError(.corrupted, object: object, offset: cs.offset, "IVF codes need an IVF layout and are stored raw")
+            }
+            if let book = try IVFCodebook.decode(unpack(stored(cb), cb, object: object, limits: limits), footer: footer,
+                                                 nlist: layout.nlist, object: object, offset: cb.offset) {
+                let vectorBytes = try footer.section(.vectors).map { d throws(FormatError) in try unpack(stored(d), d, object: object, limits: limits) }
+                contents.codes = try IVFCodes.decodeSection(unpack(stored(cs), cs, object: object, limits: limits), codebook: book,
+                                                            layout: layout, ids: contents.ids, vectorBytes: vectorBytes,
+                                                            dimension: footer.dimension, object: object, offset: cs.offset,
+                                                            verify: limits.verifyChecksums)
+            }
+        } else if codebookSection != nil || codesSection != nil {
+            throw FormatError(.corrupted, object: object, offset: trailer.footerOffset, "segment has only one of the two IVF code sections")
         }
         return contents
     }
@@ -515,6 +563,8 @@ public struct SegmentTail: Sendable {
     public var footer: SegmentFooter
     /// The IVF layout, when the segment has one.
     public var ivf: IVFLayout?
+    /// The code book of the IVF codes, when the segment has codes this build can read.
+    public var codebook: IVFCodebook?
 
     /// Decodes the bytes from `tailOffset` to the end of a segment of `objectSize` bytes.
     public static func decode(_ tail: [UInt8], tailOffset: UInt64, objectSize: UInt64, object: String,
@@ -543,7 +593,21 @@ public struct SegmentTail: Sendable {
         if let c = footer.section(.ivfCentroids), let p = footer.section(.ivfPartitions) {
             ivf = try IVFLayout.decode(partitions: inTail(p), centroids: inTail(c), footer: footer, object: object, offset: p.offset)
         }
-        return SegmentTail(footer: footer, ivf: ivf)
+        var codebook: IVFCodebook?
+        if let cb = footer.section(.ivfCodebook) {
+            guard let layout = ivf, let cs = footer.section(.ivfCodes), !cs.isCompressed, !cb.isCompressed,
+                  cs.rawLength == cs.storedLength else {
+                throw FormatError(.corrupted, object: object, offset: cb.offset, "IVF code book without an IVF layout or a raw codes section")
+            }
+            codebook = try IVFCodebook.decode(inTail(cb), footer: footer, nlist: layout.nlist, object: object, offset: cb.offset)
+            if let book = codebook, cs.rawLength != footer.rowCount * UInt64(book.recordBytes(dimension: footer.dimension)) {
+                throw FormatError(.corrupted, object: object, offset: cs.offset,
+                                  "codes section holds \(cs.rawLength) bytes for \(footer.rowCount) rows of \(book.recordBytes(dimension: footer.dimension)) bytes")
+            }
+        } else if footer.section(.ivfCodes) != nil {
+            throw FormatError(.corrupted, object: object, offset: tailOffset, "segment has IVF codes without their code book")
+        }
+        return SegmentTail(footer: footer, ivf: ivf, codebook: codebook)
     }
 }
 

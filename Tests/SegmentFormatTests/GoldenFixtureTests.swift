@@ -34,6 +34,7 @@ import Testing
 
     static let ivf = IndexSectionTests.ivfSegment()
     static let hnsw = IndexSectionTests.graphSegment()
+    static let ivfCodes = IndexSectionTests.ivfCodesSegment()
     static let maxDimension = SegmentContents(dimension: 65_536, metric: 1, ids: [1],
                                               vectors: (0..<65_536).map { Float($0 % 1000) / 1000 })
 
@@ -67,6 +68,7 @@ import Testing
             ("segment-empty.bin", try SegmentCodec.encode(empty).bytes),
             ("segment-ivf.bin", try SegmentCodec.encode(ivf).bytes),
             ("segment-hnsw.bin", try SegmentCodec.encode(hnsw).bytes),
+            ("segment-ivf-codes.bin", try SegmentCodec.encode(ivfCodes).bytes),
             ("segment-max-dimension.bin", try SegmentCodec.encode(maxDimension).bytes),
             ("manifest.bin", try manifest.encode()),
             ("manifest-live-row-hints.bin", try manifestWithHints.encode()),
@@ -93,6 +95,9 @@ import Testing
         #expect(try SegmentCodec.decode(Self.golden("segment-empty.bin"), object: "segment-empty.bin") == Self.empty)
         #expect(try SegmentCodec.decode(Self.golden("segment-ivf.bin"), object: "segment-ivf.bin") == Self.ivf)
         #expect(try SegmentCodec.decode(Self.golden("segment-hnsw.bin"), object: "segment-hnsw.bin") == Self.hnsw)
+        #expect(try SegmentCodec.decode(Self.golden("segment-ivf-codes.bin"), object: "c") == Self.ivfCodes)
+        // Segments written before codes existed decode without them (and are searched by exact vectors).
+        #expect(try SegmentCodec.decode(Self.golden("segment-ivf.bin"), object: "segment-ivf.bin").codes == nil)
         #expect(try SegmentCodec.decode(Self.golden("segment-max-dimension.bin"), object: "m") == Self.maxDimension)
         #expect(try Manifest.decode(Self.golden("manifest.bin"), object: "manifest.bin") == Self.manifest)
         #expect(try Manifest.decode(Self.golden("manifest-live-row-hints.bin"), object: "m") == Self.manifestWithHints)
