@@ -63,7 +63,7 @@ extension Vecgo {
             // The layout follows from the live rows copied; only a graph layout needs the graph
             // built while copying (for IVF and flat it would be wasted work).
             let copied = chosen.reduce(0) { $0 + (live[$1]?.cardinality ?? Int(snapshot.segments[$1].ref.rowCount)) }
-            let layout = SegmentLayout.choose(rows: copied, ivfThreshold: config.ivfThreshold)
+            let layout = config.layout(rows: copied, dimension: dimension)
             let built = try await Task.detached { () async throws -> (SegmentContents, EncodedSegment, [String: [UInt32: UInt32]], Int, Int) in
                 var table = Memtable(dimension: dimension, metric: metric, indexed: layout == .graph)
                 var origin: [(segment: String, row: UInt32)] = []  // memtable row → where it came from

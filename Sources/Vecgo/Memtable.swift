@@ -1,13 +1,15 @@
 import IndexCore
 import SegmentFormat
+import Synchronization
 
-/// Rows written but not yet committed: searchable at once through an HNSW graph (exact scan
-/// while small), made durable by a commit.
+/// Rows written but not yet committed: searchable at once (an exact scan while few, an HNSW
+/// graph beyond), made durable by a commit.
 ///
 /// Rows are numbered in insertion order and the graph is keyed by those numbers. Writing a key
 /// again (an upsert) appends a new row and marks the old one dead; a delete marks it dead. Dead
 /// rows stay in the segment a commit writes (the graph needs them) but the pk-index points
-/// only at live ones.
+/// only at live ones. The graph is built lazily, when a search or a graph segment needs it:
+/// a bulk write that becomes an IVF segment never pays for one.
 struct Memtable: Sendable {
     let dimension: Int
     let metric: Metric
@@ -15,12 +17,16 @@ struct Memtable: Sendable {
     private(set) var vectors: [Float] = []
     private(set) var metadata: [Metadata] = []
     private(set) var payloads: [[UInt8]] = []
-    private(set) var graph: HNSWIndex
+    /// Whether each row is dead (replaced or deleted).
+    private(set) var dead: [Bool] = []
+    /// The graph over the rows, built up to the rows a search or a graph segment needs. Copies
+    /// of a table share it: they agree on every row it holds (a copy never appends after another did).
+    let graph: LazyGraph
     /// The live row of each key.
     private(set) var rowOf: [UInt64: Int] = [:]
 
-    /// Whether rows go into the graph as they are put. A table only laid out as flat or IVF
-    /// (compaction of many rows) skips it; such a table cannot be searched.
+    /// Whether the table may build a graph. A table only laid out as flat or IVF (compaction of
+    /// many rows) does not; it cannot be searched.
     let indexed: Bool
 
     /// Below this many rows a search scans exactly; the graph is still built for the segment.
@@ -30,7 +36,7 @@ struct Memtable: Sendable {
         self.dimension = dimension
         self.metric = metric
         self.indexed = indexed
-        graph = HNSWIndex(dimension: dimension, metric: metric, parameters: .init(m: 16, efConstruction: 100))
+        graph = LazyGraph(HNSWIndex(dimension: dimension, metric: metric, parameters: .init(m: 16, efConstruction: 100)))
     }
 
     /// No rows at all (live or dead).
@@ -48,7 +54,7 @@ struct Memtable: Sendable {
         vectors.append(contentsOf: vector)
         metadata.append(m)
         payloads.append(payload)
-        if indexed { graph.insert(vector, id: UInt64(row)) }
+        dead.append(false)
         rowOf[id] = row
     }
 
@@ -56,8 +62,15 @@ struct Memtable: Sendable {
     @discardableResult
     mutating func remove(id: UInt64) -> Bool {
         guard let row = rowOf.removeValue(forKey: id) else { return false }
-        if indexed { graph.markDeleted(id: UInt64(row)) }
+        dead[row] = true
+        graph.markDead(row: row)
         return true
+    }
+
+    /// The graph with every row of this table in it.
+    func indexedGraph() -> HNSWIndex {
+        precondition(indexed, "a table built without its graph is not searchable")
+        return graph.catchUp(self)
     }
 
     /// The `k` nearest live rows (matching `filter`), nearest first.
@@ -72,14 +85,23 @@ struct Memtable: Sendable {
         }
         let matching = allowed?.cardinality ?? rowOf.count
         guard matching > 0 else { return [] }
-        var hits: [Neighbor]
-        if count < Self.exactBelow || matching < 2 * k {
-            hits = graph.exactSearch(query, k: k, allowed: allowed)
-        } else {
-            hits = graph.search(query, k: k, ef: ef, allowed: allowed)
-            if hits.count < min(k, matching) { hits = graph.exactSearch(query, k: k, allowed: allowed) }
-        }
+        if count < Self.exactBelow || matching < 2 * k { return exactSearch(query, k: k, allowed: allowed) }
+        let g = indexedGraph()
+        var hits = g.search(query, k: k, ef: ef, allowed: allowed)
+        if hits.count < min(k, matching) { hits = g.exactSearch(query, k: k, allowed: allowed) }
         return hits.map { Neighbor(id: ids[Int($0.id)], distance: $0.distance) }
+    }
+
+    /// Every live row (in `allowed`) scanned exactly.
+    private func exactSearch(_ query: [Float], k: Int, allowed: Bitmap?) -> [Neighbor] {
+        var top = TopK(k: k)
+        query.withUnsafeBufferPointer { q in
+            vectors.withUnsafeBufferPointer { v in
+                FlatSearch.search(query: q.baseAddress!, vectors: v, dimension: dimension, metric: metric, into: &top,
+                                  id: { UInt64($0) }, skip: { dead[$0] || !(allowed?.contains($0) ?? true) })
+            }
+        }
+        return top.sorted().map { Neighbor(id: ids[Int($0.id)], distance: $0.distance) }
     }
 
     /// The stored parts of the live row of `id`.
@@ -108,7 +130,7 @@ struct Memtable: Sendable {
         case .flat:
             break
         case .graph:
-            let g = graph.exportGraph()
+            let g = indexedGraph().exportGraph()
             c.graph = GraphLayout(m: g.m, entryPoint: g.entryPoint, maxLevel: g.maxLevel, levels: g.levels,
                                   level0: g.level0, upper: g.upper)
         case .ivf(let nlist):
@@ -122,6 +144,7 @@ struct Memtable: Sendable {
             if !c.metadata.isEmpty { c.metadata = perm.map { c.metadata[$0] } }
             if !c.payloads.isEmpty { c.payloads = perm.map { c.payloads[$0] } }
             c.ivf = IVFLayout(centroids: ivf.centroids, offsets: ivf.offsets.map { UInt64($0) })
+            c.codes = Codes.build(vectors: c.vectors, dimension: dimension, centroids: ivf.centroids, offsets: ivf.offsets)
         }
         var segRowOfMemRow: [Int: Int] = [:]
         for (segRow, memRow) in order.enumerated() { segRowOfMemRow[memRow] = segRow }
@@ -138,9 +161,13 @@ enum SegmentLayout: Sendable, Equatable {
     /// Rows partition by partition with IVF centroids in the tail: large segments, for cold reads.
     case ivf(nlist: Int)
 
-    /// The layout for `rows` rows: flat below 2 000, a graph below `ivfThreshold`, IVF above.
-    static func choose(rows: Int, ivfThreshold: Int) -> SegmentLayout {
-        if rows >= ivfThreshold { return .ivf(nlist: max(1, Int(Double(rows).squareRoot()))) }
+    /// The layout for `rows` rows of `dimension` floats: IVF (partitioned, so a cold query
+    /// reads a sliver) from `ivfThreshold` rows or `ivfThresholdBytes` of vectors on, else a
+    /// graph from 2 000 rows, else flat. Graph and flat segments are read whole, so they stay small.
+    static func choose(rows: Int, dimension: Int, ivfThreshold: Int, ivfThresholdBytes: Int) -> SegmentLayout {
+        if rows >= ivfThreshold || rows * dimension * 4 >= ivfThresholdBytes {
+            return .ivf(nlist: max(1, Int(Double(rows).squareRoot())))
+        }
         if rows >= 2_000 { return .graph }
         return .flat
     }
@@ -180,16 +207,49 @@ struct PendingWrites: Sendable {
     }
 
     /// These writes with `newer` applied on top: what is pending again after a commit of
-    /// these writes failed while `newer` accumulated.
+    /// these writes failed while `newer` accumulated. A new table (its graph is built again
+    /// when needed), so the failed batch's table is never changed.
     func merged(with newer: PendingWrites) -> PendingWrites {
-        var m = self
-        for (id, row) in newer.memtable.rowOf.sorted(by: { $0.value < $1.value }) {
-            let r = newer.memtable.row(at: row)
-            m.put(id: id, vector: r.vector, metadata: r.metadata, payload: r.payload)
+        var m = PendingWrites(dimension: memtable.dimension, metric: memtable.metric)
+        for table in [memtable, newer.memtable] {
+            for (id, row) in table.rowOf.sorted(by: { $0.value < $1.value }) {
+                let r = table.row(at: row)
+                m.memtable.put(id: id, vector: r.vector, metadata: r.metadata, payload: r.payload)
+            }
         }
+        m.deletes = deletes.subtracting(newer.memtable.rowOf.keys)
         for id in newer.deletes { m.delete(id: id) }
-        m.touched.formUnion(newer.touched)
-        if m.touchedView == nil { m.touchedView = newer.touchedView }
+        m.touched = touched.union(newer.touched)
+        m.touchedView = touchedView ?? newer.touchedView
         return m
+    }
+}
+
+/// An HNSW graph over a memtable's rows, built lazily up to the rows needed. Thread-safe: the
+/// graph and the count of rows in it change together under one lock.
+final class LazyGraph: Sendable {
+    private let index: HNSWIndex
+    private let built = Mutex<Int>(0)
+
+    init(_ index: HNSWIndex) { self.index = index }
+
+    /// Adds the rows of `table` not yet in the graph (marking the dead ones) and returns it.
+    func catchUp(_ table: Memtable) -> HNSWIndex {
+        built.withLock { n in
+            while n < table.count {
+                let r = n
+                index.insert(Array(table.vectors[r * table.dimension..<(r + 1) * table.dimension]), id: UInt64(r))
+                if table.dead[r] { _ = index.markDeleted(id: UInt64(r)) }
+                n += 1
+            }
+        }
+        return index
+    }
+
+    /// Marks row `row` dead in the graph when the graph holds it (a later catch-up marks it otherwise).
+    func markDead(row: Int) {
+        built.withLock { n in
+            if row < n { _ = index.markDeleted(id: UInt64(row)) }
+        }
     }
 }

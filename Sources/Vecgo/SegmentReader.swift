@@ -2,15 +2,25 @@ import IndexCore
 import SegmentFormat
 import Stores
 
-/// How far a search looks: the HNSW candidate list and the IVF partitions probed.
+/// How far a search looks: the HNSW candidate list, the IVF partitions probed, and how IVF
+/// partitions are scanned (compact codes first, then exact vectors of the best candidates).
 public struct SearchOptions: Sendable, Hashable {
     /// HNSW candidate list size (at least `k` is used).
     public var ef: Int
     /// IVF partitions probed per segment.
     public var nprobe: Int
-    public init(ef: Int = 64, nprobe: Int = 8) {
+    /// Which codes an IVF segment's probed partitions are scanned by.
+    public var scan: CodeScan
+    /// At most this many candidates per segment found by the codes are re-ranked with their
+    /// exact vectors (each one a small ranged read when cold); 0 picks by the codes' kind
+    /// (1-bit: max(10·k, 100), keeping only rows whose error bound can still reach the top k;
+    /// SQ8: max(4·k, 40)).
+    public var rerank: Int
+    public init(ef: Int = 64, nprobe: Int = 8, scan: CodeScan = .automatic, rerank: Int = 0) {
         self.ef = ef
         self.nprobe = nprobe
+        self.scan = scan
+        self.rerank = rerank
     }
 }
 
@@ -111,8 +121,15 @@ final class SegmentReader: Sendable {
             // Too few matches in the probed partitions (a selective filter): probe four times
             // as many, up to all of them, rather than all at once.
             var nprobe = max(1, options.nprobe)
+            let block = t.codebook.flatMap { Self.scannedBlock(options.scan, $0) }
             while true {
-                let probed = try await searchIVF(query, k: k, nprobe: nprobe, ivf: ivf, footer: f, vd: vd, idd: idd, allowed: allowed)
+                let probed: [SegmentHit]
+                if let block, let book = t.codebook, let cd = f.section(.ivfCodes) {
+                    probed = try await searchCodes(query, k: k, nprobe: nprobe, rerank: options.rerank, block: block, book: book,
+                                                   ivf: ivf, footer: f, vd: vd, cd: cd, allowed: allowed)
+                } else {
+                    probed = try await searchIVF(query, k: k, nprobe: nprobe, ivf: ivf, footer: f, vd: vd, idd: idd, allowed: allowed)
+                }
                 if probed.count >= want || nprobe >= ivf.nlist { return probed }
                 nprobe = min(ivf.nlist, nprobe * 4)
             }
@@ -187,6 +204,26 @@ final class SegmentReader: Sendable {
             if f.section(.hnswGraph) != nil, t.ivf == nil {
                 let g = try await graph(t)
                 for r in rows { vectorOf[r] = g.index.vector(row: r) }
+            } else if let ivf = t.ivf, let book = t.codebook, let cd = f.section(.ivfCodes) {
+                // Each wanted row's vector and its row info alone, checked against the row's CRC.
+                let dim4 = UInt64(f.dimension * 4)
+                var ranges: [Range<UInt64>] = []
+                for r in rows {
+                    let pr = ivf.rows(ivf.partition(ofRow: r))
+                    let info = cd.offset + book.range(.rowInfo, rows: pr, dimension: f.dimension).lowerBound + UInt64(12 * (r - pr.lowerBound))
+                    ranges.append(vd.offset + UInt64(r) * dim4..<vd.offset + UInt64(r + 1) * dim4)
+                    ranges.append(info..<info + 12)
+                }
+                let parts = try await store.read(ref.name, ranges: ranges)
+                for (i, r) in rows.enumerated() {
+                    let vector = parts[2 * i], info = parts[2 * i + 1]
+                    guard vector.count == Int(dim4), info.count == 12,
+                          info.withUnsafeBytes({ UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }) == crc32c(vector) else {
+                        throw FormatError(.corrupted, object: ref.name, offset: ranges[2 * i].lowerBound, "the vector of row \(r) does not match its checksum")
+                    }
+                    var reader = ByteReader(vector, object: ref.name, baseOffset: ranges[2 * i].lowerBound)
+                    vectorOf[r] = try reader.readFloats(f.dimension)
+                }
             } else if let ivf = t.ivf, let idd = f.section(.ids) {
                 // One checked partition read per partition holding a wanted row.
                 let dim4 = UInt64(f.dimension * 4)
@@ -212,6 +249,124 @@ final class SegmentReader: Sendable {
             out[r] = (meta.map { r < $0.count ? $0[r] : [:] }, payloads.map { r < $0.count ? $0[r] : [] }, vectorOf[r])
         }
         return out
+    }
+
+    /// The code block `scan` reads of a segment with `book`, or nil to scan exact vectors.
+    static func scannedBlock(_ scan: CodeScan, _ book: IVFCodebook) -> IVFCodebook.Block? {
+        switch scan {
+        case .exact: nil
+        case .sq8: book.kinds.contains(.sq8) ? .sq8 : nil
+        case .automatic, .binary: book.kinds.contains(.binary) ? .binary : book.kinds.contains(.sq8) ? .sq8 : nil
+        }
+    }
+
+    /// A candidate found by the codes: its row, key, vector checksum and estimated distance.
+    private struct Candidate {
+        var row: Int
+        var key: UInt64
+        var crc: UInt32
+        var estimate: Float
+        var lower: Float
+        var upper: Float
+    }
+
+    /// Scans the codes of the probed partitions (row info and one code block each, read
+    /// together and checked block by block), keeps the most promising rows, and re-ranks them
+    /// with their exact vectors, read row by row (coalesced by the cache) and each checked
+    /// against the CRC in its row info. Three round trips when cold: tail, codes, vectors.
+    private func searchCodes(_ query: [Float], k: Int, nprobe: Int, rerank: Int, block: IVFCodebook.Block, book: IVFCodebook,
+                             ivf: IVFLayout, footer f: SegmentFooter, vd: SectionDescriptor, cd: SectionDescriptor,
+                             allowed: Bitmap?) async throws -> [SegmentHit] {
+        let dim = f.dimension
+        let probe = IVFIndex.probe(query, centroids: ivf.centroids, dimension: dim, metric: metric, nprobe: nprobe)
+            .filter { !ivf.rows($0).isEmpty }
+        var ranges: [Range<UInt64>] = []
+        for p in probe {
+            for b in [IVFCodebook.Block.rowInfo, block] {
+                let r = book.range(b, rows: ivf.rows(p), dimension: dim)
+                ranges.append(cd.offset + r.lowerBound..<cd.offset + r.upperBound)
+            }
+        }
+        let bytes = try await store.read(ref.name, ranges: ranges)
+        let rabitq = block == .binary ? RaBitQ(dimension: dim, seed: book.seed) : nil
+        let sq8 = block == .sq8 ? SQ8Quantizer(minimums: book.sq8Minimums, scales: book.sq8Scales) : nil
+        var candidates: [Candidate] = []
+        for (i, p) in probe.enumerated() {
+            let rows = ivf.rows(p), n = rows.count
+            let info = bytes[2 * i], codes = bytes[2 * i + 1]
+            for (got, b, r) in [(info, IVFCodebook.Block.rowInfo, ranges[2 * i]), (codes, block, ranges[2 * i + 1])] {
+                guard got.count == r.count else {
+                    throw FormatError(.truncated, object: ref.name, offset: r.lowerBound + UInt64(got.count), "partition \(p) \(b) codes are cut short")
+                }
+                try book.check(b, partition: p, bytes: got, object: ref.name, offset: r.lowerBound)
+            }
+            var estimates = [Float](repeating: 0, count: n), lower = [Float](repeating: 0, count: n), upper = [Float](repeating: 0, count: n)
+            if let rabitq {
+                let prepared = ivf.centroids.withUnsafeBufferPointer { c in
+                    query.withUnsafeBufferPointer { rabitq.prepare(query: $0.baseAddress!, centroid: c.baseAddress! + p * dim, metric: metric) }
+                }
+                codes.withUnsafeBytes { raw in
+                    rabitq.estimate(prepared, records: raw.baseAddress!, count: n, estimates: &estimates, lowerBounds: &lower,
+                                    upperBounds: &upper)
+                }
+            } else if let sq8 {
+                codes.withUnsafeBufferPointer { c in
+                    estimates.withUnsafeMutableBufferPointer { sq8.distances(metric, query: query, codes: c, out: $0) }
+                }
+                lower = estimates
+                upper = estimates
+            }
+            info.withUnsafeBytes { raw in
+                for j in 0..<n where allowed?.contains(rows.lowerBound + j) ?? true {
+                    candidates.append(Candidate(row: rows.lowerBound + j,
+                                                key: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 12 * j, as: UInt64.self)),
+                                                crc: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 12 * j + 8, as: UInt32.self)),
+                                                estimate: estimates[j], lower: lower[j], upper: upper[j]))
+                }
+            }
+        }
+        let chosen = Self.rerankSet(candidates, k: k, rerank: rerank, binary: rabitq != nil)
+        // Exact vectors of the chosen rows, in row order so neighbours share pages and requests.
+        let dim4 = UInt64(dim * 4)
+        let rowRanges = chosen.map { vd.offset + UInt64($0.row) * dim4..<vd.offset + UInt64($0.row + 1) * dim4 }
+        let vectors = try await store.read(ref.name, ranges: rowRanges)
+        var top = TopK(k: k)  // of indexes into `chosen`
+        for (i, c) in chosen.enumerated() {
+            guard vectors[i].count == Int(dim4) else {
+                throw FormatError(.truncated, object: ref.name, offset: rowRanges[i].lowerBound + UInt64(vectors[i].count), "the vector of row \(c.row) is cut short")
+            }
+            guard crc32c(vectors[i]) == c.crc else {
+                throw FormatError(.corrupted, object: ref.name, offset: rowRanges[i].lowerBound, "the vector of row \(c.row) does not match its checksum")
+            }
+            let d = query.withUnsafeBufferPointer { q in
+                vectors[i].withUnsafeBytes { Distance.distance(metric, q.baseAddress!, $0.baseAddress!.assumingMemoryBound(to: Float.self), dim) }
+            }
+            top.offer(Neighbor(id: UInt64(i), distance: d))
+        }
+        return top.sorted().map { n in
+            let c = chosen[Int(n.id)]
+            return SegmentHit(id: c.key, row: c.row, distance: n.distance)
+        }
+    }
+
+    /// The candidates worth re-ranking, in row order: the best by estimate, at most `rerank`
+    /// (or the default for the codes' kind); with error bounds, only those whose lower bound
+    /// does not exceed the k-th smallest upper bound (the others cannot be in the top k).
+    private static func rerankSet(_ all: [Candidate], k: Int, rerank: Int, binary: Bool) -> [Candidate] {
+        let limit = rerank > 0 ? rerank : binary ? max(10 * k, 100) : max(4 * k, 40)
+        var candidates = all
+        if binary, candidates.count > k {
+            var uppers = candidates.map(\.upper)
+            uppers.sort()
+            let kth = uppers[k - 1]
+            candidates.removeAll { $0.lower > kth }
+        }
+        if candidates.count > limit {
+            candidates.sort { $0.estimate < $1.estimate }
+            candidates.removeLast(candidates.count - max(limit, k))
+        }
+        candidates.sort { $0.row < $1.row }
+        return candidates
     }
 
     /// Reads only the probed partitions — each one range of vectors and one of ids, all asked

@@ -736,7 +736,7 @@ public actor Vecgo {
         do {
             var newSegment: (ref: SegmentRef, liveRows: [UInt64: Int], object: OwnObject)?
             if memtable.liveCount > 0 {
-                let (contents, liveRows) = memtable.contents(SegmentLayout.choose(rows: memtable.liveCount, ivfThreshold: config.ivfThreshold))
+                let (contents, liveRows) = memtable.contents(config.layout(rows: memtable.liveCount, dimension: dimension))
                 let encoded = try SegmentCodec.encode(contents)
                 let object = try await writeOwnSegment(encoded.bytes)
                 newSegment = (SegmentRef(name: object.name, size: UInt64(encoded.bytes.count), tailOffset: encoded.tailOffset,

@@ -4,7 +4,8 @@ import Vecgo
 import _VecgoTestSupport
 
 /// The cold-path budget of the design brief: opening a reader costs at most 2 sequential round
-/// trips, and its first query at most 2 more, whatever the segment layouts.
+/// trips, and its first query at most 3 more, whatever the segment layouts: the tails (started
+/// at open), then an IVF segment's codes, then the exact vectors of the rows it re-ranks.
 @Suite struct ColdPathTests {
     static func database() async throws -> MemoryBlobStore {
         let store = MemoryBlobStore()
@@ -27,7 +28,7 @@ import _VecgoTestSupport
         // first query's budget (they may even have brought everything it needs).
         let (hits, _) = try await reader.searchWithStats(SegmentLayoutEngineTests.clustered(1, 8, seed: 41)[0], k: 10)
         #expect(hits.count == 10)
-        #expect(recorder.depth - afterOpen <= 2,
+        #expect(recorder.depth - afterOpen <= 3,
                 "the first query took \(recorder.depth - afterOpen) sequential round trips after open")
         // Warm: no request at all, and the query's own counters say so.
         recorder.reset()

@@ -291,7 +291,7 @@ func bruteForce(_ data: [(UInt64, [Float])], _ q: [Float], k: Int) -> [UInt64] {
         try await store.put(seg.name, bytes)
         let r = try await Vecgo.open(.remote(store), .readOnly)
         do {
-            _ = try await r.search([0, 0, 0, 0], k: 3, options: SearchOptions(nprobe: 1000))
+            _ = try await r.search([0, 0, 0, 0], k: 3, options: SearchOptions(nprobe: 1000, scan: .exact))
             Issue.record("a damaged partition produced results")
         } catch let e as VecgoError {
             #expect(e.code == .corrupted)

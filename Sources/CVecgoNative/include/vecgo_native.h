@@ -37,6 +37,27 @@ void vecgo_sq8_l2_batch(const float *qm, const float *scale, const uint8_t *code
 /// SQ8 scan: out[i] = sum_j qs[j] * codes[i*dim+j], where qs = query * scale (add sum(query*min) for the dot product).
 void vecgo_sq8_dot_batch(const float *qs, const uint8_t *codes, size_t count, size_t dim, float *out);
 
+/// RaBitQ rotation in place: `rounds` times, multiply element i of the `p` floats at `v` by
+/// signs[r*p + i] (±1), apply the Walsh–Hadamard butterflies (for h = 1, 2, …, p/2; for each
+/// block start i, step 2h; for j in i..<i+h: (v[j], v[j+h]) = (v[j] + v[j+h], v[j] - v[j+h])),
+/// then multiply every element by `scale` (1/sqrt(p)). `p` is a power of two.
+void vecgo_rabitq_rotate(float *v, const float *signs, size_t p, size_t rounds, float scale);
+/// RaBitQ lookup tables of the rotated query `w` (`p` floats): for group g (p/8 of them),
+/// tables[256*g + b] = sum of w[8g + j] over the set bits j of b.
+void vecgo_rabitq_tables(const float *w, size_t p, float *tables);
+/// The per-query coefficients of a RaBitQ scan. For a row with norm n, factor x0 and
+/// ip = (2 * S1 - sum) * inv_sqrt_p: estimate = a + b*n*n + c*n*ip/x0,
+/// bound = d * n * sqrt(max(0, 1 - x0*x0)) / x0.
+typedef struct {
+    float sum, inv_sqrt_p, a, b, c, d;
+} vecgo_rabitq_params;
+/// RaBitQ scan of `count` records, `stride` bytes apart, each `groups` code bytes followed by
+/// the row's n and x0 (float32, native = little-endian order, any alignment): estimates,
+/// lower bounds (estimate - bound) and, when `upper` is not NULL, upper bounds.
+void vecgo_rabitq_estimate(const float *tables, size_t groups, const vecgo_rabitq_params *k,
+                           const uint8_t *records, size_t stride, size_t count,
+                           float *estimates, float *lower, float *upper);
+
 /// Hints the CPU to fetch the cache line at `p` (graph traversal fetches the next vectors early).
 static inline void vecgo_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 

@@ -1,0 +1,504 @@
+// vecgo-bench scale: a cold reader at scale. Builds a database of N × D rows (generated, or
+// from .fvecs files) through the embedded store with injected latency or against an S3
+// endpoint, then measures from a fresh reader: open, the cold first query (latency, requests,
+// bytes, share of the database), first-touch and warm latency, recall@k against exact ground
+// truth; and the writer's speed and peak memory, measured in a child process of its own.
+import Dispatch
+import Foundation
+import Stores
+import Vecgo
+
+/// Options of `vecgo-bench scale`.
+struct ScaleOptions {
+    var rows: Int?
+    var dimension = 96
+    var queries = 100
+    var clusters = 256
+    var seed: UInt64 = 42
+    var base: String?
+    var queryFile: String?
+    var groundTruth: String?
+    var latencyName = "s3-standard"
+    var endpoint: String?
+    var bucket: String?
+    var prefix: String?
+    var directory: String?
+    var commits = 1
+    var compact = false
+    var k = 10
+    var nprobe = 16
+    var rerank = 0
+    var scan = CodeScan.automatic
+    var writeFvecs: String?
+    var json = false
+    var phase: String?
+    var batch = 10_000
+    var memtableBudget: Int?
+
+    init(_ args: ArraySlice<String>) throws {
+        var flags = Flags(args)
+        while let a = flags.next() {
+            switch a {
+            case "--rows": rows = try flags.positiveInt()
+            case "--dim": dimension = try flags.positiveInt()
+            case "--queries": queries = try flags.positiveInt()
+            case "--clusters": clusters = try flags.positiveInt()
+            case "--seed": seed = UInt64(try flags.positiveInt())
+            case "--base": base = try flags.value()
+            case "--queries-file": queryFile = try flags.value()
+            case "--groundtruth": groundTruth = try flags.value()
+            case "--latency": latencyName = try flags.value()
+            case "--endpoint": endpoint = try flags.value()
+            case "--bucket": bucket = try flags.value()
+            case "--prefix": prefix = try flags.value()
+            case "--dir": directory = try flags.value()
+            case "--commits": commits = try flags.positiveInt()
+            case "--compact": compact = true
+            case "--k": k = try flags.positiveInt()
+            case "--nprobe": nprobe = try flags.positiveInt()
+            case "--rerank": rerank = try flags.positiveInt()
+            case "--batch": batch = try flags.positiveInt()
+            case "--memtable-budget": memtableBudget = try flags.positiveInt()
+            case "--scan":
+                switch try flags.value() {
+                case "automatic": scan = .automatic
+                case "binary": scan = .binary
+                case "sq8": scan = .sq8
+                case "exact": scan = .exact
+                case let other: throw BenchError(description: "--scan takes automatic, binary, sq8 or exact, got \(other)")
+                }
+            case "--write-fvecs": writeFvecs = try flags.value()
+            case "--json": json = true
+            case "--phase": phase = try flags.value()
+            default: throw flags.unknown
+            }
+        }
+        guard LatencyInjectingStore.Profile(named: latencyName) != nil else {
+            throw BenchError(description: "unknown latency profile \(latencyName)")
+        }
+        guard (base == nil) == (queryFile == nil) else { throw BenchError(description: "--base and --queries-file go together") }
+    }
+}
+
+/// A seeded Gaussian mixture that looks like real embeddings: clusters of uneven sizes and
+/// per-cluster, per-direction scales in a 32-dimensional latent space, mapped to `dimension`
+/// dimensions by a fixed random linear map, plus a little isotropic noise. Row `i` is a pure
+/// function of the seed and `i`, so any process can generate any slice of the data.
+struct LatentMixture: Sendable {
+    let dimension: Int
+    let latent = 32
+    let seed: UInt64
+    let weights: [Double]  // cumulative
+    let centers: [Float]  // clusters × latent
+    let scales: [Float]  // clusters × latent
+    let map: [Float]  // dimension × latent
+    let noise: Float = 0.1
+
+    init(dimension: Int, clusters: Int, seed: UInt64) {
+        self.dimension = dimension
+        self.seed = seed
+        var rng = BenchRNG(seed)
+        var w = (0..<clusters).map { 1 / pow(Double($0 + 1), 0.8) }  // Zipf-like sizes
+        w.shuffle(using: &rng)
+        let total = w.reduce(0, +)
+        var acc = 0.0
+        weights = w.map { acc += $0 / total; return acc }
+        centers = (0..<clusters * latent).map { _ in 2 * rng.gaussian() }
+        // Per cluster an overall scale (0.3…3) times a per-direction one: anisotropic clusters.
+        var s: [Float] = []
+        for _ in 0..<clusters {
+            let overall = exp(Float.random(in: log(0.3)...log(3), using: &rng))
+            for _ in 0..<latent { s.append(overall * exp(0.6 * rng.gaussian())) }
+        }
+        scales = s
+        map = (0..<dimension * latent).map { _ in rng.gaussian() / Float(32).squareRoot() }
+    }
+
+    /// Writes row `i` (queries use indexes from 2⁶² on) into `out`.
+    func row(_ i: UInt64, into out: UnsafeMutablePointer<Float>) {
+        var rng = BenchRNG(seed &+ 0x9E37_79B9_7F4A_7C15 &* (i &+ 1))
+        let u = Double(rng.next() >> 11) / Double(1 << 53)
+        var lo = 0, hi = weights.count - 1
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if weights[mid] < u { lo = mid + 1 } else { hi = mid }
+        }
+        var z = [Float](repeating: 0, count: latent)
+        for j in 0..<latent { z[j] = centers[lo * latent + j] + scales[lo * latent + j] * rng.gaussian() }
+        for d in 0..<dimension {
+            var x: Float = 0
+            for j in 0..<latent { x += map[d * latent + j] * z[j] }
+            out[d] = x + noise * rng.gaussian()
+        }
+    }
+
+    /// Rows `range`, generated on all cores, row-major.
+    func rows(_ range: Range<UInt64>) -> [Float] {
+        var out = [Float](repeating: 0, count: range.count * dimension)
+        out.withUnsafeMutableBufferPointer { buffer in
+            nonisolated(unsafe) let b = buffer
+            let chunks = (range.count + 1023) / 1024
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                for r in c * 1024..<min(range.count, (c + 1) * 1024) {
+                    row(range.lowerBound + UInt64(r), into: b.baseAddress! + r * dimension)
+                }
+            }
+        }
+        return out
+    }
+
+    static let queryBase: UInt64 = 1 << 62
+}
+
+/// SplitMix64 with a Gaussian draw (Box–Muller).
+struct BenchRNG: RandomNumberGenerator {
+    private var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func gaussian() -> Float {
+        let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300), u2 = Double(next() >> 11) / Double(1 << 53)
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * .pi * u2))
+    }
+}
+
+/// Where the rows come from: the generator, or .fvecs files read in slices.
+struct ScaleData: Sendable {
+    let dimension: Int
+    let count: Int
+    let mixture: LatentMixture?
+    let file: (path: String, rows: Int)?
+
+    init(_ o: ScaleOptions) throws {
+        if let base = o.base {
+            let size = try FileManager.default.attributesOfItem(atPath: base)[.size] as? Int ?? 0
+            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: base))
+            defer { try? handle.close() }
+            let head = try handle.read(upToCount: 4) ?? Data()
+            guard head.count == 4 else { throw BenchError(description: "\(base) is empty") }
+            let d = Int(head.withUnsafeBytes { Int32(littleEndian: $0.loadUnaligned(as: Int32.self)) })
+            guard d > 0, size % (4 + 4 * d) == 0 else { throw BenchError(description: "\(base) is not an .fvecs file of whole rows") }
+            dimension = d
+            count = min(size / (4 + 4 * d), o.rows ?? Int.max)
+            mixture = nil
+            file = (base, count)
+        } else {
+            dimension = o.dimension
+            count = o.rows ?? 100_000
+            mixture = LatentMixture(dimension: o.dimension, clusters: o.clusters, seed: o.seed)
+            file = nil
+        }
+    }
+
+    /// Rows `range`, row-major.
+    func rows(_ range: Range<Int>) throws -> [Float] {
+        if let mixture { return mixture.rows(UInt64(range.lowerBound)..<UInt64(range.upperBound)) }
+        let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file!.path))
+        defer { try? handle.close() }
+        let rowBytes = 4 + 4 * dimension
+        try handle.seek(toOffset: UInt64(range.lowerBound * rowBytes))
+        let data = try handle.read(upToCount: range.count * rowBytes) ?? Data()
+        guard data.count == range.count * rowBytes else { throw BenchError(description: "\(file!.path) ends early") }
+        var out = [Float](repeating: 0, count: range.count * dimension)
+        data.withUnsafeBytes { raw in
+            for r in 0..<range.count {
+                for j in 0..<dimension {
+                    out[r * dimension + j] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: r * rowBytes + 4 + 4 * j, as: UInt32.self)))
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// The peak resident memory of this process so far, in bytes (VmHWM).
+func peakResidentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
+    }
+    return 0
+}
+
+/// What the writer (or compaction) child reports.
+struct WritePhaseResult: Codable {
+    var rows: Int
+    var commits: Int
+    var seconds: Double
+    var peak_rss_bytes: Int
+}
+
+/// One measured configuration of the reader.
+struct ScaleRow: Codable {
+    var label: String
+    var rows: Int
+    var dim: Int
+    var segments: Int
+    var database_bytes: Int
+    var write_s: Double
+    var write_rows_per_s: Double
+    var writer_peak_rss_bytes: Int
+    var open_ms: Double
+    var open_requests: Int
+    var cold_first_query_ms: Double
+    var cold_first_query_requests: Int
+    var cold_first_query_bytes: Int
+    var cold_first_query_share_of_database: Double
+    var first_touch_p50_ms: Double
+    var first_touch_p99_ms: Double
+    var first_touch_bytes_per_query: Double
+    var warm_p50_ms: Double
+    var warm_p99_ms: Double
+    var recall_at_k: Double
+    var k: Int
+    var nprobe: Int
+}
+
+func scaleStore(_ o: ScaleOptions) async throws -> any BlobStore {
+    if let endpoint = o.endpoint {
+        let s3 = try S3Store(try S3Configuration.fromEnvironment(bucket: o.bucket ?? "vecgo-bench", prefix: o.prefix ?? "scale/",
+                                                                 endpoint: endpoint))
+        try await s3.createBucketIfNeeded()
+        return s3
+    }
+    guard let dir = o.directory else { throw BenchError(description: "internal: no --dir for the embedded store") }
+    return LatencyInjectingStore(try LocalDirectoryStore(root: dir), profile: LatencyInjectingStore.Profile(named: o.latencyName)!)
+}
+
+/// The writer child: streams the rows into `commits` commits (key = row number).
+func scaleWritePhase(_ o: ScaleOptions) async throws {
+    let data = try ScaleData(o)
+    let store = try await scaleStore(o)
+    let clock = ContinuousClock(), start = clock.now
+    var options: [OpenOption] = [.create(dimension: data.dimension, metric: .l2)]
+    if let budget = o.memtableBudget { options.append(.memtableBudget(budget)) }
+    let w = try await Vecgo.open(.remote(store), options: options)
+    let perCommit = (data.count + o.commits - 1) / o.commits
+    var next = 0
+    while next < data.count {
+        let end = min(data.count, next + perCommit)
+        var at = next
+        while at < end {
+            let chunkEnd = min(end, at + o.batch)
+            let rows = try data.rows(at..<chunkEnd)
+            for r in 0..<(chunkEnd - at) {
+                try await w.upsert(id: UInt64(at + r), Array(rows[r * data.dimension..<(r + 1) * data.dimension]))
+            }
+            at = chunkEnd
+        }
+        try await w.commit()
+        next = end
+    }
+    try await w.close()
+    let d = clock.now - start
+    let result = WritePhaseResult(rows: data.count, commits: o.commits, seconds: seconds(d), peak_rss_bytes: peakResidentBytes())
+    print(String(data: try JSONEncoder().encode(result), encoding: .utf8)!)
+}
+
+/// The compaction child: one `compact()` of everything.
+func scaleCompactPhase(_ o: ScaleOptions) async throws {
+    let store = try await scaleStore(o)
+    let clock = ContinuousClock(), start = clock.now
+    let w = try await Vecgo.open(.remote(store))
+    let report = try await w.compact(maxRows: Int.max)
+    try await w.close()
+    let result = WritePhaseResult(rows: report.rowsKept, commits: 1, seconds: seconds(clock.now - start), peak_rss_bytes: peakResidentBytes())
+    print(String(data: try JSONEncoder().encode(result), encoding: .utf8)!)
+}
+
+
+/// Runs this executable again with `--phase NAME` and the same options; returns its JSON.
+func runPhase(_ name: String, _ args: ArraySlice<String>, extra: [String]) throws -> WritePhaseResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    p.arguments = ["scale"] + Array(args) + extra + ["--phase", name]
+    let out = Pipe()
+    p.standardOutput = out
+    try p.run()
+    let bytes = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0, let line = String(data: bytes, encoding: .utf8)?.split(separator: "\n").last else {
+        throw BenchError(description: "the \(name) phase failed (exit \(p.terminationStatus))")
+    }
+    return try JSONDecoder().decode(WritePhaseResult.self, from: Data(line.utf8))
+}
+
+/// Exact top-k row numbers of each query, streaming over the rows in slices.
+func exactNeighbours(_ data: ScaleData, queries: [[Float]], k: Int) throws -> [[Int]] {
+    var tops = queries.map { _ in TopK(k: k) }
+    let slice = 65_536
+    var start = 0
+    while start < data.count {
+        let end = min(data.count, start + slice), first = start
+        let rows = try data.rows(start..<end)
+        tops.withUnsafeMutableBufferPointer { t in
+            nonisolated(unsafe) let t = t
+            DispatchQueue.concurrentPerform(iterations: queries.count) { qi in
+                var d = [Float](repeating: 0, count: end - first)
+                queries[qi].withUnsafeBufferPointer { q in
+                    rows.withUnsafeBufferPointer { b in
+                        d.withUnsafeMutableBufferPointer { out in
+                            Distance.batch(.l2, query: q.baseAddress!, base: b.baseAddress!, count: end - first, dimension: data.dimension,
+                                           out: out.baseAddress!)
+                        }
+                    }
+                }
+                for (i, x) in d.enumerated() where x < t[qi].threshold { t[qi].offer(Neighbor(id: UInt64(first + i), distance: x)) }
+            }
+        }
+        start = end
+    }
+    return tops.map { $0.sorted().map { Int($0.id) } }
+}
+
+func scaleBench(_ o: ScaleOptions, args: ArraySlice<String>) async throws {
+    switch o.phase {
+    case "write": return try await scaleWritePhase(o)
+    case "compact": return try await scaleCompactPhase(o)
+    case nil: break
+    case let other?: throw BenchError(description: "unknown phase \(other)")
+    }
+    let data = try ScaleData(o)
+    var extra: [String] = []
+    var work: String?
+    var o = o
+    if o.endpoint == nil && o.directory == nil {
+        work = FileManager.default.temporaryDirectory.path + "/vecgo-scale-\(getpid())"
+        o.directory = work! + "/store"
+        extra = ["--dir", o.directory!]
+    } else if o.endpoint != nil && o.prefix == nil {
+        o.prefix = "scale-\(getpid())/"
+        extra = ["--prefix", o.prefix!]
+    }
+    defer { if let work { try? FileManager.default.removeItem(atPath: work) } }
+
+    // Queries and exact ground truth.
+    let queries: [[Float]]
+    let truth: [[Int]]
+    if let qf = o.queryFile {
+        queries = Array(try VecsFile.read(qf, as: Float.self).rows.prefix(o.queries))
+        if let g = o.groundTruth {
+            truth = try VecsFile.read(g, as: Int32.self).rows.prefix(o.queries).map { $0.prefix(o.k).map(Int.init) }
+        } else {
+            truth = try exactNeighbours(data, queries: queries, k: o.k)
+        }
+    } else {
+        let mixture = data.mixture!
+        let flat = mixture.rows(LatentMixture.queryBase..<LatentMixture.queryBase + UInt64(o.queries))
+        queries = (0..<o.queries).map { Array(flat[$0 * data.dimension..<($0 + 1) * data.dimension]) }
+        truth = try exactNeighbours(data, queries: queries, k: o.k)
+    }
+    if let dir = o.writeFvecs {
+        try writeVecs(dir, data: data, queries: queries, truth: truth)
+    }
+
+    var rows: [ScaleRow] = []
+    let written = try runPhase("write", args, extra: extra)
+    let store = try await scaleStore(o)
+    rows.append(try await measureReader(label: o.commits == 1 ? "bulk" : "\(o.commits) commits", o, data, store, queries, truth, written))
+    if o.compact {
+        let compacted = try runPhase("compact", args, extra: extra)
+        rows.append(try await measureReader(label: "\(o.commits) commits, compacted", o, data, store, queries, truth, compacted))
+    }
+    if o.json {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(data: try encoder.encode(rows.count == 1 ? AnyEncodable(rows[0]) : AnyEncodable(rows)), encoding: .utf8)!)
+        return
+    }
+    let mib = 1024.0 * 1024.0
+    for r in rows {
+        print("""
+            == \(r.label): \(r.rows) × \(r.dim), \(r.segments) segment(s), \(String(format: "%.1f", Double(r.database_bytes) / mib)) MiB \
+            (\(o.endpoint.map { "endpoint \($0)" } ?? "embedded store, \(o.latencyName)"))
+            write            \(String(format: "%.1f s, %.0f rows/s, peak RSS %.0f MiB", r.write_s, r.write_rows_per_s, Double(r.writer_peak_rss_bytes) / mib))
+            open             \(String(format: "%.1f ms, %d requests", r.open_ms, r.open_requests))
+            cold 1st query   \(String(format: "%.1f ms, %d requests, %.2f MiB = %.3f%% of the database", r.cold_first_query_ms, r.cold_first_query_requests, Double(r.cold_first_query_bytes) / mib, 100 * r.cold_first_query_share_of_database))
+            first touch      \(String(format: "p50 %.1f ms, p99 %.1f ms, %.2f MiB per query", r.first_touch_p50_ms, r.first_touch_p99_ms, r.first_touch_bytes_per_query / mib))
+            warm             \(String(format: "p50 %.2f ms, p99 %.2f ms", r.warm_p50_ms, r.warm_p99_ms))
+            recall@\(r.k)        \(String(format: "%.3f", r.recall_at_k)) (nprobe \(r.nprobe))
+            """)
+    }
+}
+
+struct AnyEncodable: Encodable {
+    let value: any Encodable
+    init(_ value: any Encodable) { self.value = value }
+    func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+}
+
+func measureReader(label: String, _ o: ScaleOptions, _ data: ScaleData, _ store: any BlobStore, _ queries: [[Float]],
+                   _ truth: [[Int]], _ written: WritePhaseResult) async throws -> ScaleRow {
+    let clock = ContinuousClock()
+    let t0 = clock.now
+    let reader = try await Vecgo.open(.remote(store), .readOnly)
+    let openMillis = seconds(clock.now - t0) * 1000
+    let openRequests = await reader.tierCounters().remoteRequests
+    // The database's bytes: the newest manifest and everything it references.
+    let manifests = try await store.list(prefix: "MANIFEST-")
+    let newest = try require(manifests.last, "no manifest")
+    let manifest = try Manifest.decode(try await store.read(newest.name), object: newest.name)
+    let databaseBytes = Int(newest.size + manifest.pkIndexSize) + manifest.segments.reduce(0) { $0 + Int($1.size) }
+    let options = SearchOptions(nprobe: o.nprobe, scan: o.scan, rerank: o.rerank)
+    var found = 0
+    let (firstHits, cold) = try await reader.searchWithStats(queries[0], k: o.k, options: options)
+    found += Set(firstHits.map { Int($0.id) }).intersection(truth[0]).count
+    var touch = Samples(), warm = Samples()
+    var touchBytes = 0
+    for (i, q) in queries.enumerated().dropFirst() {
+        let (hits, s) = try await reader.searchWithStats(q, k: o.k, options: options)
+        touch.add(s.latencyMicros)
+        touchBytes += s.tiers.remoteBytes
+        found += Set(hits.map { Int($0.id) }).intersection(truth[i]).count
+    }
+    for q in queries {
+        let (_, s) = try await reader.searchWithStats(q, k: o.k, options: options)
+        warm.add(s.latencyMicros)
+    }
+    try await reader.close()
+    return ScaleRow(label: label, rows: data.count, dim: data.dimension, segments: manifest.segments.count, database_bytes: databaseBytes,
+                    write_s: written.seconds, write_rows_per_s: Double(written.rows) / written.seconds,
+                    writer_peak_rss_bytes: written.peak_rss_bytes, open_ms: openMillis, open_requests: openRequests,
+                    cold_first_query_ms: cold.latencyMicros / 1000, cold_first_query_requests: cold.tiers.remoteRequests,
+                    cold_first_query_bytes: cold.tiers.remoteBytes,
+                    cold_first_query_share_of_database: Double(cold.tiers.remoteBytes) / Double(databaseBytes),
+                    first_touch_p50_ms: touch.percentile(0.5) / 1000, first_touch_p99_ms: touch.percentile(0.99) / 1000,
+                    first_touch_bytes_per_query: queries.count > 1 ? Double(touchBytes) / Double(queries.count - 1) : 0,
+                    warm_p50_ms: warm.percentile(0.5) / 1000, warm_p99_ms: warm.percentile(0.99) / 1000,
+                    recall_at_k: Double(found) / Double(queries.count * o.k), k: o.k, nprobe: o.nprobe)
+}
+
+/// Writes the set as base.fvecs, queries.fvecs and groundtruth.ivecs (for the peers).
+func writeVecs(_ dir: String, data: ScaleData, queries: [[Float]], truth: [[Int]]) throws {
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    func append<T: BitwiseCopyable>(_ handle: FileHandle, _ row: [T]) throws {
+        var bytes = Data()
+        withUnsafeBytes(of: Int32(row.count).littleEndian) { bytes.append(contentsOf: $0) }
+        row.withUnsafeBytes { bytes.append(contentsOf: $0) }
+        try handle.write(contentsOf: bytes)
+    }
+    func create(_ name: String) throws -> FileHandle {
+        FileManager.default.createFile(atPath: dir + "/" + name, contents: nil)
+        return try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/" + name))
+    }
+    let base = try create("base.fvecs")
+    var start = 0
+    while start < data.count {
+        let end = min(data.count, start + 65_536)
+        let rows = try data.rows(start..<end)
+        for r in 0..<(end - start) { try append(base, Array(rows[r * data.dimension..<(r + 1) * data.dimension])) }
+        start = end
+    }
+    try base.close()
+    let q = try create("queries.fvecs")
+    for row in queries { try append(q, row) }
+    try q.close()
+    let g = try create("groundtruth.ivecs")
+    for row in truth { try append(g, row.map { Int32($0) }) }
+    try g.close()
+}
