@@ -84,13 +84,16 @@ public struct IVFCodebook: Sendable, Equatable {
     }
 
     /// Where `block` of the partition holding `rows` lies, relative to the start of the codes
-    /// section: partitions are stored in order, each as its blocks in order.
-    public func range(_ block: Block, rows: Range<Int>, dimension: Int) -> Range<UInt64> {
-        var start = UInt64(rows.lowerBound) * UInt64(recordBytes(dimension: dimension))
+    /// section of a segment of `totalRows` rows: the section is three regions, row info, binary
+    /// codes, SQ8 codes, each in row order (so partition by partition), and a scan reads only the
+    /// regions it needs.
+    public func range(_ block: Block, rows: Range<Int>, totalRows: Int, dimension: Int) -> Range<UInt64> {
+        var start: UInt64 = 0
         for b in Block.allCases where b.rawValue < block.rawValue {
-            start += UInt64(rows.count) * UInt64(stride(b, dimension: dimension))
+            start += UInt64(totalRows) * UInt64(stride(b, dimension: dimension))
         }
-        return start..<start + UInt64(rows.count) * UInt64(stride(block, dimension: dimension))
+        let s = UInt64(stride(block, dimension: dimension))
+        return start + UInt64(rows.lowerBound) * s..<start + UInt64(rows.upperBound) * s
     }
 
     /// Checks one block of partition `p`, read on its own, against its checksum.
@@ -171,32 +174,27 @@ public struct IVFCodes: Sendable, Equatable {
         self.sq8 = sq8
     }
 
-    /// Lays the codes section out (partition by partition, each as row info, binary, SQ8
-    /// blocks) and fills the code book's block checksums.
+    /// Lays the codes section out (the row info, binary and SQ8 regions, each in row order) and
+    /// fills the code book's block checksums (per partition and region).
     func encodeSection(layout: IVFLayout, ids: [UInt64], vectorBytes: [UInt8], dimension: Int) -> (section: [UInt8], codebook: IVFCodebook) {
         var book = codebook
         let bs = book.stride(.binary, dimension: dimension), ss = book.stride(.sq8, dimension: dimension)
         let dim4 = dimension * 4
-        var w = ByteWriter(capacity: ids.count * book.recordBytes(dimension: dimension))
+        var info = ByteWriter(capacity: ids.count * IVFCodebook.rowInfoStride)
+        for row in ids.indices {
+            info.write(ids[row])
+            info.write(vectorBytes.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[row * dim4..<(row + 1) * dim4])) })
+        }
         var crcs: [UInt32] = []
         crcs.reserveCapacity(3 * layout.nlist)
         for p in 0..<layout.nlist {
             let rows = layout.rows(p)
-            var start = w.count
-            for row in rows {
-                w.write(ids[row])
-                w.write(vectorBytes.withUnsafeBytes { crc32c(UnsafeRawBufferPointer(rebasing: $0[row * dim4..<(row + 1) * dim4])) })
-            }
-            crcs.append(crc32c(w.bytes[start...]))
-            start = w.count
-            if bs > 0 { w.write(bytes: binary[rows.lowerBound * bs..<rows.upperBound * bs]) }
-            crcs.append(crc32c(w.bytes[start...]))
-            start = w.count
-            if ss > 0 { w.write(bytes: sq8[rows.lowerBound * ss..<rows.upperBound * ss]) }
-            crcs.append(crc32c(w.bytes[start...]))
+            crcs.append(crc32c(info.bytes[rows.lowerBound * IVFCodebook.rowInfoStride..<rows.upperBound * IVFCodebook.rowInfoStride]))
+            crcs.append(bs > 0 ? crc32c(binary[rows.lowerBound * bs..<rows.upperBound * bs]) : 0)
+            crcs.append(ss > 0 ? crc32c(sq8[rows.lowerBound * ss..<rows.upperBound * ss]) : 0)
         }
         book.blockCRCs = crcs
-        return (w.bytes, book)
+        return (info.bytes + binary + sq8, book)
     }
 
     /// Decodes the codes section against its code book, checking every block's checksum and
@@ -216,7 +214,7 @@ public struct IVFCodes: Sendable, Equatable {
         for p in 0..<layout.nlist {
             let rows = layout.rows(p)
             for block in IVFCodebook.Block.allCases {
-                let range = codebook.range(block, rows: rows, dimension: dimension)
+                let range = codebook.range(block, rows: rows, totalRows: ids.count, dimension: dimension)
                 let bytes = Array(raw[Int(range.lowerBound)..<Int(range.upperBound)])
                 if verify { try codebook.check(block, partition: p, bytes: bytes, object: object, offset: offset + range.lowerBound) }
                 switch block {

@@ -1,3 +1,4 @@
+// The L1 RAM tier: a sharded LRU of small blocks under a byte budget, and the key naming a block.
 import Stores
 
 /// Identifies one fixed-size block of one object.
@@ -45,6 +46,12 @@ public final class BlockCache: Sendable {
         return v
     }
 
+    /// The cached bytes of a block, without counting a hit or a miss or refreshing its place
+    /// in the LRU order.
+    func peek(_ key: BlockKey) -> [UInt8]? {
+        shards[shard(key)].withLock { $0.peek(key) }
+    }
+
     /// Stores a block, evicting the least recently used ones of its shard to stay in budget.
     public func put(_ key: BlockKey, _ bytes: [UInt8]) {
         let evicted = shards[shard(key)].withLock { $0.put(key, bytes) }
@@ -72,6 +79,10 @@ struct LRUShard {
         guard let i = index[key] else { return nil }
         moveToFront(i)
         return values[i]
+    }
+
+    func peek(_ key: BlockKey) -> [UInt8]? {
+        index[key].map { values[$0] }
     }
 
     /// Inserts or replaces; returns how many entries were evicted.

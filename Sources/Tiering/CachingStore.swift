@@ -1,51 +1,75 @@
+// The BlobStore that reads through the tiers (RAM pages, disk blocks, the remote store) and
+// fetches from the remote store only the pages a read is missing.
 public import Stores
 
-/// A ``BlobStore`` that serves reads through the tiers: RAM blocks (L1), then disk blocks (L2),
+/// A ``BlobStore`` that serves reads through the tiers: RAM pages (L1), then disk blocks (L2),
 /// then the remote store (L3). Objects are immutable, so nothing is ever invalidated; writes,
-/// listings and sizes go straight to the remote store.
+/// listings, sizes and whole-object reads go straight to the remote store.
 ///
-/// Remote reads are made in aligned units of `fetchBlockSize` (the disk block size), so every
-/// fetched byte can be cached on disk. The missing units of one read (or of several ranges read
-/// together with ``read(_:ranges:)``) become one ranged GET per run of units no more than
-/// `coalesceGapBytes` apart, split into parallel parts above `maxRequestBytes`; concurrent reads
-/// of the same unit share one in-flight request. A disk hit reads only the pages needed.
+/// A read is cut into pages of the RAM block size (4 KiB by default). The pages in neither RAM
+/// nor the disk cache are fetched from the remote store, and only they: each run of adjacent
+/// missing pages is one ranged GET; runs at most `coalesceGapBytes` apart share one GET (the
+/// pages between them come along and are cached too); a run above `maxRequestBytes` is split
+/// into parts; all the GETs of one read (or of several ranges read together with
+/// ``read(_:ranges:)``) are sent at once. Concurrent reads needing the same page share the one
+/// GET in flight for it. Every fetched page goes into RAM and, through the disk cache's
+/// background queue, into the file of its disk block.
 public final class CachingStore: BlobStore {
     /// The store behind the caches.
     public let remote: any BlobStore
-    /// The RAM tier.
+    /// The RAM tier; its block size is the page size of every fetch.
     public let ram: BlockCache
     /// The disk tier, when configured.
     public let disk: DiskCache?
     /// Counters of every tier.
     public let stats: TierStats
-    /// The remote fetch unit (and disk block) in bytes.
-    public let fetchBlockSize: Int
-    /// The largest single ranged GET; larger runs are split into parallel parts.
+    /// The largest single ranged GET; longer runs of missing pages are split into parallel parts.
     public let maxRequestBytes: Int
-    /// Missing units separated by at most this many cached bytes are fetched by one GET.
+    /// Runs of missing pages separated by at most this many bytes of other pages share one GET.
     public let coalesceGapBytes: Int
-    private let inflight = Locked<[BlockKey: Task<[UInt8], any Error>]>([:])
+    /// Pages of one disk block (or, with no disk cache, of the 4 MiB unit its misses are counted by).
+    private let unitPages: UInt64
+    /// The GET in flight for each page being fetched.
+    private let inflight = Locked<[BlockKey: PageFetch]>([:])
 
-    /// Creates a caching store in front of `remote`. Its counters are the RAM cache's, which
-    /// the disk cache must share (create both with the same ``TierStats``).
+    /// One ranged GET of the pages `first..<first + n`; its value has one entry per page (empty
+    /// past the object's end).
+    final class PageFetch: Sendable {
+        let first: UInt64
+        let task: Task<[[UInt8]], any Error>
+        init(first: UInt64, task: Task<[[UInt8]], any Error>) {
+            self.first = first
+            self.task = task
+        }
+    }
+
+    /// Creates a caching store in front of `remote`.
+    ///
+    /// - Parameters:
+    ///   - remote: the store behind the caches.
+    ///   - ram: the RAM tier; its counters are this store's, which the disk cache must share
+    ///     (create both with the same ``TierStats``), and its block size must be the disk
+    ///     cache's page size.
+    ///   - disk: the disk tier, or nil.
+    ///   - maxRequestBytes: the largest single GET (8 MiB by default).
+    ///   - coalesceGapBytes: missing runs at most this far apart share a GET (64 KiB by default).
     public init(remote: any BlobStore, ram: BlockCache, disk: DiskCache?,
-                fetchBlockSize: Int = 4 << 20, maxRequestBytes: Int = 16 << 20, coalesceGapBytes: Int = 4 << 20) {
+                maxRequestBytes: Int = 8 << 20, coalesceGapBytes: Int = 64 << 10) {
         precondition(disk == nil || disk!.stats === ram.stats, "the RAM and disk caches must share one TierStats")
-        precondition((disk?.blockSize ?? fetchBlockSize) % ram.blockSize == 0,
-                     "the fetch unit must be a multiple of the RAM block size")
+        precondition(disk == nil || disk!.pageSize == ram.blockSize, "the disk page size must be the RAM block size")
         self.remote = remote
         self.ram = ram
         self.disk = disk
         self.stats = ram.stats
-        self.fetchBlockSize = disk?.blockSize ?? fetchBlockSize
-        self.maxRequestBytes = max(maxRequestBytes, self.fetchBlockSize)
+        self.maxRequestBytes = max(maxRequestBytes, ram.blockSize)
         self.coalesceGapBytes = max(0, coalesceGapBytes)
+        self.unitPages = UInt64(max(1, (disk?.blockSize ?? 4 << 20) / ram.blockSize))
     }
 
     public func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
         guard range.upperBound != .max else { return try await readWhole(name) }
         guard !range.isEmpty else { return [] }
-        // The common warm case: one RAM block, served without building anything.
+        // The common warm case: one RAM page, served without building anything.
         let small = UInt64(ram.blockSize)
         let b = range.lowerBound / small
         if (range.upperBound - 1) / small == b {
@@ -56,7 +80,7 @@ public final class CachingStore: BlobStore {
                 stats.ramRead(nanos: start.elapsedNanos)
                 return out
             }
-            let pieces = try await fetchBlocks(name, [b])
+            let pieces = try await fetchPages(name, [b])
             return Self.assemble(range, pieces, blockSize: ram.blockSize)
         }
         return try await read(name, ranges: [range])[0]
@@ -84,12 +108,12 @@ public final class CachingStore: BlobStore {
         if missing.isEmpty {
             stats.ramRead(nanos: start.elapsedNanos)
         } else {
-            pieces.merge(try await fetchBlocks(name, missing.sorted())) { a, _ in a }
+            pieces.merge(try await fetchPages(name, missing.sorted())) { a, _ in a }
         }
         return ranges.map { Self.assemble($0, pieces, blockSize: ram.blockSize) }
     }
 
-    /// The bytes of `range` from RAM-block-sized pieces (a piece shorter than a block ends the object).
+    /// The bytes of `range` from page-sized pieces (a piece shorter than a page ends the object).
     static func assemble(_ range: Range<UInt64>, _ pieces: [UInt64: [UInt8]], blockSize: Int) -> [UInt8] {
         guard !range.isEmpty else { return [] }
         let small = UInt64(blockSize)
@@ -114,110 +138,122 @@ public final class CachingStore: BlobStore {
         return bytes
     }
 
-    /// Gets the RAM blocks `blocks` (sorted, none in RAM): each unit's needed span from disk
-    /// when it is there (only those pages), else whole units from the remote store. Every
-    /// block obtained goes into RAM; remote units also go to disk.
-    private func fetchBlocks(_ name: String, _ blocks: [UInt64]) async throws -> [UInt64: [UInt8]] {
-        let perUnit = UInt64(fetchBlockSize / ram.blockSize)
-        let small = ram.blockSize
+    /// Gets the pages `pages` (ascending, none in RAM): from the disk cache the pages its block
+    /// files hold (one lookup per block), the rest from the remote store. Every page obtained
+    /// goes into RAM.
+    private func fetchPages(_ name: String, _ pages: [UInt64]) async throws -> [UInt64: [UInt8]] {
         var found: [UInt64: [UInt8]] = [:]
-        var remoteUnits: [UInt64] = []
+        var absent: [UInt64] = []
         var i = 0
-        while i < blocks.count {
-            let unit = blocks[i] / perUnit
+        while i < pages.count {
+            let unit = pages[i] / unitPages
             var j = i
-            while j + 1 < blocks.count && blocks[j + 1] / perUnit == unit { j += 1 }
-            let first = blocks[i], last = blocks[j]
-            i = j + 1
+            while j < pages.count && pages[j] / unitPages == unit { j += 1 }
+            let group = pages[i..<j]
+            i = j
             guard let disk else {
                 stats.disk(hit: false)
-                remoteUnits.append(unit)
+                absent += group
                 continue
             }
-            let lo = Int(first - unit * perUnit) * small, hi = Int(last - unit * perUnit + 1) * small
-            guard let bytes = disk.get(BlockKey(object: name, index: unit), range: lo..<hi) else {
-                remoteUnits.append(unit)
-                continue
-            }
-            var offset = 0, b = first
-            while offset < bytes.count {
-                let piece = Array(bytes[offset..<min(offset + small, bytes.count)])
-                ram.put(BlockKey(object: name, index: b), piece)
-                found[b] = piece
-                offset += small
-                b += 1
+            let base = unit * unitPages
+            let got = disk.get(BlockKey(object: name, index: unit), pages: group.map { Int($0 - base) })
+            for p in group {
+                if let bytes = got[Int(p - base)] {
+                    ram.put(BlockKey(object: name, index: p), bytes)
+                    found[p] = bytes
+                } else {
+                    absent.append(p)
+                }
             }
         }
-        guard !remoteUnits.isEmpty else { return found }
-        for (unit, task) in startFetches(name, remoteUnits) {
-            let bytes = try await task.value
-            // Fill L1 with every small block of the unit, so neighbouring reads hit RAM.
-            var offset = 0, b = unit * perUnit
-            while offset < bytes.count {
-                let piece = Array(bytes[offset..<min(offset + small, bytes.count)])
-                ram.put(BlockKey(object: name, index: b), piece)
-                if found[b] == nil { found[b] = piece }
-                offset += small
-                b += 1
-            }
+        guard !absent.isEmpty else { return found }
+        let (fetches, settled) = startFetches(name, absent)
+        found.merge(settled) { a, _ in a }
+        for (fetch, wanted) in fetches {
+            let got = try await fetch.task.value
+            for p in wanted { found[p] = got[Int(p - fetch.first)] }
         }
         return found
     }
 
-    /// Returns one task per unit: an in-flight one when another reader already asked for that
-    /// unit, else a new ranged GET shared by each run of units at most `coalesceGapBytes`
-    /// apart (the units of the gap are fetched too, and cached).
-    private func startFetches(_ name: String, _ units: [UInt64]) -> [(UInt64, Task<[UInt8], any Error>)] {
-        inflight.withLock { table in
-            var result: [(UInt64, Task<[UInt8], any Error>)] = []
-            var run: [UInt64] = []
-            let maxUnits = max(1, maxRequestBytes / fetchBlockSize)
-            func flush() {
-                guard let lo = run.first else { return }
-                let count = run.count
-                let unitSize = UInt64(fetchBlockSize)
-                let fetch = Task<[UInt8], any Error> { [remote, stats] in
-                    let start = ContinuousClock.now
-                    let bytes = try await remote.read(name, range: lo * unitSize..<(lo + UInt64(count)) * unitSize)
-                    stats.remote(bytes: bytes.count, nanos: start.elapsedNanos)
-                    return bytes
+    /// Joins or starts the GETs for `pages` (ascending): a page already being fetched joins
+    /// that GET; a page another read brought into RAM meanwhile is taken from there; the others
+    /// are planned by ``FetchPlan`` and started at once, each page of them (gaps included)
+    /// entered in the in-flight table until its GET ends.
+    private func startFetches(_ name: String, _ pages: [UInt64])
+        -> (fetches: [(PageFetch, [UInt64])], settled: [UInt64: [UInt8]]) {
+        let small = UInt64(ram.blockSize)
+        let gapPages = UInt64(coalesceGapBytes) / small, maxPages = UInt64(maxRequestBytes) / small
+        return inflight.withLock { table in
+            var joined: [ObjectIdentifier: (PageFetch, [UInt64])] = [:]
+            var settled: [UInt64: [UInt8]] = [:]
+            var toFetch: [UInt64] = []
+            for p in pages {
+                let key = BlockKey(object: name, index: p)
+                if let fetch = table[key] {
+                    joined[ObjectIdentifier(fetch), default: (fetch, [])].1.append(p)
+                } else if let bytes = ram.peek(key) {
+                    settled[p] = bytes  // fetched by a read that finished after ours missed RAM
+                } else {
+                    toFetch.append(p)
                 }
-                for (i, u) in run.enumerated() {
-                    let key = BlockKey(object: name, index: u)
-                    let one = Task<[UInt8], any Error> { [disk, inflight] in
-                        defer { _ = inflight.withLock { $0.removeValue(forKey: key) } }
-                        let all = try await fetch.value
-                        let start = min(i * fetchBlockSize, all.count)
-                        let bytes = Array(all[start..<min(start + fetchBlockSize, all.count)])
-                        if !bytes.isEmpty { disk?.enqueue(key, bytes) }
-                        return bytes
-                    }
-                    table[key] = one
-                    result.append((u, one))
-                }
-                run.removeAll()
             }
-            let gapUnits = UInt64(coalesceGapBytes / fetchBlockSize)
-            for u in units {
-                let key = BlockKey(object: name, index: u)
-                if let existing = table[key] {
-                    flush()
-                    result.append((u, existing))
-                    continue
-                }
-                if let prev = run.last {
-                    if u - prev - 1 > gapUnits || run.count + Int(u - prev) > maxUnits
-                        || (prev + 1..<u).contains(where: { table[BlockKey(object: name, index: $0)] != nil }) {
-                        flush()
-                    } else {
-                        run.append(contentsOf: prev + 1..<u)  // the gap rides along
-                    }
-                }
-                run.append(u)
+            var fetches = Array(joined.values)
+            let requests = FetchPlan.requests(toFetch, gapPages: gapPages, maxPages: maxPages) {
+                table[BlockKey(object: name, index: $0)] != nil
             }
-            flush()
-            return result
+            var k = 0
+            for run in requests {
+                let fetch = PageFetch(first: run.lowerBound, task: Task { try await self.fetchRun(name, run) })
+                for p in run { table[BlockKey(object: name, index: p)] = fetch }
+                var wanted: [UInt64] = []
+                while k < toFetch.count && toFetch[k] < run.upperBound {
+                    wanted.append(toFetch[k])
+                    k += 1
+                }
+                fetches.append((fetch, wanted))
+            }
+            return (fetches, settled)
         }
+    }
+
+    /// One ranged GET of the pages `run`: counts it, puts every page into RAM and queues the
+    /// pages of each disk block it touches for the disk cache, then leaves the in-flight table.
+    private func fetchRun(_ name: String, _ run: Range<UInt64>) async throws -> [[UInt8]] {
+        defer {
+            inflight.withLock { table in
+                for p in run { table[BlockKey(object: name, index: p)] = nil }
+            }
+        }
+        let small = ram.blockSize
+        let start = ContinuousClock.now
+        let bytes = try await remote.read(name, range: run.lowerBound * UInt64(small)..<run.upperBound * UInt64(small))
+        stats.remote(bytes: bytes.count, nanos: start.elapsedNanos)
+        let endsObject = bytes.count < run.count * small
+        var pieces: [[UInt8]] = []
+        pieces.reserveCapacity(run.count)
+        for (i, p) in run.enumerated() {
+            let lo = min(i * small, bytes.count), hi = min(lo + small, bytes.count)
+            let piece = Array(bytes[lo..<hi])  // empty past the object's end: remembered as such
+            ram.put(BlockKey(object: name, index: p), piece)
+            pieces.append(piece)
+        }
+        if let disk {
+            var p = run.lowerBound
+            while p < run.upperBound {
+                let unit = p / unitPages
+                let stop = min(run.upperBound, (unit + 1) * unitPages)
+                let lo = min(Int(p - run.lowerBound) * small, bytes.count)
+                let hi = min(Int(stop - run.lowerBound) * small, bytes.count)
+                if lo < hi {
+                    disk.enqueue(BlockKey(object: name, index: unit), firstPage: Int(p - unit * unitPages),
+                                 Array(bytes[lo..<hi]), endsObject: endsObject && hi == bytes.count)
+                }
+                p = stop
+            }
+        }
+        return pieces
     }
 
     public func put(_ name: String, _ bytes: [UInt8]) async throws { try await remote.put(name, bytes) }

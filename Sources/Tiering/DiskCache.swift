@@ -1,36 +1,48 @@
+// The L2 disk tier: sparse block files in a directory that outlives the process, read page by
+// page on the query path and written by one background writer that merges new pages in.
 import Foundation
 import Stores
-internal import CVecgoNative
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The L2 tier: large blocks kept as files in a directory that outlives the process.
+/// The L2 tier: large blocks kept as sparse files in a directory that outlives the process.
 ///
-/// - Each block is one file named by a hash of its object name and block index, so no object
-///   name can reach outside the directory. The file holds a header with the full object name,
-///   the block index, the length and one CRC32C per 4 KiB page of data; a read fetches only the
-///   header and the pages it needs and checks them, and a damaged or truncated file is deleted
-///   and reported as a miss (then refetched).
-/// - Writes happen off the query path: ``enqueue(_:_:)`` hands the block to one background
-///   writer through a bounded queue, dropping (and counting) blocks when the queue is full, so a
-///   slow disk never slows a query. Files are written to a temporary name and renamed, so a
-///   reader, in this process or another, never sees half a file.
+/// - Each block (4 MiB by default) is one file named by a hash of its object name and block
+///   index, so no object name can reach outside the directory. A file holds only the pages
+///   (4 KiB by default) that were fetched: a presence bitmap says which, each held page has its
+///   own CRC32C, and the header records the full object name and, when the block holds the
+///   object's end, where it is (``BlockFileHeader`` has the byte layout).
+/// - ``get(_:pages:)`` reads the header and only the pages asked for, checks each of them, and
+///   returns those the file holds; the caller fetches the others. A damaged or truncated file is
+///   deleted and reported as a miss (then refetched), never served.
+/// - Writes happen off the query path: ``enqueue(_:firstPage:_:endsObject:)`` hands pages to
+///   one background writer through a queue bounded in bytes, dropping (and counting) pages when
+///   it is full, so a slow disk never slows a query. The writer merges the new pages with the
+///   checked pages of the block's existing file and writes the result under a temporary name,
+///   then renames it, so a reader, in this process or another, never sees half a file. Two
+///   processes merging into one block at once each write a whole, valid file; the pages of the
+///   one renamed first are lost (a later miss), never corrupted.
 /// - A restarted process finds the blocks by name: the directory is the index.
-/// - The total size stays under `capacityBytes`: the least recently used files are removed,
-///   under an exclusive `flock` on the directory's lock file so two processes do not race.
+/// - The total size of the files stays under `capacityBytes`: the least recently used files are
+///   removed, under an exclusive `flock` on the directory's lock file.
 public final class DiskCache: Sendable {
     /// The directory holding the block files.
     public let directory: String
-    /// The size of one block in bytes.
+    /// The size of one block (one file at most) in bytes.
     public let blockSize: Int
+    /// The size of one page, the unit a file holds or not and checks, in bytes.
+    public let pageSize: Int
     /// The size limit of all block files together.
     public let capacityBytes: Int
     /// The counters this cache updates.
     public let stats: TierStats
+    let geometry: BlockGeometry
     private let state: Locked<IndexState>
-    private let queue: AsyncStream<Job>.Continuation
+    private let queued: Locked<WriteQueue>
+    private let signal: AsyncStream<BlockKey>.Continuation
     private let pending: AtomicCounter
+    private let maxQueuedBytes: Int
     private let worker: Task<Void, Never>
 
     struct IndexState {
@@ -40,26 +52,46 @@ public final class DiskCache: Sendable {
         var total = 0
     }
 
-    enum Job: Sendable {
-        case write(BlockKey, [UInt8])
+    /// Pages waiting to be written, merged per block.
+    struct WriteQueue {
+        var blocks: [BlockKey: PendingBlock] = [:]
+        var bytes = 0
     }
 
-    static let magic: [UInt8] = Array("VGCBLK02".utf8)  // 01 files (one CRC per block) read as damaged and are replaced
+    /// The runs of pages queued for one block, applied in order (a later run wins), and where
+    /// the object ends in the block when one of them said so.
+    struct PendingBlock {
+        var runs: [(firstPage: Int, bytes: [UInt8])] = []
+        var end: Int?
+        var bytes = 0
+    }
+
     static let fileSuffix = ".vgc"
 
     /// Opens (creating if needed) a disk cache in `directory`.
     ///
     /// - Parameters:
+    ///   - directory: where the block files live; it may be shared with other processes.
     ///   - capacityBytes: the most bytes of block files kept.
-    ///   - blockSize: the size of one block (4 MiB by default).
-    ///   - queueDepth: blocks that may wait to be written before new ones are dropped.
-    /// - Throws: ``TieringError`` when the directory cannot be created.
-    public init(directory: String, capacityBytes: Int, blockSize: Int = 4 << 20, queueDepth: Int = 32,
-                stats: TierStats = TierStats()) throws {
+    ///   - blockSize: the size of one block, a multiple of `pageSize` (4 MiB by default).
+    ///   - pageSize: the size of one page (4 KiB by default); a ``CachingStore`` needs it to
+    ///     equal its RAM block size.
+    ///   - queueDepth: how many blocks' worth of bytes may wait to be written before new pages
+    ///     are dropped.
+    ///   - stats: the counters to update.
+    /// - Throws: ``TieringError`` when the directory cannot be created or the sizes do not fit.
+    public init(directory: String, capacityBytes: Int, blockSize: Int = 4 << 20, pageSize: Int = 4096,
+                queueDepth: Int = 32, stats: TierStats = TierStats()) throws {
+        guard pageSize > 0, blockSize >= pageSize, blockSize % pageSize == 0, blockSize <= Int(UInt32.max - 1) else {
+            throw TieringError("the disk block size (\(blockSize)) must be a multiple of its page size (\(pageSize))")
+        }
         self.directory = directory
         self.blockSize = blockSize
+        self.pageSize = pageSize
         self.capacityBytes = capacityBytes
         self.stats = stats
+        self.geometry = BlockGeometry(pageSize: pageSize, pagesPerBlock: blockSize / pageSize)
+        self.maxQueuedBytes = max(1, queueDepth) * blockSize
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -77,16 +109,24 @@ public final class DiskCache: Sendable {
         s.clock = s.lastUse.values.max() ?? 0
         let state = Locked(s)
         self.state = state
-        let (stream, continuation) = AsyncStream<Job>.makeStream(bufferingPolicy: .bufferingOldest(queueDepth))
-        self.queue = continuation
+        let queued = Locked(WriteQueue())
+        self.queued = queued
+        // Each block enters the stream once per stay in the queue, so the stream is bounded by
+        // the queue's bytes.
+        let (stream, continuation) = AsyncStream<BlockKey>.makeStream(bufferingPolicy: .unbounded)
+        self.signal = continuation
         let pending = AtomicCounter()
         self.pending = pending
-        let dir = directory, cap = capacityBytes
+        let dir = directory, cap = capacityBytes, g = geometry
         self.worker = Task.detached(priority: .utility) { [stats] in
-            for await job in stream {
-                switch job {
-                case .write(let key, let bytes):
-                    DiskCache.writeBlock(dir: dir, key: key, bytes: bytes, state: state, capacity: cap, stats: stats)
+            for await key in stream {
+                let block = queued.withLock { q -> PendingBlock? in
+                    guard let b = q.blocks.removeValue(forKey: key) else { return nil }
+                    q.bytes -= b.bytes
+                    return b
+                }
+                if let block {
+                    DiskCache.writeBlock(dir: dir, key: key, block, g, state: state, capacity: cap, stats: stats)
                 }
                 pending.add(-1)
             }
@@ -94,7 +134,7 @@ public final class DiskCache: Sendable {
     }
 
     deinit {
-        queue.finish()
+        signal.finish()
     }
 
     /// The file name of a block: a 128-bit hash of the object name and the block index.
@@ -111,16 +151,63 @@ public final class DiskCache: Sendable {
         return hex(h1) + hex(h2) + "-" + String(key.index) + fileSuffix
     }
 
-    /// The block's bytes when a valid file for it exists; nil otherwise (a damaged file is removed).
+    // MARK: reads
+
+    /// The pages among `pages` (indexes within the block) that the block's file holds.
+    ///
+    /// Only the header and the pages asked for are read, each checked against its CRC. A page
+    /// past the object's end (when the file knows where it is) is returned empty; a page shorter
+    /// than ``pageSize`` ends the object. The lookup counts as a disk hit when it returns every
+    /// page asked for, else as a miss; a damaged or truncated file is removed and counted, never
+    /// served (the result is then empty).
+    ///
+    /// - Parameters:
+    ///   - key: the block.
+    ///   - pages: page indexes within the block; those outside it are never found.
+    /// - Returns: the bytes of each page found, by page index.
+    public func get(_ key: BlockKey, pages: [Int]) -> [Int: [UInt8]] {
+        let start = ContinuousClock.now
+        guard let found = lookup(key, pages: pages) else {
+            stats.disk(hit: false)
+            return [:]
+        }
+        let all = pages.allSatisfy { found[$0] != nil }
+        stats.disk(hit: all, bytes: found.values.reduce(0) { $0 + $1.count },
+                   nanos: found.isEmpty ? nil : start.elapsedNanos)
+        return found
+    }
+
+    /// The block's bytes when its file holds all of them; nil otherwise.
     public func get(_ key: BlockKey) -> [UInt8]? {
         get(key, range: 0..<blockSize)
     }
 
-    /// The bytes of `range` within the block (clipped to the block's length) when a valid file
-    /// for it exists; nil otherwise. Only the header and the pages that `range` touches are
-    /// read, and each of them is checked against its CRC, so a small read stays small. A
-    /// damaged or truncated file is removed and counted, never served.
+    /// The bytes of `range` within the block (clipped to the block and to the object's end)
+    /// when the block's file holds every page `range` touches; nil otherwise (counted as a
+    /// miss). Only the header and those pages are read and checked.
     public func get(_ key: BlockKey, range: Range<Int>) -> [UInt8]? {
+        let start = ContinuousClock.now
+        let lo = max(range.lowerBound, 0), hi = min(range.upperBound, blockSize)
+        let pages = lo < hi ? Array(lo / pageSize...(hi - 1) / pageSize) : []
+        guard let found = lookup(key, pages: pages), pages.allSatisfy({ found[$0] != nil }) else {
+            stats.disk(hit: false)
+            return nil
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(hi - lo)
+        for p in pages {
+            let piece = found[p]!, base = p * pageSize
+            let a = max(lo - base, 0), b = min(hi - base, piece.count)
+            if a < b { out.append(contentsOf: piece[a..<b]) }
+            if piece.count < pageSize { break }
+        }
+        stats.disk(hit: true, bytes: out.count, nanos: start.elapsedNanos)
+        return out
+    }
+
+    /// The pages the block's file holds among `pages`, or nil without a usable file (a damaged
+    /// one is removed and counted). Counts no hit or miss.
+    private func lookup(_ key: BlockKey, pages: [Int]) -> [Int: [UInt8]]? {
         let name = Self.fileName(key)
         let known = state.withLock { s -> Bool in
             guard s.sizes[name] != nil else { return false }
@@ -128,39 +215,60 @@ public final class DiskCache: Sendable {
             s.lastUse[name] = s.clock
             return true
         }
-        guard known else {
-            stats.disk(hit: false)
-            return nil
-        }
+        guard known else { return nil }
         let path = directory + "/" + name
-        let start = ContinuousClock.now
-        switch Self.readBlock(path: path, key: key, range: range, blockSize: blockSize) {
-        case .ok(let bytes):
-            stats.disk(hit: true, bytes: bytes.count, nanos: start.elapsedNanos)
-            return bytes
+        switch Self.readPages(path: path, key: key, pages: pages, geometry) {
+        case .ok(let found):
+            return found
         case .missing:
             state.withLock { s in Self.forget(name, &s) }
-            stats.disk(hit: false)
             return nil
         case .damaged:
             unlink(path)
             state.withLock { s in Self.forget(name, &s) }
             stats.diskCorrupt.bump()
-            stats.disk(hit: false)
             return nil
         }
     }
 
-    /// Queues a block to be written in the background; drops it when the queue is full.
-    public func enqueue(_ key: BlockKey, _ bytes: [UInt8]) {
-        pending.increment()
-        if case .dropped = queue.yield(.write(key, bytes)) {
-            pending.add(-1)
-            stats.diskDropped.bump()
+    // MARK: writes
+
+    /// Queues pages of a block to be merged into its file in the background; drops them (and
+    /// counts a dropped write) when the queue is full.
+    ///
+    /// - Parameters:
+    ///   - key: the block.
+    ///   - firstPage: the index within the block of the first page of `bytes`.
+    ///   - bytes: whole pages from `firstPage` on, except that the last may be short when
+    ///     `endsObject` (ignored if they would reach past the block).
+    ///   - endsObject: the object ends where `bytes` end.
+    public func enqueue(_ key: BlockKey, firstPage: Int, _ bytes: [UInt8], endsObject: Bool) {
+        let offset = firstPage * pageSize
+        guard firstPage >= 0, offset + bytes.count <= blockSize, endsObject || bytes.count % pageSize == 0,
+              !bytes.isEmpty || endsObject else { return }
+        let accepted = queued.withLock { q -> Bool in
+            guard q.bytes + bytes.count <= maxQueuedBytes else { return false }
+            let isNew = q.blocks[key] == nil
+            q.blocks[key, default: PendingBlock()].runs.append((firstPage, bytes))
+            q.blocks[key]!.bytes += bytes.count
+            if endsObject { q.blocks[key]!.end = offset + bytes.count }
+            q.bytes += bytes.count
+            if isNew {
+                pending.increment()
+                signal.yield(key)
+            }
+            return true
         }
+        if !accepted { stats.diskDropped.bump() }
     }
 
-    /// Waits until every queued block has been written.
+    /// Queues a whole block from its start (shorter than ``blockSize`` when the object ends in
+    /// it), as ``enqueue(_:firstPage:_:endsObject:)`` does.
+    public func enqueue(_ key: BlockKey, _ bytes: [UInt8]) {
+        enqueue(key, firstPage: 0, bytes, endsObject: bytes.count < blockSize)
+    }
+
+    /// Waits until every queued page has been written (or found not to fit).
     public func flush() async {
         while pending.value > 0 {
             try? await Task.sleep(nanoseconds: 1_000_000)
@@ -172,78 +280,73 @@ public final class DiskCache: Sendable {
 
     // MARK: files
 
-    enum ReadResult { case ok([UInt8]), missing, damaged }
+    enum ReadResult { case ok([Int: [UInt8]]), missing, damaged }
 
-    /// The checked unit of a block file: each page of data has its own CRC32C.
-    static let pageSize = 4096
-    /// Bytes of the fixed part of the header: magic, name length, data length, block index, page size.
-    static let fixedHeader = 28
-
-    /// A block file: the fixed header, the object name, one CRC32C per page of data, a CRC32C
-    /// of everything before it, then the data.
-    static func encodeFile(_ key: BlockKey, _ bytes: [UInt8]) -> [UInt8] {
-        let name = Array(key.object.utf8)
-        let pages = (bytes.count + pageSize - 1) / pageSize
-        var out: [UInt8] = []
-        out.reserveCapacity(fixedHeader + name.count + 4 * pages + 4 + bytes.count)
-        out += magic
-        appendLE(&out, UInt32(name.count))
-        appendLE(&out, UInt32(bytes.count))
-        appendLE(&out, key.index)
-        appendLE(&out, UInt32(pageSize))
-        out += name
-        bytes.withUnsafeBytes { raw in
-            for p in 0..<pages {
-                let lo = p * pageSize, hi = min(lo + pageSize, raw.count)
-                appendLE(&out, vecgo_crc32c(0, raw.baseAddress! + lo, hi - lo))
-            }
-        }
-        appendLE(&out, out.withUnsafeBytes { vecgo_crc32c(0, $0.baseAddress, $0.count) })
-        out += bytes
-        return out
-    }
-
-    /// Reads `range` of a block file with two `pread`s (header, then the touched pages).
-    static func readBlock(path: String, key: BlockKey, range: Range<Int>, blockSize: Int) -> ReadResult {
+    /// Reads and checks the pages among `pages` that a block file holds: one `pread` for the
+    /// header, then one per run of adjacent pages.
+    static func readPages(path: String, key: BlockKey, pages: [Int], _ g: BlockGeometry) -> ReadResult {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .missing }
         defer { close(fd) }
-        // The header's length depends only on the name and the data length (≤ the block size).
-        let nameCount = key.object.utf8.count
-        let maxHeader = fixedHeader + nameCount + 4 * ((blockSize + pageSize - 1) / pageSize) + 4
-        guard let head = readFully(fd, offset: 0, count: maxHeader, allowShort: true), head.count >= fixedHeader + 4
-        else { return .damaged }
-        guard head[0..<8].elementsEqual(magic) else { return .damaged }
-        let nameLen = Int(readLE(head, 8, UInt32.self)), dataLen = Int(readLE(head, 12, UInt32.self))
-        let index = readLE(head, 16, UInt64.self), page = Int(readLE(head, 24, UInt32.self))
-        guard page == pageSize, dataLen <= blockSize else { return .damaged }
-        let pages = (dataLen + pageSize - 1) / pageSize
-        let headerEnd = fixedHeader + nameLen + 4 * pages
-        guard nameLen == nameCount, headerEnd + 4 <= head.count else { return nameLen == nameCount ? .damaged : .missing }
-        let headerCRC = readLE(head, headerEnd, UInt32.self)
-        guard headerCRC == head.withUnsafeBytes({ vecgo_crc32c(0, $0.baseAddress, headerEnd) }) else { return .damaged }
-        // A different object that hashes alike is a miss, not damage.
-        guard index == key.index, head[fixedHeader..<(fixedHeader + nameLen)].elementsEqual(key.object.utf8) else {
-            return .missing
+        let maxHeader = BlockFile.maxHeaderSize(nameCount: key.object.utf8.count, g)
+        guard let head = readFully(fd, offset: 0, count: maxHeader, allowShort: true) else { return .damaged }
+        let header: BlockFileHeader
+        switch BlockFile.decodeHeader(head, key: key, g) {
+        case .header(let h): header = h
+        case .otherObject: return .missing  // another object whose name hashes alike: a miss, not damage
+        case .damaged: return .damaged
         }
-        let lo = min(max(range.lowerBound, 0), dataLen), hi = min(max(range.upperBound, lo), dataLen)
-        guard lo < hi else { return .ok([]) }
-        let firstPage = lo / pageSize, lastPage = (hi - 1) / pageSize
-        let readLo = firstPage * pageSize, readHi = min((lastPage + 1) * pageSize, dataLen)
-        guard let data = readFully(fd, offset: headerEnd + 4 + readLo, count: readHi - readLo, allowShort: false) else {
-            return .damaged
-        }
-        let ok = data.withUnsafeBytes { raw -> Bool in
-            for p in firstPage...lastPage {
-                let plo = p * pageSize - readLo, phi = min(plo + pageSize, raw.count)
-                let expected = readLE(head, fixedHeader + nameLen + 4 * p, UInt32.self)
-                if vecgo_crc32c(0, raw.baseAddress! + plo, phi - plo) != expected { return false }
+        var found: [Int: [UInt8]] = [:]
+        var held: [Int] = []
+        for p in Set(pages).sorted() where p >= 0 && p < g.pagesPerBlock {
+            if g.length(ofPage: p, end: header.end) == 0 {
+                found[p] = []  // past the object's end
+            } else if header.holds(p) {
+                held.append(p)
             }
-            return true
         }
-        guard ok else { return .damaged }
-        if lo == readLo && hi == readHi { return .ok(data) }
-        return .ok(Array(data[(lo - readLo)..<(hi - readLo)]))
+        var i = 0
+        while i < held.count {
+            var j = i
+            while j + 1 < held.count && held[j + 1] == held[j] + 1 { j += 1 }
+            let rank = header.rank(held[i])
+            let count = held[i...j].reduce(0) { $0 + g.length(ofPage: $1, end: header.end) }
+            guard let data = readFully(fd, offset: header.dataStart + rank * g.pageSize, count: count, allowShort: false)
+            else { return .damaged }
+            var offset = 0
+            for (k, p) in held[i...j].enumerated() {
+                let piece = Array(data[offset..<offset + g.length(ofPage: p, end: header.end)])
+                guard BlockFile.crc(piece) == header.crcs[rank + k] else { return .damaged }
+                found[p] = piece
+                offset += piece.count
+            }
+            i = j + 1
+        }
+        return .ok(found)
+    }
+
+    /// Every page of a block file, checked, with where the object ends; nil when there is no
+    /// such file or it does not check out.
+    static func readAllPages(path: String, key: BlockKey, _ g: BlockGeometry) -> (pages: [BlockPage], end: Int?)? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, Int(st.st_size) <= BlockFile.maxHeaderSize(nameCount: key.object.utf8.count, g) + g.blockSize,
+              let file = readFully(fd, offset: 0, count: Int(st.st_size), allowShort: false),
+              case .header(let header) = BlockFile.decodeHeader(file, key: key, g) else { return nil }
+        var pages: [BlockPage] = []
+        var offset = header.dataStart
+        for p in 0..<g.pagesPerBlock where header.holds(p) {
+            let n = g.length(ofPage: p, end: header.end)
+            guard offset + n <= file.count else { return nil }
+            let bytes = Array(file[offset..<offset + n])
+            let crc = header.crcs[pages.count]
+            guard BlockFile.crc(bytes) == crc else { return nil }
+            pages.append(BlockPage(index: p, bytes: bytes, crc: crc))
+            offset += n
+        }
+        return (pages, header.end)
     }
 
     /// `count` bytes at `offset`, or what the file has when `allowShort`; nil on a short read
@@ -265,10 +368,39 @@ public final class DiskCache: Sendable {
         return buffer
     }
 
-    static func writeBlock(dir: String, key: BlockKey, bytes: [UInt8], state: Locked<IndexState>,
-                           capacity: Int, stats: TierStats) {
-        let name = fileName(key)
-        let file = encodeFile(key, bytes)
+    /// The pages of a queued block merged with the checked pages of its existing file (the new
+    /// ones win; pages that disagree with where the object ends are left out).
+    static func merge(_ block: PendingBlock, existing: (pages: [BlockPage], end: Int?)?, _ g: BlockGeometry)
+        -> (pages: [BlockPage], end: Int?) {
+        var pages: [Int: [UInt8]] = [:]
+        for run in block.runs {
+            var offset = 0, p = run.firstPage
+            while offset < run.bytes.count {
+                pages[p] = Array(run.bytes[offset..<min(offset + g.pageSize, run.bytes.count)])
+                offset += g.pageSize
+                p += 1
+            }
+        }
+        var end = block.end
+        var kept: [Int: BlockPage] = [:]
+        if let existing, end == nil || existing.end == nil || existing.end == end {
+            end = end ?? existing.end
+            for page in existing.pages where pages[page.index] == nil { kept[page.index] = page }
+        }
+        for (p, bytes) in pages { kept[p] = BlockPage(index: p, bytes: bytes, crc: BlockFile.crc(bytes)) }
+        let valid = kept.values.filter { page in
+            let n = g.length(ofPage: page.index, end: end)
+            return n > 0 && page.bytes.count == n
+        }
+        return (valid.sorted { $0.index < $1.index }, end)
+    }
+
+    static func writeBlock(dir: String, key: BlockKey, _ block: PendingBlock, _ g: BlockGeometry,
+                           state: Locked<IndexState>, capacity: Int, stats: TierStats) {
+        let name = fileName(key), path = dir + "/" + name
+        let merged = merge(block, existing: readAllPages(path: path, key: key, g), g)
+        guard !merged.pages.isEmpty else { return }
+        let file = BlockFile.encode(key, g, end: merged.end, pages: merged.pages)
         guard file.count <= capacity else { return }
         let tmp = "\(dir)/.tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
@@ -281,7 +413,7 @@ public final class DiskCache: Sendable {
             done += n
         }
         close(fd)
-        guard done == file.count, rename(tmp, dir + "/" + name) == 0 else {
+        guard done == file.count, rename(tmp, path) == 0 else {
             unlink(tmp)
             return
         }
@@ -312,22 +444,11 @@ public final class DiskCache: Sendable {
     }
 }
 
-func appendLE<T: FixedWidthInteger>(_ out: inout [UInt8], _ v: T) {
-    withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) }
-}
-
-func readLE<T: FixedWidthInteger>(_ bytes: [UInt8], _ at: Int, _: T.Type) -> T {
-    var v: T = 0
-    withUnsafeMutableBytes(of: &v) { dst in
-        for i in 0..<dst.count { dst[i] = bytes[at + i] }
-    }
-    return T(littleEndian: v)
-}
-
 /// The error of the `Tiering` module: a cache that cannot be set up.
 public struct TieringError: Error, Sendable, CustomStringConvertible {
     /// What failed.
     public var message: String
+    /// An error saying `message`.
     public init(_ message: String) { self.message = message }
     public var description: String { "TieringError: \(message)" }
 }

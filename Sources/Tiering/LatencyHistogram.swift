@@ -1,3 +1,4 @@
+// A lock-free log-scale latency histogram with percentiles, one per tier.
 import Synchronization
 
 /// A lock-free latency histogram: buckets on a log scale with four steps per power of two

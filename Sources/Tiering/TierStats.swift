@@ -1,3 +1,4 @@
+// Counters of the tiers (hits, misses, bytes, latencies), for the whole cache stack and per query.
 import Synchronization
 
 /// Counters of one cache stack, updated lock-free; ``snapshot()`` reads them all.
@@ -19,29 +20,30 @@ public final class TierStats: Sendable {
         public var ramMisses = 0
         /// RAM blocks evicted to stay under the budget.
         public var ramEvictions = 0
-        /// Disk blocks served from the cache directory.
+        /// Disk block lookups that found every page asked for in the cache directory.
         public var diskHits = 0
-        /// Disk blocks not in the cache directory (or not checked: no disk cache).
+        /// Disk block lookups that did not find every page asked for (the rest went to the
+        /// remote store), or that were not made because there is no disk cache.
         public var diskMisses = 0
-        /// Disk blocks written.
+        /// Disk block files written (each write merges new pages into the block's file).
         public var diskWrites = 0
-        /// Disk blocks found damaged, evicted and refetched.
+        /// Disk block files found damaged, evicted and refetched.
         public var diskCorrupt = 0
         /// Disk blocks evicted to stay under the size limit.
         public var diskEvictions = 0
-        /// Disk writes dropped because the write queue was full.
+        /// Disk writes (runs of pages) dropped because the write queue was full.
         public var diskDropped = 0
-        /// Requests sent to the remote store.
+        /// Requests sent to the remote store (each ranged GET, whole-object read and listing).
         public var remoteRequests = 0
         /// Bytes received from the remote store.
         public var remoteBytes = 0
         /// Bytes served from RAM blocks.
         public var ramBytes = 0
-        /// Bytes read from disk blocks.
+        /// Bytes served from disk block files, by lookups that found all or some of their pages.
         public var diskBytes = 0
         /// Latency of reads served wholly from RAM.
         public var ramLatency = LatencyHistogram.Snapshot()
-        /// Latency of disk block reads (hits).
+        /// Latency of disk block lookups that served pages.
         public var diskLatency = LatencyHistogram.Snapshot()
         /// Latency of remote requests.
         public var remoteLatency = LatencyHistogram.Snapshot()
@@ -110,12 +112,8 @@ public final class TierStats: Sendable {
         }
     }
     private func countDisk(hit: Bool, bytes: Int, nanos: UInt64?) {
-        if hit {
-            diskHits.bump()
-            diskBytes.bump(bytes)
-        } else {
-            diskMisses.bump()
-        }
+        if hit { diskHits.bump() } else { diskMisses.bump() }
+        diskBytes.bump(bytes)
         if let nanos { diskLatency.record(nanos: nanos) }
     }
     private func countRemote(bytes: Int, nanos: UInt64?) {

@@ -209,8 +209,7 @@ final class SegmentReader: Sendable {
                 let dim4 = UInt64(f.dimension * 4)
                 var ranges: [Range<UInt64>] = []
                 for r in rows {
-                    let pr = ivf.rows(ivf.partition(ofRow: r))
-                    let info = cd.offset + book.range(.rowInfo, rows: pr, dimension: f.dimension).lowerBound + UInt64(12 * (r - pr.lowerBound))
+                    let info = cd.offset + book.range(.rowInfo, rows: r..<r + 1, totalRows: Int(f.rowCount), dimension: f.dimension).lowerBound
                     ranges.append(vd.offset + UInt64(r) * dim4..<vd.offset + UInt64(r + 1) * dim4)
                     ranges.append(info..<info + 12)
                 }
@@ -283,7 +282,7 @@ final class SegmentReader: Sendable {
         var ranges: [Range<UInt64>] = []
         for p in probe {
             for b in [IVFCodebook.Block.rowInfo, block] {
-                let r = book.range(b, rows: ivf.rows(p), dimension: dim)
+                let r = book.range(b, rows: ivf.rows(p), totalRows: Int(f.rowCount), dimension: dim)
                 ranges.append(cd.offset + r.lowerBound..<cd.offset + r.upperBound)
             }
         }

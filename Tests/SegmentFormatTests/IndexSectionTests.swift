@@ -104,18 +104,20 @@ import Testing
         #expect(section.offset < e.tailOffset, "codes lie in the data area, not the tail")
         let ivf = try #require(tail.ivf)
         for block in IVFCodebook.Block.allCases {
-            let r = book.range(block, rows: ivf.rows(1), dimension: 2)
+            let r = book.range(block, rows: ivf.rows(1), totalRows: 12, dimension: 2)
             let bytes = Array(e.bytes[Int(section.offset + r.lowerBound)..<Int(section.offset + r.upperBound)])
             try book.check(block, partition: 1, bytes: bytes, object: "s", offset: r.lowerBound)
             var damaged = bytes
             damaged[bytes.count / 2] ^= 4
             #expect(throws: FormatError.self) { try book.check(block, partition: 1, bytes: damaged, object: "s", offset: 0) }
         }
-        // Partition 1's binary block holds rows 4..<8 in order.
-        let b = book.range(.binary, rows: ivf.rows(1), dimension: 2)
+        // The binary region follows the 12 rows' info; partition 1's block holds rows 4..<8.
+        let binaryStart: UInt64 = 12 * 12
+        #expect(book.range(.binary, rows: 4..<8, totalRows: 12, dimension: 2) == binaryStart + 64..<binaryStart + 128)
+        let b = book.range(.binary, rows: ivf.rows(1), totalRows: 12, dimension: 2)
         #expect(Int(e.bytes[Int(section.offset + b.lowerBound)]) == 16 * 4)
         // Row info: key, then the CRC of the row's 8 vector bytes.
-        let info = book.range(.rowInfo, rows: ivf.rows(1), dimension: 2)
+        let info = book.range(.rowInfo, rows: ivf.rows(1), totalRows: 12, dimension: 2)
         var reader = ByteReader(Array(e.bytes[Int(section.offset + info.lowerBound)..<Int(section.offset + info.upperBound)]), object: "s")
         #expect(try reader.read(UInt64.self) == 104)
         let v = try #require(tail.footer.section(.vectors))

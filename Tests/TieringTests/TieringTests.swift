@@ -105,14 +105,18 @@ func temporaryDirectory(_ tag: String) -> String {
         #expect(cache.get(key, range: 0..<10) == nil)
     }
 
-    @Test func filesOfAnOlderCacheLayoutAreReplacedNotServed() async throws {
+    @Test(arguments: ["VGCBLK01", "VGCBLK02"])
+    func filesOfAnOlderCacheLayoutAreReplacedNotServed(_ oldMagic: String) async throws {
         let (cache, key, path, dir) = try await cacheWithOneBlock("old")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: path)))
-        bytes.replaceSubrange(0..<8, with: Array("VGCBLK01".utf8))
+        bytes.replaceSubrange(0..<8, with: Array(oldMagic.utf8))
         try Data(bytes).write(to: URL(fileURLWithPath: path))
         #expect(cache.get(key) == nil)
         #expect(!FileManager.default.fileExists(atPath: path))
+        cache.enqueue(key, Array(repeating: 7, count: 4096))
+        await cache.flush()
+        #expect(cache.get(key) == Array(repeating: 7, count: 4096))
     }
 
     /// Two caches on one directory stand for two processes: their files are written under
@@ -193,7 +197,7 @@ func temporaryDirectory(_ tag: String) -> String {
         let stats = TierStats()
         let disk = try diskDirectory.map { try DiskCache(directory: $0, capacityBytes: 1 << 20, blockSize: 16_384, stats: stats) }
         let store = CachingStore(remote: counted, ram: BlockCache(capacityBytes: 1 << 20, blockSize: 4096, stats: stats),
-                                 disk: disk, fetchBlockSize: 16_384, maxRequestBytes: maxRequest, coalesceGapBytes: gap)
+                                 disk: disk, maxRequestBytes: maxRequest, coalesceGapBytes: gap)
         return (store, counted, object)
     }
 
@@ -210,24 +214,24 @@ func temporaryDirectory(_ tag: String) -> String {
 
     @Test func consecutiveMissesCoalesceIntoFewRequests() async throws {
         let (store, counted, object) = try await makeStore()
-        // 100 000 bytes = 7 fetch units of 16 KiB; at most 2 units (32 KiB) per request → 4 requests.
+        // 100 000 bytes = 25 pages of 4 KiB; at most 8 pages (32 KiB) per request → 4 requests.
         let got = try await store.read("obj", range: 0..<100_000)
         #expect(got == object)
         #expect(counted.requestCount == 4)
     }
 
     @Test func rangesWithinTheGapShareOneRequest() async throws {
-        // Units of 16 KiB: ranges in units 0 and 2 are one unit apart.
+        // Pages of 4 KiB: the ranges are in pages 0, 9 and 8, so pages 1-7 (28 KiB) lie between.
         let ranges: [Range<UInt64>] = [10..<20, 40_000..<40_100, 35_000..<36_000]
-        let (near, nearCount, object) = try await makeStore(gap: 16_384, maxRequest: 65_536)
+        let (near, nearCount, object) = try await makeStore(gap: 32_768, maxRequest: 65_536)
         let got = try await near.read("obj", ranges: ranges)
         #expect(got == ranges.map { Array(object[Int($0.lowerBound)..<Int($0.upperBound)]) })
         #expect(nearCount.requestCount == 1)
         #expect(try await near.read("obj", range: 20_000..<20_010) == Array(object[20_000..<20_010]))  // the gap came along
         #expect(nearCount.requestCount == 1)
-        let (apart, apartCount, _) = try await makeStore(gap: 0, maxRequest: 65_536)
+        let (apart, apartCount, _) = try await makeStore(gap: 16_384, maxRequest: 65_536)
         _ = try await apart.read("obj", ranges: ranges)
-        #expect(apartCount.requestCount == 2)
+        #expect(apartCount.requestCount == 2)  // pages 8-9 together, page 0 alone
     }
 
     @Test func everyTierKeepsBytesAndALatencyHistogram() async throws {
@@ -246,6 +250,7 @@ func temporaryDirectory(_ tag: String) -> String {
         let s2 = second.stats.snapshot()
         #expect(s2.diskHits == 1 && s2.diskLatency.count == 1)
         #expect(s2.diskBytes == 4096)  // one page, not the 16 KiB block
+        #expect(s2.diskMisses == 0 && s2.remoteRequests == 0)
         #expect(s2.diskLatency.percentileMicros(0.5) != nil && s2.remoteLatency.percentileMicros(0.5) == nil)
     }
 
