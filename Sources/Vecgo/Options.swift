@@ -32,7 +32,7 @@ public enum OpenOption: Sendable {
     case ivfThreshold(Int)
     /// Commits whose vectors take at least this many bytes write IVF segments, whatever their
     /// row count: graph and flat segments are downloaded whole by a reader's first search, so
-    /// they stay below this size. Default 4 MiB (about 10 900 rows at 96 dimensions, 1 360 at 768).
+    /// they stay below this size. Default 1 MiB (about 2 700 rows at 96 dimensions, 340 at 768).
     case ivfThresholdBytes(Int)
     /// Open the database as it was at this version (read-only; time travel).
     case atVersion(UInt64)
@@ -70,7 +70,7 @@ struct Configuration: Sendable {
     var diskCacheSize = 10 << 30
     var decodedCacheSize = 1 << 30
     var ivfThreshold = 50_000
-    var ivfThresholdBytes = 4 << 20
+    var ivfThresholdBytes = 1 << 20
     var atVersion: UInt64?
     var asOf: Date?
     var exclusiveWriter = false

@@ -31,6 +31,27 @@ struct SegmentHit: Sendable {
     var distance: Float
 }
 
+/// A row an IVF segment's codes found worth re-ranking: its row, key and vector CRC (from the
+/// row info), and its estimated distance with bounds (equal to the estimate for SQ8 codes).
+struct CodeCandidate: Sendable {
+    var row: Int
+    var key: UInt64
+    var crc: UInt32
+    var estimate: Float
+    var lower: Float
+    var upper: Float
+    /// Whether `lower ... upper` bound the true distance (1-bit codes), not just repeat the estimate.
+    var bounded: Bool
+}
+
+/// What one segment contributes to a search: exact hits (graph, flat, IVF scanned exactly), or
+/// the candidates its codes found, which the search re-ranks with every other segment's so the
+/// exact reads are spent on the best rows overall.
+enum SegmentAnswer: Sendable {
+    case hits([SegmentHit])
+    case candidates([CodeCandidate])
+}
+
 /// A graph segment's graph, its nodes numbered by row, and the key of each row.
 struct LoadedGraph: Sendable {
     let index: HNSWIndex
@@ -102,6 +123,16 @@ final class SegmentReader: Sendable {
     /// Whenever at least `k` rows are allowed, `k` come back: a graph or IVF search that
     /// finds fewer falls back to scanning every allowed row.
     func search(_ query: [Float], k: Int, options: SearchOptions, allowed: Bitmap? = nil) async throws -> [SegmentHit] {
+        switch try await answer(query, k: k, options: options, allowed: allowed) {
+        case .hits(let hits): return hits
+        case .candidates(let all):
+            return Array(try await rerank(query, Self.rerankSet(all, k: k, rerank: options.rerank, exact: []))
+                .sorted { $0.distance < $1.distance }.prefix(k))
+        }
+    }
+
+    /// The segment's part of a search: its exact top `k` rows, or the candidates its codes found.
+    func answer(_ query: [Float], k: Int, options: SearchOptions, allowed: Bitmap? = nil) async throws -> SegmentAnswer {
         let t = try await tail()
         let f = t.footer
         guard f.dimension == query.count else {
@@ -112,10 +143,10 @@ final class SegmentReader: Sendable {
             throw FormatError(.corrupted, object: ref.name, offset: ref.tailOffset,
                               "the footer says \(f.rowCount) rows, the manifest \(ref.rowCount)")
         }
-        guard f.rowCount > 0, let vd = f.section(.vectors), let idd = f.section(.ids) else { return [] }
+        guard f.rowCount > 0, let vd = f.section(.vectors), let idd = f.section(.ids) else { return .hits([]) }
         let rowCount = Int(f.rowCount)
         let matching = allowed?.cardinality ?? rowCount
-        guard matching > 0 else { return [] }
+        guard matching > 0 else { return .hits([]) }
         let want = min(k, matching)
         if let ivf = t.ivf {
             // Too few matches in the probed partitions (a selective filter): probe four times
@@ -123,14 +154,14 @@ final class SegmentReader: Sendable {
             var nprobe = max(1, options.nprobe)
             let block = t.codebook.flatMap { Self.scannedBlock(options.scan, $0) }
             while true {
-                let probed: [SegmentHit]
                 if let block, let book = t.codebook, let cd = f.section(.ivfCodes) {
-                    probed = try await searchCodes(query, k: k, nprobe: nprobe, rerank: options.rerank, block: block, book: book,
-                                                   ivf: ivf, footer: f, vd: vd, cd: cd, allowed: allowed)
+                    let found = try await codeCandidates(query, nprobe: nprobe, block: block, book: book, ivf: ivf, footer: f,
+                                                         cd: cd, allowed: allowed)
+                    if found.count >= want || nprobe >= ivf.nlist { return .candidates(found) }
                 } else {
-                    probed = try await searchIVF(query, k: k, nprobe: nprobe, ivf: ivf, footer: f, vd: vd, idd: idd, allowed: allowed)
+                    let probed = try await searchIVF(query, k: k, nprobe: nprobe, ivf: ivf, footer: f, vd: vd, idd: idd, allowed: allowed)
+                    if probed.count >= want || nprobe >= ivf.nlist { return .hits(probed) }
                 }
-                if probed.count >= want || nprobe >= ivf.nlist { return probed }
                 nprobe = min(ivf.nlist, nprobe * 4)
             }
         }
@@ -139,7 +170,7 @@ final class SegmentReader: Sendable {
             var hits = matching < 2 * k ? g.index.exactSearch(query, k: k, allowed: allowed)
                 : g.index.search(query, k: k, ef: max(options.ef, k), allowed: allowed)
             if hits.count < want { hits = g.index.exactSearch(query, k: k, allowed: allowed) }
-            return hits.map { SegmentHit(id: g.keys[Int($0.id)], row: Int($0.id), distance: $0.distance) }
+            return .hits(hits.map { SegmentHit(id: g.keys[Int($0.id)], row: Int($0.id), distance: $0.distance) })
         }
         let (vectors, ids) = try await flatRows(f, vd: vd, idd: idd)
         var top = TopK(k: k)
@@ -149,7 +180,7 @@ final class SegmentReader: Sendable {
                                   id: { UInt64($0) }, skip: { !(allowed?.contains($0) ?? true) })
             }
         }
-        return top.sorted().map { SegmentHit(id: ids[Int($0.id)], row: Int($0.id), distance: $0.distance) }
+        return .hits(top.sorted().map { SegmentHit(id: ids[Int($0.id)], row: Int($0.id), distance: $0.distance) })
     }
 
     /// A flat segment's vectors and ids, decoded (and checked) once and kept: flat segments are
@@ -259,37 +290,25 @@ final class SegmentReader: Sendable {
         }
     }
 
-    /// A candidate found by the codes: its row, key, vector checksum and estimated distance.
-    private struct Candidate {
-        var row: Int
-        var key: UInt64
-        var crc: UInt32
-        var estimate: Float
-        var lower: Float
-        var upper: Float
-    }
-
     /// Scans the codes of the probed partitions (row info and one code block each, read
-    /// together and checked block by block), keeps the most promising rows, and re-ranks them
-    /// with their exact vectors, read row by row (coalesced by the cache) and each checked
-    /// against the CRC in its row info. Three round trips when cold: tail, codes, vectors.
-    private func searchCodes(_ query: [Float], k: Int, nprobe: Int, rerank: Int, block: IVFCodebook.Block, book: IVFCodebook,
-                             ivf: IVFLayout, footer f: SegmentFooter, vd: SectionDescriptor, cd: SectionDescriptor,
-                             allowed: Bitmap?) async throws -> [SegmentHit] {
-        let dim = f.dimension
+    /// together and checked block by block) and returns every allowed row with its estimated
+    /// distance. The tail, then the codes: two round trips when cold.
+    private func codeCandidates(_ query: [Float], nprobe: Int, block: IVFCodebook.Block, book: IVFCodebook, ivf: IVFLayout,
+                                footer f: SegmentFooter, cd: SectionDescriptor, allowed: Bitmap?) async throws -> [CodeCandidate] {
+        let dim = f.dimension, total = Int(f.rowCount)
         let probe = IVFIndex.probe(query, centroids: ivf.centroids, dimension: dim, metric: metric, nprobe: nprobe)
             .filter { !ivf.rows($0).isEmpty }
         var ranges: [Range<UInt64>] = []
         for p in probe {
             for b in [IVFCodebook.Block.rowInfo, block] {
-                let r = book.range(b, rows: ivf.rows(p), totalRows: Int(f.rowCount), dimension: dim)
+                let r = book.range(b, rows: ivf.rows(p), totalRows: total, dimension: dim)
                 ranges.append(cd.offset + r.lowerBound..<cd.offset + r.upperBound)
             }
         }
         let bytes = try await store.read(ref.name, ranges: ranges)
         let rabitq = block == .binary ? RaBitQ(dimension: dim, seed: book.seed) : nil
         let sq8 = block == .sq8 ? SQ8Quantizer(minimums: book.sq8Minimums, scales: book.sq8Scales) : nil
-        var candidates: [Candidate] = []
+        var candidates: [CodeCandidate] = []
         for (i, p) in probe.enumerated() {
             let rows = ivf.rows(p), n = rows.count
             let info = bytes[2 * i], codes = bytes[2 * i + 1]
@@ -317,19 +336,28 @@ final class SegmentReader: Sendable {
             }
             info.withUnsafeBytes { raw in
                 for j in 0..<n where allowed?.contains(rows.lowerBound + j) ?? true {
-                    candidates.append(Candidate(row: rows.lowerBound + j,
-                                                key: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 12 * j, as: UInt64.self)),
-                                                crc: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 12 * j + 8, as: UInt32.self)),
-                                                estimate: estimates[j], lower: lower[j], upper: upper[j]))
+                    candidates.append(CodeCandidate(row: rows.lowerBound + j,
+                                                    key: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 12 * j, as: UInt64.self)),
+                                                    crc: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 12 * j + 8, as: UInt32.self)),
+                                                    estimate: estimates[j], lower: lower[j], upper: upper[j], bounded: rabitq != nil))
                 }
             }
         }
-        let chosen = Self.rerankSet(candidates, k: k, rerank: rerank, binary: rabitq != nil)
-        // Exact vectors of the chosen rows, in row order so neighbours share pages and requests.
-        let dim4 = UInt64(dim * 4)
+        return candidates
+    }
+
+    /// The exact distances of `chosen` rows: their vectors read row by row (in row order, so
+    /// neighbours share pages and requests; coalesced by the cache), each checked against the
+    /// CRC in its row info.
+    func rerank(_ query: [Float], _ chosen: [CodeCandidate]) async throws -> [SegmentHit] {
+        guard !chosen.isEmpty else { return [] }
+        let f = try await tail().footer
+        guard let vd = f.section(.vectors) else { return [] }
+        let dim = f.dimension, dim4 = UInt64(dim * 4)
         let rowRanges = chosen.map { vd.offset + UInt64($0.row) * dim4..<vd.offset + UInt64($0.row + 1) * dim4 }
         let vectors = try await store.read(ref.name, ranges: rowRanges)
-        var top = TopK(k: k)  // of indexes into `chosen`
+        var hits: [SegmentHit] = []
+        hits.reserveCapacity(chosen.count)
         for (i, c) in chosen.enumerated() {
             guard vectors[i].count == Int(dim4) else {
                 throw FormatError(.truncated, object: ref.name, offset: rowRanges[i].lowerBound + UInt64(vectors[i].count), "the vector of row \(c.row) is cut short")
@@ -340,32 +368,37 @@ final class SegmentReader: Sendable {
             let d = query.withUnsafeBufferPointer { q in
                 vectors[i].withUnsafeBytes { Distance.distance(metric, q.baseAddress!, $0.baseAddress!.assumingMemoryBound(to: Float.self), dim) }
             }
-            top.offer(Neighbor(id: UInt64(i), distance: d))
+            hits.append(SegmentHit(id: c.key, row: c.row, distance: d))
         }
-        return top.sorted().map { n in
-            let c = chosen[Int(n.id)]
-            return SegmentHit(id: c.key, row: c.row, distance: n.distance)
-        }
+        return hits
     }
 
     /// The candidates worth re-ranking, in row order: the best by estimate, at most `rerank`
-    /// (or the default for the codes' kind); with error bounds, only those whose lower bound
-    /// does not exceed the k-th smallest upper bound (the others cannot be in the top k).
-    private static func rerankSet(_ all: [Candidate], k: Int, rerank: Int, binary: Bool) -> [Candidate] {
-        let limit = rerank > 0 ? rerank : binary ? max(10 * k, 100) : max(4 * k, 40)
-        var candidates = all
-        if binary, candidates.count > k {
-            var uppers = candidates.map(\.upper)
+    /// (or the default for the codes' kind: 1-bit max(10·k, 100), SQ8 max(4·k, 40)); a candidate
+    /// with error bounds is dropped when its lower bound exceeds the k-th smallest upper bound
+    /// among all candidates and the `exact` distances already known (it cannot be in the top k).
+    static func rerankSet(_ all: [(segment: Int, candidate: CodeCandidate)], k: Int, rerank: Int,
+                          exact: [Float]) -> [(segment: Int, candidate: CodeCandidate)] {
+        let anyBounded = all.contains { $0.candidate.bounded }
+        let limit = rerank > 0 ? rerank : anyBounded ? max(10 * k, 100) : max(4 * k, 40)
+        var chosen = all
+        var uppers = exact + all.map(\.candidate.upper)
+        if anyBounded, uppers.count > k {
             uppers.sort()
             let kth = uppers[k - 1]
-            candidates.removeAll { $0.lower > kth }
+            chosen.removeAll { $0.candidate.bounded && $0.candidate.lower > kth }
         }
-        if candidates.count > limit {
-            candidates.sort { $0.estimate < $1.estimate }
-            candidates.removeLast(candidates.count - max(limit, k))
+        if chosen.count > max(limit, k) {
+            chosen.sort { $0.candidate.estimate < $1.candidate.estimate }
+            chosen.removeLast(chosen.count - max(limit, k))
         }
-        candidates.sort { $0.row < $1.row }
-        return candidates
+        chosen.sort { ($0.segment, $0.candidate.row) < ($1.segment, $1.candidate.row) }
+        return chosen
+    }
+
+    /// ``rerankSet(_:k:rerank:exact:)`` of one segment's candidates.
+    static func rerankSet(_ all: [CodeCandidate], k: Int, rerank: Int, exact: [Float]) -> [CodeCandidate] {
+        rerankSet(all.map { (0, $0) }, k: k, rerank: rerank, exact: exact).map(\.candidate)
     }
 
     /// Reads only the probed partitions — each one range of vectors and one of ids, all asked

@@ -826,7 +826,17 @@ public actor Vecgo {
         var origin: [UInt64: (segment: Int, row: Int)] = [:]  // where each committed hit lives
         do {
             let live = try await view.live()
-            try await withThrowingTaskGroup(of: (Int, [SegmentHit]).self) { group in
+            // Each segment answers with exact hits or, IVF segments with codes, with candidates;
+            // the candidates of all segments are then re-ranked together, so the exact reads go
+            // to the best rows overall, however many segments there are.
+            var candidates: [(segment: Int, candidate: CodeCandidate)] = []
+            func offer(_ segment: Int, _ hits: [SegmentHit]) {
+                for h in hits where hidden.isEmpty || !hidden.contains(h.id) {
+                    top.offer(Neighbor(id: h.id, distance: h.distance))
+                    if !include.isEmpty { origin[h.id] = (segment, h.row) }  // only `resolve` needs it
+                }
+            }
+            try await withThrowingTaskGroup(of: (Int, SegmentAnswer).self) { group in
                 for (i, s) in view.segments.enumerated() {
                     group.addTask {
                         var allowed = live[i]
@@ -834,15 +844,26 @@ public actor Vecgo {
                             let matching = filter.bitmap(try await s.metadata(), rows: Int(s.ref.rowCount))
                             allowed = allowed.map { $0.intersection(matching) } ?? matching
                         }
-                        let hits = try await s.search(q, k: perSegment, options: options, allowed: allowed)
-                        return (i, hidden.isEmpty ? hits : hits.filter { !hidden.contains($0.id) })
+                        return (i, try await s.answer(q, k: perSegment, options: options, allowed: allowed))
                     }
                 }
-                for try await (segment, partial) in group {
-                    for h in partial {
-                        top.offer(Neighbor(id: h.id, distance: h.distance))
-                        if !include.isEmpty { origin[h.id] = (segment, h.row) }  // only `resolve` needs it
+                for try await (segment, answer) in group {
+                    switch answer {
+                    case .hits(let hits): offer(segment, hits)
+                    case .candidates(let found):
+                        for c in found where hidden.isEmpty || !hidden.contains(c.key) { candidates.append((segment, c)) }
                     }
+                }
+            }
+            if !candidates.isEmpty {
+                let chosen = SegmentReader.rerankSet(candidates, k: perSegment, rerank: options.rerank, exact: top.sorted().map(\.distance))
+                let bySegment = Dictionary(grouping: chosen, by: \.segment)
+                try await withThrowingTaskGroup(of: (Int, [SegmentHit]).self) { group in
+                    for (segment, list) in bySegment {
+                        let reader = view.segments[segment]
+                        group.addTask { (segment, try await reader.rerank(q, list.map(\.candidate))) }
+                    }
+                    for try await (segment, hits) in group { offer(segment, hits) }
                 }
             }
             let hits = top.sorted()
