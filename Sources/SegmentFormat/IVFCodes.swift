@@ -176,7 +176,7 @@ public struct IVFCodes: Sendable, Equatable {
 
     /// Lays the codes section out (the row info, binary and SQ8 regions, each in row order) and
     /// fills the code book's block checksums (per partition and region).
-    func encodeSection(layout: IVFLayout, ids: [UInt64], vectorBytes: [UInt8], dimension: Int) -> (section: [UInt8], codebook: IVFCodebook) {
+    func encodeSection(layout: IVFLayout, ids: [UInt64], vectorBytes: ArraySlice<UInt8>, dimension: Int) -> (section: [UInt8], codebook: IVFCodebook) {
         var book = codebook
         let bs = book.stride(.binary, dimension: dimension), ss = book.stride(.sq8, dimension: dimension)
         let dim4 = dimension * 4

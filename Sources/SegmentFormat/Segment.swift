@@ -285,9 +285,18 @@ public enum SegmentCodec {
             w.write(bytes: bytes)
         }
 
-        var v = ByteWriter(capacity: contents.vectors.count * 4)
-        v.write(floats: contents.vectors)
-        if rows > 0 { add(.vectors, raw: v.bytes, compress: false) }
+        // Vectors go straight into the object (no second copy of the largest section); checksums
+        // over them are taken from there.
+        var vectorStart = w.count
+        if rows > 0 {
+            w.pad(to: sectionAlignment)
+            vectorStart = w.count
+            w.write(floats: contents.vectors)
+            sections.append(SectionDescriptor(kind: SectionKind.vectors.rawValue, flags: SectionDescriptor.flagRequired,
+                                              crc: crc32c(w.bytes[vectorStart...]), offset: UInt64(vectorStart),
+                                              storedLength: UInt64(w.count - vectorStart), rawLength: UInt64(w.count - vectorStart)))
+        }
+        let vectorBytes = vectorStart..<vectorStart + contents.vectors.count * 4
         var ids = ByteWriter(capacity: rows * 8)
         for id in contents.ids { ids.write(id) }
         // IVF segments keep ids raw, so one partition's ids are one range that can be checked alone.
@@ -304,16 +313,19 @@ public enum SegmentCodec {
         // Codes lie in the data area, partition by partition, each partition's blocks one range.
         var codebook: IVFCodebook?
         if let codes = contents.codes, let layout = ivf {
-            let (section, book) = codes.encodeSection(layout: layout, ids: contents.ids, vectorBytes: v.bytes, dimension: contents.dimension)
+            let (section, book) = codes.encodeSection(layout: layout, ids: contents.ids, vectorBytes: w.bytes[vectorBytes],
+                                                      dimension: contents.dimension)
             add(.ivfCodes, raw: section, compress: false, required: false)
             codebook = book
         }
         // The tail: IVF sections (when present), footer and trailer, read together with one ranged read.
         var tailOffset: UInt64?
         if var layout = ivf {
-            let vb = v.bytes, ib = ids.bytes
-            let dim4 = contents.dimension * 4
-            layout.vectorCRCs = (0..<layout.nlist).map { p in crc32c(vb[layout.rows(p).lowerBound * dim4..<layout.rows(p).upperBound * dim4]) }
+            let ib = ids.bytes
+            let dim4 = contents.dimension * 4, v0 = vectorBytes.lowerBound
+            layout.vectorCRCs = (0..<layout.nlist).map { p in
+                crc32c(w.bytes[v0 + layout.rows(p).lowerBound * dim4..<v0 + layout.rows(p).upperBound * dim4])
+            }
             layout.idCRCs = (0..<layout.nlist).map { p in crc32c(ib[layout.rows(p).lowerBound * 8..<layout.rows(p).upperBound * 8]) }
             var c = ByteWriter(capacity: layout.centroids.count * 4)
             c.write(floats: layout.centroids)

@@ -58,51 +58,39 @@ extension Vecgo {
             guard chosen.count >= 2 || chosen.contains(where: { live[$0] != nil }) else {
                 return CompactionReport(version: nil, segmentsMerged: 0, rowsKept: 0, rowsDropped: 0)
             }
-            // Read and build off the actor: the heavy part never blocks this handle's other calls.
-            let store = cached, dimension = self.dimension, metric = self.metric
-            // The layout follows from the live rows copied; only a graph layout needs the graph
-            // built while copying (for IVF and flat it would be wasted work).
-            let copied = chosen.reduce(0) { $0 + (live[$1]?.cardinality ?? Int(snapshot.segments[$1].ref.rowCount)) }
-            let layout = config.layout(rows: copied, dimension: dimension)
-            let built = try await Task.detached { () async throws -> (SegmentContents, EncodedSegment, [String: [UInt32: UInt32]], Int, Int) in
-                var table = Memtable(dimension: dimension, metric: metric, indexed: layout == .graph)
-                var origin: [(segment: String, row: UInt32)] = []  // memtable row → where it came from
-                var dropped = 0
-                for i in chosen {
-                    let s = snapshot.segments[i]
-                    let contents = try SegmentCodec.decode(try await store.read(s.ref.name, range: 0..<s.ref.size), object: s.ref.name)
-                    guard contents.dimension == dimension, UInt64(contents.rowCount) == s.ref.rowCount else {
-                        throw FormatError(.corrupted, object: s.ref.name, offset: 0,
-                                          "it holds \(contents.rowCount) rows of dimension \(contents.dimension); the manifest says \(s.ref.rowCount) of \(dimension)")
+            // One input segment at a time, read whole from the store (not through the caches)
+            // and decoded off the actor; the live rows go into a table that becomes an output
+            // segment whenever it holds `.maxSegmentBytes` of vectors: memory stays bounded by
+            // one input and one output, whatever the total. The layout of each output follows
+            // from its rows (a graph is built only for a graph layout).
+            let remote = self.remote, dimension = self.dimension, metric = self.metric
+            var out = CompactionOutput(dimension: dimension, metric: metric)
+            var dropped = 0
+            for i in chosen {
+                let ref = snapshot.segments[i].ref
+                let contents = try await Task.detached {
+                    try SegmentCodec.decode(try await remote.read(ref.name, range: 0..<ref.size), object: ref.name)
+                }.value
+                guard contents.dimension == dimension, UInt64(contents.rowCount) == ref.rowCount else {
+                    throw FormatError(.corrupted, object: ref.name, offset: 0,
+                                      "it holds \(contents.rowCount) rows of dimension \(contents.dimension); the manifest says \(ref.rowCount) of \(dimension)")
+                }
+                for row in 0..<contents.rowCount {
+                    guard live[i]?.contains(row) ?? true else {
+                        dropped += 1
+                        continue
                     }
-                    for row in 0..<contents.rowCount {
-                        guard live[i]?.contains(row) ?? true else {
-                            dropped += 1
-                            continue
-                        }
-                        table.put(id: contents.ids[row],
+                    out.table.put(id: contents.ids[row],
                                   vector: Array(contents.vectors[row * dimension..<(row + 1) * dimension]),
                                   metadata: row < contents.metadata.count ? contents.metadata[row] : [:],
                                   payload: row < contents.payloads.count ? contents.payloads[row] : [])
-                        origin.append((s.ref.name, UInt32(row)))
-                    }
+                    out.origin.append((ref.name, UInt32(row)))
+                    if out.table.count * dimension * 4 >= config.maxSegmentBytes { try await flushCompaction(&out) }
                 }
-                let (contents, liveRows) = table.contents(layout)
-                let encoded = try SegmentCodec.encode(contents)
-                // (old segment, old row) → new row, for remapping the pk-index.
-                var moved: [String: [UInt32: UInt32]] = [:]
-                for (key, newRow) in liveRows {
-                    guard let memRow = table.rowOf[key] else { continue }
-                    let from = origin[memRow]
-                    moved[from.segment, default: [:]][from.row] = UInt32(newRow)
-                }
-                return (contents, encoded, moved, table.liveCount, dropped)
-            }.value
-            let (contents, encoded, moved, kept, dropped) = built
-            var object = try await writeOwnSegment(encoded.bytes, tag: "c")
-            var ref = SegmentRef(name: object.name, size: UInt64(encoded.bytes.count), tailOffset: encoded.tailOffset,
-                                 tailLength: encoded.tailLength, rowCount: UInt64(contents.rowCount),
-                                 minID: contents.ids.min() ?? 0, maxID: contents.ids.max() ?? 0)
+            }
+            try await flushCompaction(&out)
+            var outputs = out.outputs
+            let moved = out.moved, kept = out.kept
             let replaced = Set(chosen.map { snapshot.segments[$0].ref.name })
             let committed = try await commitManifest(label: "committing a compaction") { base in
                 var m = try self.template(base)
@@ -110,19 +98,21 @@ extension Vecgo {
                 guard replaced.isSubset(of: names) else {
                     throw VecgoError(.conflict, "another compaction replaced some of these segments first (version \(base.version)); nothing was changed")
                 }
-                if try await self.keepFresh(&object) { ref.name = object.name }
+                for i in outputs.indices {
+                    if try await self.keepFresh(&outputs[i].object) { outputs[i].ref.name = outputs[i].object.name }
+                }
                 let oldPK = try await base.pk() ?? PKIndex(version: 0, segments: [], entries: [:])
-                m.segments = m.segments.filter { !replaced.contains($0.name) } + [ref]
+                m.segments = m.segments.filter { !replaced.contains($0.name) } + outputs.map(\.ref)
                 let ordinal = Dictionary(uniqueKeysWithValues: m.segments.enumerated().map { ($1.name, UInt32($0)) })
                 var entries: [UInt64: PKIndex.Location] = [:]
                 entries.reserveCapacity(oldPK.entries.count)
                 for (key, loc) in oldPK.entries {
                     let segName = names[Int(loc.segment)]
                     if replaced.contains(segName) {
-                        guard let newRow = moved[segName]?[loc.row] else {
+                        guard let to = moved[segName]?[loc.row] else {
                             throw VecgoError(.corrupted, "key \(key) points at row \(loc.row) of \(segName), which was not live when compacted")
                         }
-                        entries[key] = PKIndex.Location(segment: ordinal[ref.name]!, row: newRow)
+                        entries[key] = PKIndex.Location(segment: ordinal[outputs[to.output].ref.name]!, row: to.row)
                     } else {
                         entries[key] = PKIndex.Location(segment: ordinal[segName]!, row: loc.row)
                     }
@@ -134,6 +124,22 @@ extension Vecgo {
         } catch {
             throw VecgoError.wrap(error, "compacting")
         }
+    }
+
+    /// Writes the rows gathered in `out.table` as an output segment of a compaction and notes
+    /// where each input row went.
+    private func flushCompaction(_ out: inout CompactionOutput) async throws {
+        guard out.table.liveCount > 0 else { return }
+        let built = try await buildSegment(out.table, tag: "c")
+        for (key, newRow) in built.liveRows {
+            guard let tableRow = out.table.rowOf[key] else { continue }
+            let from = out.origin[tableRow]
+            out.moved[from.segment, default: [:]][from.row] = (out.outputs.count, UInt32(newRow))
+        }
+        out.kept += out.table.liveCount
+        out.outputs.append(built)
+        out.table = Memtable(dimension: dimension, metric: metric)
+        out.origin = []
     }
 
     /// Deletes what no retained version needs: manifests older than the newest
@@ -215,4 +221,16 @@ extension Vecgo {
             throw VecgoError.wrap(error, "vacuuming")
         }
     }
+}
+
+/// The output side of a compaction: the table being filled, where its rows came from, the
+/// segments written so far, and where each input row went.
+struct CompactionOutput: Sendable {
+    var table: Memtable
+    var origin: [(segment: String, row: UInt32)] = []
+    var outputs: [(ref: SegmentRef, liveRows: [UInt64: Int], object: Vecgo.OwnObject)] = []
+    var moved: [String: [UInt32: (output: Int, row: UInt32)]] = [:]
+    var kept = 0
+
+    init(dimension: Int, metric: Metric) { table = Memtable(dimension: dimension, metric: metric) }
 }

@@ -181,15 +181,25 @@ struct PendingWrites: Sendable {
     var deletes: Set<UInt64> = []
     var touched: Set<UInt64> = []
     var touchedView: VersionView?
+    /// Rows written out as segments before the commit (oldest first), when the memtable grew
+    /// past `.maxSegmentBytes`: they are older than the memtable's rows.
+    var spilled: [Spill] = []
 
     init(dimension: Int, metric: Metric) {
         memtable = Memtable(dimension: dimension, metric: metric)
     }
 
-    var isEmpty: Bool { memtable.isEmpty && deletes.isEmpty }
+    var isEmpty: Bool { memtable.isEmpty && deletes.isEmpty && spilled.isEmpty }
 
-    /// Rows and deletes, counted.
-    var count: Int { memtable.count + deletes.count }
+    /// Rows and deletes, counted (rows written out as segments: their live ones).
+    var count: Int { memtable.count + deletes.count + spilled.reduce(0) { $0 + $1.liveRows.count } }
+
+    /// Keys whose newest pending write is here: rows (memtable and spilled) and deletes.
+    var keys: Set<UInt64> {
+        var k = deletes.union(memtable.rowOf.keys)
+        for s in spilled { k.formUnion(s.liveRows.keys) }
+        return k
+    }
 
     mutating func touch(_ id: UInt64, view: VersionView) {
         if touched.isEmpty { touchedView = view }
@@ -198,12 +208,21 @@ struct PendingWrites: Sendable {
 
     mutating func put(id: UInt64, vector: [Float], metadata: Metadata, payload: [UInt8]) {
         deletes.remove(id)
+        unspill(id)
         memtable.put(id: id, vector: vector, metadata: metadata, payload: payload)
     }
 
     mutating func delete(id: UInt64) {
         memtable.remove(id: id)
+        unspill(id)
         deletes.insert(id)
+    }
+
+    /// A spilled row of `id` is no longer live (a newer write replaced it).
+    private mutating func unspill(_ id: UInt64) {
+        for i in spilled.indices {
+            if spilled[i].liveRows.removeValue(forKey: id) != nil { return }  // a key is live in one place at most
+        }
     }
 
     /// These writes with `newer` applied on top: what is pending again after a commit of
@@ -211,17 +230,51 @@ struct PendingWrites: Sendable {
     /// when needed), so the failed batch's table is never changed.
     func merged(with newer: PendingWrites) -> PendingWrites {
         var m = PendingWrites(dimension: memtable.dimension, metric: memtable.metric)
-        for table in [memtable, newer.memtable] {
-            for (id, row) in table.rowOf.sorted(by: { $0.value < $1.value }) {
-                let r = table.row(at: row)
-                m.memtable.put(id: id, vector: r.vector, metadata: r.metadata, payload: r.payload)
-            }
+        m.spilled = spilled
+        for (id, row) in memtable.rowOf.sorted(by: { $0.value < $1.value }) {
+            let r = memtable.row(at: row)
+            m.memtable.put(id: id, vector: r.vector, metadata: r.metadata, payload: r.payload)
         }
-        m.deletes = deletes.subtracting(newer.memtable.rowOf.keys)
+        m.deletes = deletes
+        // Newer writes, oldest first: their spilled rows, their table, their deletes.
+        for s in newer.spilled {
+            for id in s.liveRows.keys {
+                m.unspill(id)
+                m.memtable.remove(id: id)
+                m.deletes.remove(id)
+            }
+            m.spilled.append(s)
+        }
+        for (id, row) in newer.memtable.rowOf.sorted(by: { $0.value < $1.value }) {
+            let r = newer.memtable.row(at: row)
+            m.put(id: id, vector: r.vector, metadata: r.metadata, payload: r.payload)
+        }
         for id in newer.deletes { m.delete(id: id) }
         m.touched = touched.union(newer.touched)
         m.touchedView = touchedView ?? newer.touchedView
         return m
+    }
+}
+
+/// Pending rows a writer has written out as a segment before its commit: the object is in the
+/// store (unreferenced until the commit publishes it), searched through a reader like any
+/// segment, its live rows tracked here as newer writes replace them.
+struct Spill: Sendable {
+    /// The segment object (its bytes are not kept: they are read back if it must be rewritten).
+    var object: Vecgo.OwnObject
+    /// The segment as a manifest will list it.
+    var ref: SegmentRef
+    /// The live rows: key → row in the segment.
+    var liveRows: [UInt64: Int]
+    /// Reads and searches the segment.
+    let reader: SegmentReader
+
+    /// The live rows as a bitmap, or nil when every row is live.
+    var allowed: Bitmap? {
+        guard UInt64(liveRows.count) < ref.rowCount else { return nil }
+        var b = Bitmap(count: Int(ref.rowCount))
+        for row in liveRows.values { b.insert(row) }
+        return b
     }
 }
 

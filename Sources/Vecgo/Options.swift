@@ -47,6 +47,11 @@ public enum OpenOption: Sendable {
     /// Generated keys are reserved this many at a time (one small commit per reservation) so
     /// concurrent writers never hand out the same key. Default 65 536.
     case idLeaseSize(Int)
+    /// The most bytes of vectors one segment holds. A writer whose pending rows reach it writes
+    /// them out as a segment at once (uploaded and searched, published by the next commit with
+    /// everything else, atomically), so commits of any size run in bounded memory; compaction
+    /// writes segments of at most this size. Default 256 MiB.
+    case maxSegmentBytes(Int)
     /// Commit in the background whenever this many rows are pending (writers keep writing into
     /// a new memtable meanwhile). Off by default: writes wait for ``Vecgo/commit()`` or
     /// ``Vecgo/close()``.
@@ -71,6 +76,7 @@ struct Configuration: Sendable {
     var decodedCacheSize = 1 << 30
     var ivfThreshold = 50_000
     var ivfThresholdBytes = 1 << 20
+    var maxSegmentBytes = 256 << 20
     var atVersion: UInt64?
     var asOf: Date?
     var exclusiveWriter = false
@@ -107,6 +113,9 @@ struct Configuration: Sendable {
             case .ivfThresholdBytes(let n):
                 guard n >= 1 else { throw VecgoError(.invalidArgument, "ivfThresholdBytes \(n) must be positive") }
                 ivfThresholdBytes = n
+            case .maxSegmentBytes(let n):
+                guard n >= 1 else { throw VecgoError(.invalidArgument, "maxSegmentBytes \(n) must be positive") }
+                maxSegmentBytes = n
             case .atVersion(let v):
                 guard v >= 1 else { throw VecgoError(.invalidArgument, "versions start at 1, asked for \(v)") }
                 atVersion = v

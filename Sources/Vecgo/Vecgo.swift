@@ -91,6 +91,9 @@ public actor Vecgo {
     /// `maxCommitObjectAge`: vacuum frees version numbers only after its longer grace
     /// period, so the number after a recently confirmed view can never have been freed.
     var viewConfirmedAt = ContinuousClock.now
+    /// Whether pending rows are being written out as a segment (``spillIfFull()``); writes wait.
+    private var spilling = false
+    private var spillWaiters: [CheckedContinuation<Void, Never>] = []
     private var manifestBusy = false
     private var manifestWaiters: [CheckedContinuation<Void, Never>] = []
     /// Set by ``close()``: writes are refused from then on.
@@ -327,9 +330,10 @@ public actor Vecgo {
         try checkAcceptingWrites()
         try validate(vector, what: "vector")
         let id = try await generatedID()
-        try checkAcceptingWrites()  // close() may have begun during the await
+        await waitWhileSpilling()
+        try checkAcceptingWrites()  // close() may have begun during the awaits
         pending.put(id: id, vector: normalizedIfCosine(vector), metadata: metadata, payload: payload ?? [])
-        flushIfOverBudget()
+        try await afterWrite()
         return id
     }
 
@@ -342,11 +346,12 @@ public actor Vecgo {
         var ids: [UInt64] = []
         ids.reserveCapacity(rows.count)
         for _ in rows { ids.append(try await generatedID()) }  // all keys first: a failure adds no row
+        await waitWhileSpilling()
         try checkAcceptingWrites()
         for (id, r) in zip(ids, rows) {
             pending.put(id: id, vector: normalizedIfCosine(r.vector), metadata: r.metadata, payload: r.payload ?? [])
         }
-        flushIfOverBudget()
+        try await afterWrite()
         return ids
     }
 
@@ -356,20 +361,71 @@ public actor Vecgo {
     /// Keys are the caller's: any `UInt64`. Keys you choose and keys ``insert(_:metadata:payload:)``
     /// generates share one space; a database should use one kind or keep them apart (generated
     /// keys start at 1 and grow).
-    public func upsert(id: UInt64, _ vector: [Float], metadata: Metadata = [:], payload: [UInt8]? = nil) throws {
+    public func upsert(id: UInt64, _ vector: [Float], metadata: Metadata = [:], payload: [UInt8]? = nil) async throws {
+        await waitWhileSpilling()
         try checkAcceptingWrites()
         try validate(vector, what: "vector")
         pending.touch(id, view: view)
         pending.put(id: id, vector: normalizedIfCosine(vector), metadata: metadata, payload: payload ?? [])
-        flushIfOverBudget()
+        try await afterWrite()
     }
 
     /// Deletes the row of key `id` (pending or committed); deleting a missing key is not an
     /// error. Searches stop returning it at once; the next commit makes it durable.
-    public func delete(id: UInt64) throws {
+    public func delete(id: UInt64) async throws {
+        await waitWhileSpilling()
         try checkAcceptingWrites()
         pending.touch(id, view: view)
         pending.delete(id: id)
+    }
+
+    /// After rows were added: writes them out as a segment when they reached
+    /// `.maxSegmentBytes`, and starts a background commit when `.memtableBudget` says so.
+    private func afterWrite() async throws {
+        try await spillIfFull()
+        flushIfOverBudget()
+    }
+
+    /// When the memtable holds `.maxSegmentBytes` of vectors, writes its rows out as a segment
+    /// (built off the actor, uploaded) that the next commit publishes; searches see the rows
+    /// all along (from the memtable until the segment replaces it), other writes wait.
+    private func spillIfFull() async throws {
+        guard !spilling, pending.memtable.count * dimension * 4 >= config.maxSegmentBytes else { return }
+        spilling = true
+        defer {
+            spilling = false
+            for w in spillWaiters { w.resume() }
+            spillWaiters.removeAll()
+        }
+        let table = pending.memtable
+        do {
+            let built = try await buildSegment(table)
+            pending.spilled.append(Spill(object: OwnObject(name: built.object.name, bytes: [], written: built.object.written),
+                                         ref: built.ref, liveRows: built.liveRows,
+                                         reader: SegmentReader(ref: built.ref, store: cached, metric: metric, budget: view.budget)))
+            pending.memtable = Memtable(dimension: dimension, metric: metric)
+        } catch {
+            throw VecgoError.wrap(error, "writing \(table.liveCount) pending rows out as a segment")
+        }
+    }
+
+    private func waitWhileSpilling() async {
+        while spilling { await withCheckedContinuation { spillWaiters.append($0) } }
+    }
+
+    /// Lays `table` out as a segment (its layout by size), encodes it off the actor, and writes
+    /// it under a name of this writer's. Returns its manifest entry, the segment row of each
+    /// live key, and the object.
+    func buildSegment(_ table: Memtable, tag: String = "") async throws -> (ref: SegmentRef, liveRows: [UInt64: Int], object: OwnObject) {
+        let layout = config.layout(rows: table.liveCount, dimension: dimension)
+        let (encoded, liveRows, rows, minID, maxID) = try await Task.detached { () throws -> (EncodedSegment, [UInt64: Int], Int, UInt64, UInt64) in
+            let (contents, liveRows) = table.contents(layout)
+            return (try SegmentCodec.encode(contents), liveRows, contents.rowCount, contents.ids.min() ?? 0, contents.ids.max() ?? 0)
+        }.value
+        let object = try await writeOwnSegment(encoded.bytes, tag: tag)
+        let ref = SegmentRef(name: object.name, size: UInt64(encoded.bytes.count), tailOffset: encoded.tailOffset,
+                             tailLength: encoded.tailLength, rowCount: UInt64(rows), minID: minID, maxID: maxID)
+        return (ref, liveRows, OwnObject(name: object.name, bytes: [], written: object.written))
     }
 
     /// The metadata field that holds a row's string key.
@@ -399,22 +455,27 @@ public actor Vecgo {
         try await checkNoCollision(key, id)
         var m = metadata
         m[Self.keyField] = .string(key)
-        try upsert(id: id, vector, metadata: m, payload: payload)
+        try await upsert(id: id, vector, metadata: m, payload: payload)
     }
 
     /// Deletes the row of string key `key`; see ``delete(id:)``.
     public func delete(key: String) async throws {
         let id = Self.id(forKey: key)
         try await checkNoCollision(key, id)
-        try delete(id: id)
+        try await delete(id: id)
     }
 
     /// Fails when the row stored under `id` belongs to another string key.
     private func checkNoCollision(_ key: String, _ id: UInt64) async throws {
         try checkWritable()
         var stored: Metadata?
+        let spill = (pending.spilled + (flushing?.spilled ?? [])).first { $0.liveRows[id] != nil }
         if let row = pending.memtable.row(id: id) ?? flushing?.memtable.row(id: id) {
             stored = row.metadata
+        } else if let spill, let row = spill.liveRows[id] {
+            do { stored = try await spill.reader.rows([row], include: .metadata)[row]?.0 } catch {
+                throw VecgoError.wrap(error, "checking key '\(key)'")
+            }
         } else if !pending.deletes.contains(id), !(flushing?.deletes.contains(id) ?? false) {
             let view = self.view
             do {
@@ -652,7 +713,9 @@ public actor Vecgo {
     /// that listed before can have seen). Returns whether it was renamed.
     func keepFresh(_ object: inout OwnObject) async throws -> Bool {
         guard ContinuousClock.now - object.written > .seconds(config.maxCommitObjectAge) else { return false }
-        object = try await writeOwnSegment(object.bytes, tag: object.name.contains("-c") ? "c" : "")
+        let bytes = object.bytes.isEmpty ? try await remote.read(object.name) : object.bytes  // not kept: read back
+        let renamed = try await writeOwnSegment(bytes, tag: object.name.contains("-c") ? "c" : "")
+        object = OwnObject(name: renamed.name, bytes: object.bytes, written: renamed.written)
         return true
     }
 
@@ -669,7 +732,9 @@ public actor Vecgo {
     @discardableResult
     public func commit() async throws -> UInt64 {
         try checkWritable()
-        while let running = commitTask { _ = try? await running.value }  // one commit at a time
+        while commitTask != nil || spilling {  // one commit at a time, and never during a spill
+            if let running = commitTask { _ = try? await running.value } else { await waitWhileSpilling() }
+        }
         guard !pending.isEmpty else { return version }
         // The batch leaves `pending` now, so writes made while it is published are the next
         // commit's; if publishing fails they are merged back on top of it.
@@ -730,19 +795,13 @@ public actor Vecgo {
         return nil
     }
 
-    /// Writes `batch` as the next version (see ``commit()``).
+    /// Writes `batch` as the next version (see ``commit()``): its rows written out before
+    /// (spills) and its memtable's, as segments, then the manifest that publishes them all.
     private func publish(_ batch: PendingWrites) async throws -> UInt64 {
-        let memtable = batch.memtable
         do {
-            var newSegment: (ref: SegmentRef, liveRows: [UInt64: Int], object: OwnObject)?
-            if memtable.liveCount > 0 {
-                let (contents, liveRows) = memtable.contents(config.layout(rows: memtable.liveCount, dimension: dimension))
-                let encoded = try SegmentCodec.encode(contents)
-                let object = try await writeOwnSegment(encoded.bytes)
-                newSegment = (SegmentRef(name: object.name, size: UInt64(encoded.bytes.count), tailOffset: encoded.tailOffset,
-                                         tailLength: encoded.tailLength, rowCount: UInt64(contents.rowCount),
-                                         minID: contents.ids.min() ?? 0, maxID: contents.ids.max() ?? 0), liveRows, object)
-            }
+            var segments: [(ref: SegmentRef, liveRows: [UInt64: Int], object: OwnObject)] =
+                batch.spilled.filter { !$0.liveRows.isEmpty }.map { ($0.ref, $0.liveRows, $0.object) }
+            if batch.memtable.liveCount > 0 { segments.append(try await buildSegment(batch.memtable)) }
             let deletes = batch.deletes, touched = batch.touched, observed = batch.touchedView
             try await commitManifest(label: "committing") { base in
                 self.builtOn = base
@@ -753,14 +812,11 @@ public actor Vecgo {
                     throw VecgoError(.conflict, "key \(k) was changed by another writer after this handle read version \(observed.version) (now \(base.version)); the pending writes are kept: discardPending() and re-apply them, or retry later")
                 }
                 for k in deletes { pk.entries[k] = nil }
-                if case (var ref, let liveRows, var object)? = newSegment {
-                    if try await self.keepFresh(&object) {
-                        ref.name = object.name
-                        newSegment = (ref, liveRows, object)
-                    }
-                    m.segments.append(ref)
+                for i in segments.indices {
+                    if try await self.keepFresh(&segments[i].object) { segments[i].ref.name = segments[i].object.name }
+                    m.segments.append(segments[i].ref)
                     let ordinal = UInt32(m.segments.count - 1)
-                    for (k, row) in liveRows { pk.entries[k] = PKIndex.Location(segment: ordinal, row: UInt32(row)) }
+                    for (k, row) in segments[i].liveRows { pk.entries[k] = PKIndex.Location(segment: ordinal, row: UInt32(row)) }
                 }
                 try await self.writePKIndex(entries: pk.entries, into: &m)
                 return m
@@ -817,11 +873,15 @@ public actor Vecgo {
         let perSegment = k + hidden.count
         var top = TopK(k: k)
         for n in pending.memtable.search(q, k: k, ef: max(options.ef, k), filter: filter) { top.offer(n) }
+        // Pending rows written out as segments are searched with the committed ones: their
+        // live rows only, and those of a commit in flight unless rewritten or deleted since.
+        let newer = flushing == nil ? [] : pending.keys
+        var spills = pending.spilled.map { (spill: $0, hide: Set<UInt64>()) }
         if let flushing {
             // Rows being committed, unless rewritten or deleted since.
-            let newer = pending.deletes.union(pending.memtable.rowOf.keys)
             let hits = flushing.memtable.search(q, k: k + newer.count, ef: max(options.ef, k + newer.count), filter: filter)
             for n in hits where !newer.contains(n.id) { top.offer(n) }
+            spills += flushing.spilled.map { ($0, newer) }
         }
         var origin: [UInt64: (segment: Int, row: Int)] = [:]  // where each committed hit lives
         do {
@@ -830,16 +890,21 @@ public actor Vecgo {
             // the candidates of all segments are then re-ranked together, so the exact reads go
             // to the best rows overall, however many segments there are.
             var candidates: [(segment: Int, candidate: CodeCandidate)] = []
+            // The committed segments, then the spilled ones; a segment's hits are hidden when a
+            // newer pending write replaced their keys.
+            let readers = view.segments + spills.map(\.spill.reader)
+            let hiddenIn = Array(repeating: hidden, count: view.segments.count) + spills.map(\.hide)
+            let liveIn = live + spills.map(\.spill.allowed)
             func offer(_ segment: Int, _ hits: [SegmentHit]) {
-                for h in hits where hidden.isEmpty || !hidden.contains(h.id) {
+                for h in hits where hiddenIn[segment].isEmpty || !hiddenIn[segment].contains(h.id) {
                     top.offer(Neighbor(id: h.id, distance: h.distance))
                     if !include.isEmpty { origin[h.id] = (segment, h.row) }  // only `resolve` needs it
                 }
             }
             try await withThrowingTaskGroup(of: (Int, SegmentAnswer).self) { group in
-                for (i, s) in view.segments.enumerated() {
+                for (i, s) in readers.enumerated() {
                     group.addTask {
-                        var allowed = live[i]
+                        var allowed = liveIn[i]
                         if let filter {
                             let matching = filter.bitmap(try await s.metadata(), rows: Int(s.ref.rowCount))
                             allowed = allowed.map { $0.intersection(matching) } ?? matching
@@ -851,7 +916,8 @@ public actor Vecgo {
                     switch answer {
                     case .hits(let hits): offer(segment, hits)
                     case .candidates(let found):
-                        for c in found where hidden.isEmpty || !hidden.contains(c.key) { candidates.append((segment, c)) }
+                        let hide = hiddenIn[segment]
+                        for c in found where hide.isEmpty || !hide.contains(c.key) { candidates.append((segment, c)) }
                     }
                 }
             }
@@ -860,7 +926,7 @@ public actor Vecgo {
                 let bySegment = Dictionary(grouping: chosen, by: \.segment)
                 try await withThrowingTaskGroup(of: (Int, [SegmentHit]).self) { group in
                     for (segment, list) in bySegment {
-                        let reader = view.segments[segment]
+                        let reader = readers[segment]
                         group.addTask { (segment, try await reader.rerank(q, list.map(\.candidate))) }
                     }
                     for try await (segment, hits) in group { offer(segment, hits) }
@@ -868,7 +934,8 @@ public actor Vecgo {
             }
             let hits = top.sorted()
             guard !include.isEmpty else { return hits.map { SearchResult(id: $0.id, distance: $0.distance) } }
-            return try await resolve(hits, include: include, view: view, pending: pending, flushing: flushing, origin: origin)
+            return try await resolve(hits, include: include, view: view, readers: readers, pending: pending, flushing: flushing,
+                                     origin: origin)
         } catch {
             throw VecgoError.wrap(error, "searching version \(view.version)")
         }
@@ -876,7 +943,7 @@ public actor Vecgo {
 
     /// Fills in what `include` asks for: from the memtable for pending rows, else from the
     /// segment row the search found (`origin`; no pk-index needed).
-    private func resolve(_ hits: [Neighbor], include: Include, view: VersionView, pending: PendingWrites,
+    private func resolve(_ hits: [Neighbor], include: Include, view: VersionView, readers: [SegmentReader], pending: PendingWrites,
                          flushing: PendingWrites?, origin: [UInt64: (segment: Int, row: Int)]) async throws -> [SearchResult] {
         var results = hits.map { SearchResult(id: $0.id, distance: $0.distance) }
         var wanted: [Int: [(result: Int, row: Int)]] = [:]
@@ -892,7 +959,7 @@ public actor Vecgo {
             }
         }
         for (segment, list) in wanted {
-            let rows = try await view.segments[segment].rows(list.map(\.row), include: include)
+            let rows = try await readers[segment].rows(list.map(\.row), include: include)
             for (i, row) in list {
                 guard let (m, p, v) = rows[row] else { continue }
                 results[i].metadata = m

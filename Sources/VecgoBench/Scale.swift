@@ -34,6 +34,7 @@ struct ScaleOptions {
     var phase: String?
     var batch = 10_000
     var memtableBudget: Int?
+    var maxSegmentBytes: Int?
 
     init(_ args: ArraySlice<String>) throws {
         var flags = Flags(args)
@@ -59,6 +60,7 @@ struct ScaleOptions {
             case "--rerank": rerank = try flags.positiveInt()
             case "--batch": batch = try flags.positiveInt()
             case "--memtable-budget": memtableBudget = try flags.positiveInt()
+            case "--max-segment-bytes": maxSegmentBytes = try flags.positiveInt()
             case "--scan":
                 switch try flags.value() {
                 case "automatic": scan = .automatic
@@ -277,6 +279,7 @@ func scaleWritePhase(_ o: ScaleOptions) async throws {
     let clock = ContinuousClock(), start = clock.now
     var options: [OpenOption] = [.create(dimension: data.dimension, metric: .l2)]
     if let budget = o.memtableBudget { options.append(.memtableBudget(budget)) }
+    if let bytes = o.maxSegmentBytes { options.append(.maxSegmentBytes(bytes)) }
     let w = try await Vecgo.open(.remote(store), options: options)
     let perCommit = (data.count + o.commits - 1) / o.commits
     var next = 0
@@ -304,7 +307,7 @@ func scaleWritePhase(_ o: ScaleOptions) async throws {
 func scaleCompactPhase(_ o: ScaleOptions) async throws {
     let store = try await scaleStore(o)
     let clock = ContinuousClock(), start = clock.now
-    let w = try await Vecgo.open(.remote(store))
+    let w = try await Vecgo.open(.remote(store), options: o.maxSegmentBytes.map { [.maxSegmentBytes($0)] } ?? [])
     let report = try await w.compact(maxRows: Int.max)
     try await w.close()
     let result = WritePhaseResult(rows: report.rowsKept, commits: 1, seconds: seconds(clock.now - start), peak_rss_bytes: peakResidentBytes())

@@ -285,7 +285,7 @@ do {
                    vecgo-bench scale [--rows N] [--dim D] [--queries Q] [--clusters C] [--seed S]
                                      [--base B.fvecs --queries-file Q.fvecs [--groundtruth G.ivecs]]
                                      [--latency s3-standard|s3-express|none | --endpoint URL [--bucket B] [--prefix P]]
-                                     [--commits C] [--compact] [--k 10] [--nprobe N] [--rerank R]
+                                     [--commits C] [--compact] [--max-segment-bytes B] [--k 10] [--nprobe N] [--rerank R]
                                      [--scan automatic|binary|sq8|exact] [--write-fvecs DIR] [--json]
             """)
         exit(args.count > 1 ? 2 : 0)
