@@ -7,7 +7,9 @@ import Stores
 public struct SearchOptions: Sendable, Hashable {
     /// HNSW candidate list size (at least `k` is used).
     public var ef: Int
-    /// IVF partitions probed per segment.
+    /// IVF partitions probed, for a segment holding every row searched; a segment holding a
+    /// share `s` of the rows probes `nprobe·√s` of its partitions (at least one), so a database
+    /// split over many segments scans about as many rows as one segment would.
     public var nprobe: Int
     /// Which codes an IVF segment's probed partitions are scanned by.
     public var scan: CodeScan
@@ -132,7 +134,10 @@ final class SegmentReader: Sendable {
     }
 
     /// The segment's part of a search: its exact top `k` rows, or the candidates its codes found.
-    func answer(_ query: [Float], k: Int, options: SearchOptions, allowed: Bitmap? = nil) async throws -> SegmentAnswer {
+    /// - Parameter totalRows: rows of every segment the search covers; an IVF segment holding a
+    ///   share `s` of them probes `nprobe·√s` partitions (at least 1), since its partitions are
+    ///   `1/√s` times larger than those of one segment holding every row (nil: all of them here).
+    func answer(_ query: [Float], k: Int, options: SearchOptions, allowed: Bitmap? = nil, totalRows: UInt64? = nil) async throws -> SegmentAnswer {
         let t = try await tail()
         let f = t.footer
         guard f.dimension == query.count else {
@@ -151,12 +156,14 @@ final class SegmentReader: Sendable {
         if let ivf = t.ivf {
             // Too few matches in the probed partitions (a selective filter): probe four times
             // as many, up to all of them, rather than all at once.
-            var nprobe = max(1, options.nprobe)
+            let share = Double(f.rowCount) / Double(max(totalRows ?? f.rowCount, f.rowCount))
+            var nprobe = max(1, Int((Double(options.nprobe) * share.squareRoot()).rounded(.up)))
             let block = t.codebook.flatMap { Self.scannedBlock(options.scan, $0) }
             while true {
                 if let block, let book = t.codebook, let cd = f.section(.ivfCodes) {
-                    let found = try await codeCandidates(query, nprobe: nprobe, block: block, book: book, ivf: ivf, footer: f,
-                                                         cd: cd, allowed: allowed)
+                    let limit = Self.rerankLimit(k: k, rerank: options.rerank, bounded: block == .binary)
+                    let found = try await codeCandidates(query, nprobe: nprobe, limit: limit, block: block, book: book, ivf: ivf,
+                                                         footer: f, cd: cd, allowed: allowed)
                     if found.count >= want || nprobe >= ivf.nlist { return .candidates(found) }
                 } else {
                     let probed = try await searchIVF(query, k: k, nprobe: nprobe, ivf: ivf, footer: f, vd: vd, idd: idd, allowed: allowed)
@@ -293,7 +300,7 @@ final class SegmentReader: Sendable {
     /// Scans the codes of the probed partitions (row info and one code block each, read
     /// together and checked block by block) and returns every allowed row with its estimated
     /// distance. The tail, then the codes: two round trips when cold.
-    private func codeCandidates(_ query: [Float], nprobe: Int, block: IVFCodebook.Block, book: IVFCodebook, ivf: IVFLayout,
+    private func codeCandidates(_ query: [Float], nprobe: Int, limit: Int, block: IVFCodebook.Block, book: IVFCodebook, ivf: IVFLayout,
                                 footer f: SegmentFooter, cd: SectionDescriptor, allowed: Bitmap?) async throws -> [CodeCandidate] {
         let dim = f.dimension, total = Int(f.rowCount)
         let probe = IVFIndex.probe(query, centroids: ivf.centroids, dimension: dim, metric: metric, nprobe: nprobe)
@@ -308,7 +315,9 @@ final class SegmentReader: Sendable {
         let bytes = try await store.read(ref.name, ranges: ranges)
         let rabitq = block == .binary ? RaBitQ(dimension: dim, seed: book.seed) : nil
         let sq8 = block == .sq8 ? SQ8Quantizer(minimums: book.sq8Minimums, scales: book.sq8Scales) : nil
+        // Only the segment's best `limit` by estimate can be among the best `limit` overall.
         var candidates: [CodeCandidate] = []
+        var best = TopK(k: limit)
         for (i, p) in probe.enumerated() {
             let rows = ivf.rows(p), n = rows.count
             let info = bytes[2 * i], codes = bytes[2 * i + 1]
@@ -335,7 +344,8 @@ final class SegmentReader: Sendable {
                 upper = estimates
             }
             info.withUnsafeBytes { raw in
-                for j in 0..<n where allowed?.contains(rows.lowerBound + j) ?? true {
+                for j in 0..<n where estimates[j] <= best.threshold && (allowed?.contains(rows.lowerBound + j) ?? true) {
+                    best.offer(Neighbor(id: UInt64(candidates.count), distance: estimates[j]))
                     candidates.append(CodeCandidate(row: rows.lowerBound + j,
                                                     key: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 12 * j, as: UInt64.self)),
                                                     crc: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 12 * j + 8, as: UInt32.self)),
@@ -343,7 +353,7 @@ final class SegmentReader: Sendable {
                 }
             }
         }
-        return candidates
+        return best.sorted().map { candidates[Int($0.id)] }
     }
 
     /// The exact distances of `chosen` rows: their vectors read row by row (in row order, so
@@ -373,27 +383,31 @@ final class SegmentReader: Sendable {
         return hits
     }
 
-    /// The candidates worth re-ranking, in row order: the best by estimate, at most `rerank`
-    /// (or the default for the codes' kind: 1-bit max(10·k, 100), SQ8 max(4·k, 40)); a candidate
-    /// with error bounds is dropped when its lower bound exceeds the k-th smallest upper bound
-    /// among all candidates and the `exact` distances already known (it cannot be in the top k).
+    /// How many candidates a search re-ranks: `rerank`, or the default for the codes' kind
+    /// (1-bit max(10·k, 100), SQ8 max(4·k, 40)); never fewer than `k`.
+    static func rerankLimit(k: Int, rerank: Int, bounded: Bool) -> Int {
+        max(k, rerank > 0 ? rerank : bounded ? max(10 * k, 100) : max(4 * k, 40))
+    }
+
+    /// The candidates worth re-ranking, in segment and row order: the best by estimate, at most
+    /// ``rerankLimit(k:rerank:bounded:)``; a candidate with error bounds is dropped when its
+    /// lower bound exceeds the k-th smallest upper bound among all candidates and the `exact`
+    /// distances already known (it cannot be in the top k).
     static func rerankSet(_ all: [(segment: Int, candidate: CodeCandidate)], k: Int, rerank: Int,
                           exact: [Float]) -> [(segment: Int, candidate: CodeCandidate)] {
         let anyBounded = all.contains { $0.candidate.bounded }
-        let limit = rerank > 0 ? rerank : anyBounded ? max(10 * k, 100) : max(4 * k, 40)
-        var chosen = all
-        var uppers = exact + all.map(\.candidate.upper)
-        if anyBounded, uppers.count > k {
-            uppers.sort()
-            let kth = uppers[k - 1]
-            chosen.removeAll { $0.candidate.bounded && $0.candidate.lower > kth }
+        var kth = Float.infinity
+        if anyBounded {
+            var uppers = TopK(k: k)
+            for d in exact { uppers.offer(Neighbor(id: 0, distance: d)) }
+            for c in all where c.candidate.upper < uppers.threshold { uppers.offer(Neighbor(id: 0, distance: c.candidate.upper)) }
+            kth = uppers.threshold
         }
-        if chosen.count > max(limit, k) {
-            chosen.sort { $0.candidate.estimate < $1.candidate.estimate }
-            chosen.removeLast(chosen.count - max(limit, k))
+        var best = TopK(k: rerankLimit(k: k, rerank: rerank, bounded: anyBounded))
+        for (i, c) in all.enumerated() where !(c.candidate.bounded && c.candidate.lower > kth) && c.candidate.estimate <= best.threshold {
+            best.offer(Neighbor(id: UInt64(i), distance: c.candidate.estimate))
         }
-        chosen.sort { ($0.segment, $0.candidate.row) < ($1.segment, $1.candidate.row) }
-        return chosen
+        return best.sorted().map { all[Int($0.id)] }.sorted { ($0.segment, $0.candidate.row) < ($1.segment, $1.candidate.row) }
     }
 
     /// ``rerankSet(_:k:rerank:exact:)`` of one segment's candidates.

@@ -895,6 +895,7 @@ public actor Vecgo {
             let readers = view.segments + spills.map(\.spill.reader)
             let hiddenIn = Array(repeating: hidden, count: view.segments.count) + spills.map(\.hide)
             let liveIn = live + spills.map(\.spill.allowed)
+            let totalRows = readers.reduce(UInt64(0)) { $0 + $1.ref.rowCount }
             func offer(_ segment: Int, _ hits: [SegmentHit]) {
                 for h in hits where hiddenIn[segment].isEmpty || !hiddenIn[segment].contains(h.id) {
                     top.offer(Neighbor(id: h.id, distance: h.distance))
@@ -909,7 +910,7 @@ public actor Vecgo {
                             let matching = filter.bitmap(try await s.metadata(), rows: Int(s.ref.rowCount))
                             allowed = allowed.map { $0.intersection(matching) } ?? matching
                         }
-                        return (i, try await s.answer(q, k: perSegment, options: options, allowed: allowed))
+                        return (i, try await s.answer(q, k: perSegment, options: options, allowed: allowed, totalRows: totalRows))
                     }
                 }
                 for try await (segment, answer) in group {

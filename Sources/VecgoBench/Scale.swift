@@ -35,6 +35,7 @@ struct ScaleOptions {
     var batch = 10_000
     var memtableBudget: Int?
     var maxSegmentBytes: Int?
+    var reuse = false
 
     init(_ args: ArraySlice<String>) throws {
         var flags = Flags(args)
@@ -61,6 +62,7 @@ struct ScaleOptions {
             case "--batch": batch = try flags.positiveInt()
             case "--memtable-budget": memtableBudget = try flags.positiveInt()
             case "--max-segment-bytes": maxSegmentBytes = try flags.positiveInt()
+            case "--reuse": reuse = true
             case "--scan":
                 switch try flags.value() {
                 case "automatic": scan = .automatic
@@ -401,8 +403,12 @@ func scaleBench(_ o: ScaleOptions, args: ArraySlice<String>) async throws {
     }
 
     var rows: [ScaleRow] = []
-    let written = try runPhase("write", args, extra: extra)
     let store = try await scaleStore(o)
+    // --reuse with --dir or --prefix: measure a database an earlier run wrote (no write figures).
+    let existing = try await store.list(prefix: "MANIFEST-")
+    let reused = o.reuse && !existing.isEmpty
+    let written = reused ? WritePhaseResult(rows: data.count, commits: o.commits, seconds: .nan, peak_rss_bytes: 0)
+        : try runPhase("write", args, extra: extra)
     rows.append(try await measureReader(label: o.commits == 1 ? "bulk" : "\(o.commits) commits", o, data, store, queries, truth, written))
     if o.compact {
         let compacted = try runPhase("compact", args, extra: extra)

@@ -286,7 +286,7 @@ do {
                                      [--base B.fvecs --queries-file Q.fvecs [--groundtruth G.ivecs]]
                                      [--latency s3-standard|s3-express|none | --endpoint URL [--bucket B] [--prefix P]]
                                      [--commits C] [--compact] [--max-segment-bytes B] [--k 10] [--nprobe N] [--rerank R]
-                                     [--scan automatic|binary|sq8|exact] [--write-fvecs DIR] [--json]
+                                     [--scan automatic|binary|sq8|exact] [--write-fvecs DIR] [--dir D [--reuse]] [--json]
             """)
         exit(args.count > 1 ? 2 : 0)
     }
