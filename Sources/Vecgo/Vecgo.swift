@@ -62,6 +62,8 @@ public struct QueryStats: Sendable, Hashable {
 struct NextVersion {
     var manifest: Manifest
     var pk: PKChain? = nil
+    /// Which rows the commit killed and added (its base's segments kept their places).
+    var live: LiveChanges? = nil
 }
 
 /// The keys one commit changed, against the version it builds on.
@@ -553,7 +555,8 @@ public actor Vecgo {
             let putAt = ContinuousClock.now
             do {
                 try await remote.putIfAbsent(name, try next.encode())
-                advance(to: VersionView(next, store: cached, metric: metric, previous: base, pk: built.pk))
+                advance(to: VersionView(next, store: cached, metric: metric, previous: base, pk: built.pk,
+                                        changes: built.live))
                 viewConfirmedAt = putAt  // nothing after our version existed when it was created
                 return next
             } catch let e as StoreError {
@@ -576,7 +579,8 @@ public actor Vecgo {
                     }
                 }
                 if existing == next {
-                    advance(to: VersionView(next, store: cached, metric: metric, previous: base, pk: built.pk))
+                    advance(to: VersionView(next, store: cached, metric: metric, previous: base, pk: built.pk,
+                                            changes: built.live))
                     viewConfirmedAt = putAt
                     return next
                 }
@@ -820,9 +824,11 @@ public actor Vecgo {
                 var dead: [UInt64]? = m.segments.allSatisfy { ($0.deadRows ?? .max) < UInt64(UInt32.max) }
                     ? m.segments.map { $0.deadRows! } : nil
                 var changes = PKChanges()
+                var live = LiveChanges()
                 for k in deletes {
                     guard let old = pk.entries.removeValue(forKey: k) else { continue }  // nothing to delete
                     changes.removed.append(k)
+                    live.died.append(old)
                     dead?[Int(old.segment)] += 1
                 }
                 if case (var ref, let liveRows, var object)? = newSegment {
@@ -836,12 +842,16 @@ public actor Vecgo {
                     changes.assigned.reserveCapacity(liveRows.count)
                     for (k, row) in liveRows {
                         let loc = PKIndex.Location(segment: ordinal, row: UInt32(row))
-                        if let old = pk.entries.updateValue(loc, forKey: k) { dead?[Int(old.segment)] += 1 }
+                        if let old = pk.entries.updateValue(loc, forKey: k) {
+                            live.died.append(old)
+                            dead?[Int(old.segment)] += 1
+                        }
                         changes.assigned[k] = loc
+                        live.born.append(loc)
                     }
                 }
                 let built = try await self.writePKIndex(pk, changes: changes, base: chain, deadRows: dead, into: &m)
-                return NextVersion(manifest: m, pk: built)
+                return NextVersion(manifest: m, pk: built, live: live)
             }
             // The new view holds these rows now: stop searching the batch in the same turn.
             flushing = nil

@@ -14,6 +14,15 @@ struct PKChain: Sendable {
     var deltaEntries: Int
 }
 
+/// How a commit changed which rows are live, against the version it built on: that version's
+/// segments come first in the new one, in the same order, and new segments follow.
+struct LiveChanges: Sendable {
+    /// Rows no longer live (the old locations of the keys the commit moved or removed).
+    var died: [PKIndex.Location] = []
+    /// The live rows of the new segments.
+    var born: [PKIndex.Location] = []
+}
+
 /// One committed version as a handle sees it: the manifest, a reader per segment, and — read
 /// once, in the background from the moment the view exists — the pk-index and from it which
 /// rows of each segment are live (a row is live when the pk-index maps its key to it; rows
@@ -41,9 +50,10 @@ final class VersionView: Sendable {
     /// A view of `manifest`, reusing the readers (and their cached tails and graphs) of
     /// segments that `previous` already had, and its key index: when `manifest` has the same
     /// pk-index layers it is shared, when it adds layers only those are read. A writer that just
-    /// built the version hands its key index in as `pk`, so nothing is read back.
+    /// built the version hands its key index in as `pk`, so nothing is read back, and what the
+    /// commit changed as `changes`: the live rows follow from `previous`'s and those changes.
     init(_ manifest: Manifest?, store: any BlobStore, metric: Metric, previous: VersionView? = nil, budget: DecodedBudget? = nil,
-         keepsPKIndex: Bool? = nil, pk: PKChain? = nil) {
+         keepsPKIndex: Bool? = nil, pk: PKChain? = nil, changes: LiveChanges? = nil) {
         self.manifest = manifest
         self.store = store
         let budget = budget ?? previous?.budget
@@ -59,11 +69,13 @@ final class VersionView: Sendable {
         if let previous, let m = previous.manifest, let task = previous.pkSlot.withLock({ $0 }) {
             before = (m.pkIndexLayers, m.segments.map(\.name), task)
         }
+        var sameLive: Task<[Bitmap?], any Error>?
         if let pk {
             pkSlot.withLock { $0 = Task { pk } }
             before = nil
         } else if let same = before, let m = manifest, same.layers == m.pkIndexLayers, same.segments == m.segments.map(\.name) {
             pkSlot.withLock { $0 = same.task }  // the same key index (a key reservation, a takeover)
+            sameLive = previous?.liveSlot.withLock { $0 }
             before = nil
         }
         earlier = Locked(self.keepsPKIndex ? before : nil)
@@ -74,7 +86,19 @@ final class VersionView: Sendable {
             }
         }
         // The pk-index and live rows too, from the start (in the slot at once, so settle() sees it).
-        liveSlot.withLock { $0 = Task { [self] in try await self.computeLive() } }
+        if let sameLive {
+            liveSlot.withLock { $0 = sameLive }
+        } else if let changes, let previous, let m = manifest {
+            // From the previous view's live rows and what the commit changed: no pass over the index.
+            liveSlot.withLock {
+                $0 = Task { [self] in
+                    if let base = try? await previous.live(), let live = Self.liveRows(m, from: base, changes) { return live }
+                    return try await self.computeLive()
+                }
+            }
+        } else {
+            liveSlot.withLock { $0 = Task { [self] in try await self.computeLive() } }
+        }
         if self.keepsPKIndex { pkSlot.withLock { $0 = $0 ?? Task { [self] in try await self.loadPK() } } }
     }
 
@@ -154,6 +178,28 @@ final class VersionView: Sendable {
 
     /// Whether the pk-index is held in memory now.
     var holdsPKIndex: Bool { pkSlot.withLock { $0 != nil } }
+
+    /// The live rows of `m` from those of the version it was built on (`base`, its first
+    /// segments) and the rows a commit killed and added; nil when they do not fit `m`.
+    static func liveRows(_ m: Manifest, from base: [Bitmap?], _ changes: LiveChanges) -> [Bitmap?]? {
+        guard base.count <= m.segments.count else { return nil }
+        var live = base + [Bitmap?](repeating: nil, count: m.segments.count - base.count)
+        func rows(_ s: Int) -> Int { Int(m.segments[s].rowCount) }
+        for loc in changes.died {
+            let s = Int(loc.segment)
+            guard s < base.count, Int(loc.row) < rows(s) else { return nil }
+            if live[s] == nil { live[s] = Bitmap(count: rows(s), allSet: true) }
+            live[s]!.remove(Int(loc.row))
+        }
+        var born = [Int](repeating: 0, count: m.segments.count)
+        for loc in changes.born {
+            guard Int(loc.segment) >= base.count, Int(loc.segment) < m.segments.count, Int(loc.row) < rows(Int(loc.segment)) else { return nil }
+            born[Int(loc.segment)] += 1
+        }
+        for s in base.count..<m.segments.count where born[s] < rows(s) { live[s] = Bitmap(count: rows(s)) }
+        for loc in changes.born where live[Int(loc.segment)] != nil { live[Int(loc.segment)]!.insert(Int(loc.row)) }
+        return live
+    }
 
     /// A row is live when the pk-index maps its key to it.
     private static func liveRows(_ m: Manifest, _ pk: PKIndex) throws -> [Bitmap?] {

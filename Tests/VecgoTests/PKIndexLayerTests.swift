@@ -57,7 +57,8 @@ import _VecgoTestSupport
         let clock = ContinuousClock()
         let t0 = clock.now
         try await w.commit()
-        _ = try await w.view.pk()  // until the new version's key index is ready
+        _ = try await w.view.pk()  // until the new version's key index and live rows are ready
+        _ = try await w.view.live()
         let duration = clock.now - t0
         let m = try await Self.manifest(store.base, await w.version)
         let written = writes.withLock { $0 }
@@ -124,6 +125,12 @@ import _VecgoTestSupport
             for k in before.keys where model[k] == nil { try await w.delete(id: k) }
             try await w.commit()
             expected[await w.version] = model
+            // The writer's live rows, derived from its previous view's and the commit's changes,
+            // are those a reader computes from the stored layers.
+            let fresh = try await Vecgo.open(.remote(store), .readOnly)
+            #expect(try await w.view.live() == (try await fresh.view.live()), "commit \(c)")
+            #expect(try await Self.contents(w) == model, "commit \(c)")
+            try await fresh.close()
             if c == 20 {
                 #expect(try await w.compact().version != nil)
                 compacted = await w.version
