@@ -55,6 +55,12 @@ public struct DecodingLimits: Sendable, Hashable {
     /// Whether checksums are verified. Only the fuzz harnesses turn this off, to reach the
     /// structure behind the checksums; structural checks stay on either way.
     @_spi(Fuzzing) public var verifyChecksums = true
+    /// The required feature flags this decoder accepts, of those this build knows for each
+    /// object kind. Tests clear bits to decode as a reader from before a flag existed would
+    /// (`[]`: a v1 reader that knows no required flag) and see it refuse the object.
+    @_spi(Testing) public var acceptedRequiredFeatures: FeatureFlags = FeatureFlags(rawValue: .max)
+    /// The most layers one manifest's pk-index chain may list.
+    public var maxPKIndexLayers: Int = 1_024
 
     public init() {}
     /// The defaults.

@@ -17,17 +17,26 @@ public enum FormatVersion: UInt16, Sendable, CaseIterable {
 }
 
 /// Feature flags in object headers. A reader must fail on an unknown *required* flag and may
-/// ignore an unknown *optional* one. Version 1 defines no required flags; its optional ones are
-/// listed in spec/format.md (segments: IVF, HNSW; manifests: live-row hints).
+/// ignore an unknown *optional* one. Bits mean different things in different object kinds
+/// (spec/format.md, "Object header"): segments have no required flags; a manifest's required
+/// bit 1 is "pk-index layers"; a pk-index's required bit 1 is "delta layer". Optional bits:
+/// segments IVF, HNSW, IVF codes; manifests live-row hints.
 public struct FeatureFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
-    /// The required flags this build understands.
-    public static let knownRequired: FeatureFlags = []
+    /// Manifest, required: the pk-index is a chain of layers listed after the segments.
+    public static let manifestPKIndexLayers = FeatureFlags(rawValue: 1)
+    /// PK-index, required: the object is a delta layer, not a full index.
+    public static let pkIndexDelta = FeatureFlags(rawValue: 1)
 
-    static func checkRequired(_ raw: UInt32, object: String, offset: UInt64) throws(FormatError) {
-        let unknown = raw & ~knownRequired.rawValue
+    /// The required flags this build understands, per object kind.
+    static let knownRequiredInSegments: FeatureFlags = []
+    static let knownRequiredInManifests: FeatureFlags = [.manifestPKIndexLayers]
+    static let knownRequiredInPKIndexes: FeatureFlags = [.pkIndexDelta]
+
+    static func checkRequired(_ raw: UInt32, known: FeatureFlags, object: String, offset: UInt64) throws(FormatError) {
+        let unknown = raw & ~known.rawValue
         guard unknown == 0 else {
             throw FormatError(.unsupportedFeature, object: object, offset: offset,
                               "required feature flags 0x\(String(unknown, radix: 16)) are not supported by this reader")
@@ -60,7 +69,9 @@ struct ObjectHeader {
         w.write(crc)
     }
 
-    static func decode(_ r: inout ByteReader, magic expected: [UInt8], kind: String,
+    /// Reads and checks a header; a required flag outside `knownRequired` (narrowed by
+    /// ``DecodingLimits/acceptedRequiredFeatures``) is `unsupportedFeature`.
+    static func decode(_ r: inout ByteReader, magic expected: [UInt8], kind: String, knownRequired: FeatureFlags,
                        limits: DecodingLimits) throws(FormatError) -> ObjectHeader {
         let start = r.offset
         let raw = try r.readBytes(size, "\(kind) header")
@@ -84,7 +95,8 @@ struct ObjectHeader {
         guard headerLength == size else {
             throw FormatError(.corrupted, object: r.object, offset: start + 10, "header length \(headerLength), expected \(size)")
         }
-        try FeatureFlags.checkRequired(required, object: r.object, offset: start + 12)
+        try FeatureFlags.checkRequired(required, known: knownRequired.intersection(limits.acceptedRequiredFeatures),
+                                       object: r.object, offset: start + 12)
         return ObjectHeader(magic: expected, version: version, requiredFeatures: required,
                             optionalFeatures: optional, word20: w20, word24: w24)
     }

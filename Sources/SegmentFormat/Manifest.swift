@@ -31,6 +31,18 @@ public struct SegmentRef: Sendable, Hashable {
     }
 }
 
+/// One layer of a manifest's pk-index chain.
+public struct PKIndexLayer: Sendable, Hashable {
+    /// The object name (`pkindex_….bin`).
+    public var name: String
+    /// The object's size in bytes.
+    public var size: UInt64
+    public init(name: String, size: UInt64) {
+        self.name = name
+        self.size = size
+    }
+}
+
 /// A committed version of a database (the `MANIFEST-<version>.bin` object).
 public struct Manifest: Sendable, Hashable {
     /// This version's number (1 for the first commit).
@@ -49,16 +61,20 @@ public struct Manifest: Sendable, Hashable {
     public var metric: UInt8
     /// The next generated primary key.
     public var nextID: UInt64
-    /// The primary-key index checkpoint object of this version ("" when the database is empty).
+    /// The primary-key index object of this version ("" when the database is empty): the only
+    /// one, a full index, or the newest layer of a chain (``pkIndexBaseLayers``).
     public var pkIndexObject: String
     /// Size of the primary-key index object.
     public var pkIndexSize: UInt64
     /// The live segments.
     public var segments: [SegmentRef]
+    /// The pk-index layers older than ``pkIndexObject``, oldest first: a full index, then
+    /// deltas (required feature "pk-index layers"). Empty when the pk-index is one full index.
+    public var pkIndexBaseLayers: [PKIndexLayer]
 
     public init(version: UInt64, parentVersion: UInt64, commitTimeMicros: Int64, writerEpoch: UInt64,
                 writerID: String, dimension: Int, metric: UInt8, nextID: UInt64, pkIndexObject: String,
-                pkIndexSize: UInt64, segments: [SegmentRef]) {
+                pkIndexSize: UInt64, segments: [SegmentRef], pkIndexBaseLayers: [PKIndexLayer] = []) {
         self.version = version
         self.parentVersion = parentVersion
         self.commitTimeMicros = commitTimeMicros
@@ -70,6 +86,13 @@ public struct Manifest: Sendable, Hashable {
         self.pkIndexObject = pkIndexObject
         self.pkIndexSize = pkIndexSize
         self.segments = segments
+        self.pkIndexBaseLayers = pkIndexBaseLayers
+    }
+
+    /// Every pk-index layer of this version, oldest (the full index) first, newest last; empty
+    /// when there is no pk-index.
+    public var pkIndexLayers: [PKIndexLayer] {
+        pkIndexObject.isEmpty ? [] : pkIndexBaseLayers + [PKIndexLayer(name: pkIndexObject, size: pkIndexSize)]
     }
 
     /// The object name of a version's manifest: `MANIFEST-` and the version in 20 digits.
@@ -96,8 +119,21 @@ public struct Manifest: Sendable, Hashable {
     /// Whether every segment records its dead-row count (the flag is written then).
     var hasLiveRowHints: Bool { !segments.isEmpty && segments.allSatisfy { $0.deadRows != nil } }
 
-    /// Encodes this manifest (spec/format.md, "Manifest").
+    /// Encodes this manifest (spec/format.md, "Manifest"). Without ``pkIndexBaseLayers`` the
+    /// bytes are those of a manifest written before layers existed.
+    ///
+    /// - Throws: `invalidInput` for older layers without a newest one, `corrupted` for a
+    ///   segment with more dead rows than rows.
     public func encode() throws(FormatError) -> [UInt8] {
+        let layered = !pkIndexBaseLayers.isEmpty
+        if layered && pkIndexObject.isEmpty {
+            throw FormatError(.invalidInput, object: Self.objectName(version: version), offset: 0,
+                              "\(pkIndexBaseLayers.count) older pk-index layers but no newest one")
+        }
+        if layered, Set(pkIndexLayers.map(\.name)).count != pkIndexBaseLayers.count + 1 || pkIndexBaseLayers.contains(where: \.name.isEmpty) {
+            throw FormatError(.invalidInput, object: Self.objectName(version: version), offset: 0,
+                              "a pk-index layer name is empty or listed twice")
+        }
         var body = ByteWriter()
         body.write(version)
         body.write(parentVersion)
@@ -125,8 +161,17 @@ public struct Manifest: Sendable, Hashable {
             body.write(s.minID)
             body.write(s.maxID)
         }
+        if layered {
+            body.write(UInt32(pkIndexBaseLayers.count))
+            for l in pkIndexBaseLayers {
+                try body.writeString16(l.name)
+                body.write(l.size)
+            }
+        }
         var w = ByteWriter(capacity: body.count + 40)
-        ObjectHeader(magic: Self.magic, version: .v1, optionalFeatures: hints ? Self.liveRowHints : 0,
+        ObjectHeader(magic: Self.magic, version: .v1,
+                     requiredFeatures: layered ? FeatureFlags.manifestPKIndexLayers.rawValue : 0,
+                     optionalFeatures: hints ? Self.liveRowHints : 0,
                      word20: UInt32(body.count)).encode(into: &w)
         w.write(bytes: body.bytes)
         w.write(crc32c(w.bytes))
@@ -136,7 +181,8 @@ public struct Manifest: Sendable, Hashable {
     /// Decodes and checks a manifest object.
     public static func decode(_ bytes: [UInt8], object: String, limits: DecodingLimits = .default) throws(FormatError) -> Manifest {
         var r = ByteReader(bytes, object: object)
-        let header = try ObjectHeader.decode(&r, magic: magic, kind: "manifest", limits: limits)
+        let header = try ObjectHeader.decode(&r, magic: magic, kind: "manifest",
+                                            knownRequired: FeatureFlags.knownRequiredInManifests, limits: limits)
         let bodyLength = Int(header.word20)
         guard bodyLength + 4 == r.remaining else {
             throw FormatError(bodyLength + 4 > r.remaining ? .truncated : .corrupted, object: object, offset: 20,
@@ -186,10 +232,30 @@ public struct Manifest: Sendable, Hashable {
             segments.append(SegmentRef(name: name, size: size, tailOffset: tailOffset, tailLength: tail,
                                        rowCount: rows, minID: minID, maxID: maxID, deadRows: hints ? UInt64(dead) : nil))
         }
+        var layers: [PKIndexLayer] = []
+        if header.requiredFeatures & FeatureFlags.manifestPKIndexLayers.rawValue != 0 {
+            let layerCount = Int(try r.read(UInt32.self, "pk-index layer count"))
+            guard layerCount <= limits.maxPKIndexLayers, layerCount <= r.remaining / 10 else {
+                throw r.error(layerCount > limits.maxPKIndexLayers ? .limitExceeded : .truncated,
+                              "\(layerCount) pk-index layers cannot fit the manifest")
+            }
+            guard layerCount >= 1, !pk.isEmpty else {
+                throw r.error(.corrupted, "the pk-index layers flag needs a newest layer and at least one older one")
+            }
+            var names: Set<String> = [pk]
+            for _ in 0..<layerCount {
+                let name = try r.readString16("pk-index layer name")
+                let size = try r.read(UInt64.self, "pk-index layer size")
+                guard !name.isEmpty, names.insert(name).inserted else {
+                    throw r.error(.corrupted, "pk-index layer '\(name)' is empty or listed twice")
+                }
+                layers.append(PKIndexLayer(name: name, size: size))
+            }
+        }
         try r.skip(4)  // the CRC, checked above
         try r.expectEnd("manifest")
         return Manifest(version: version, parentVersion: parent, commitTimeMicros: time, writerEpoch: epoch,
                         writerID: writer, dimension: dimension, metric: metric, nextID: nextID,
-                        pkIndexObject: pk, pkIndexSize: pkSize, segments: segments)
+                        pkIndexObject: pk, pkIndexSize: pkSize, segments: segments, pkIndexBaseLayers: layers)
     }
 }

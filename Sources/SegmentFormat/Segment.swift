@@ -367,7 +367,8 @@ public enum SegmentCodec {
     /// Decodes a whole segment, checking every checksum.
     public static func decode(_ bytes: [UInt8], object: String, limits: DecodingLimits = .default) throws(FormatError) -> SegmentContents {
         var r = ByteReader(bytes, object: object)
-        _ = try ObjectHeader.decode(&r, magic: magic, kind: "segment", limits: limits)
+        _ = try ObjectHeader.decode(&r, magic: magic, kind: "segment", knownRequired: FeatureFlags.knownRequiredInSegments,
+                                  limits: limits)
         let size = UInt64(bytes.count)
         guard bytes.count >= ObjectHeader.size + SegmentTrailer.size else {
             throw FormatError(.truncated, object: object, offset: size, "segment of \(size) bytes is too short")

@@ -117,8 +117,9 @@ extension Vecgo {
                         entries[key] = PKIndex.Location(segment: ordinal[segName]!, row: loc.row)
                     }
                 }
-                try await self.writePKIndex(entries: entries, into: &m)
-                return m
+                let index = PKIndex(version: m.version + 1, segments: m.segments.map(\.name), entries: entries)
+                let built = try await self.writePKIndex(index, changes: nil, base: nil, deadRows: nil, into: &m)
+                return NextVersion(manifest: m, pk: built)
             }
             return CompactionReport(version: committed.version, segmentsMerged: chosen.count, rowsKept: kept, rowsDropped: dropped)
         } catch {
@@ -172,7 +173,7 @@ extension Vecgo {
             for (v, _) in retained {
                 let m = try await Self.manifestAt(version: v, remote)
                 referenced.formUnion(m.segments.map(\.name))
-                if !m.pkIndexObject.isEmpty { referenced.insert(m.pkIndexObject) }
+                referenced.formUnion(m.pkIndexLayers.map(\.name))
             }
             var report = VacuumReport(oldestRetainedVersion: retained.first?.0 ?? newest, manifestsDeleted: 0,
                                       objectsDeleted: 0, bytesDeleted: 0, keptInGracePeriod: 0)
@@ -200,7 +201,7 @@ extension Vecgo {
                     report.keptInGracePeriod += 1
                     let m = try await Self.manifestAt(version: v, remote)
                     referenced.formUnion(m.segments.map(\.name))
-                    if !m.pkIndexObject.isEmpty { referenced.insert(m.pkIndexObject) }
+                    referenced.formUnion(m.pkIndexLayers.map(\.name))
                     continue
                 }
                 try await remote.delete(o.name)

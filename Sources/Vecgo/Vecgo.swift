@@ -56,13 +56,33 @@ public struct QueryStats: Sendable, Hashable {
     public var latencyMicros: Double
 }
 
+/// What a commit builds on the version before it: the next manifest and, when the commit
+/// wrote a pk-index layer, the key index of the new version (its view takes it instead of
+/// reading it back).
+struct NextVersion {
+    var manifest: Manifest
+    var pk: PKChain? = nil
+    /// Which rows the commit killed and added (its base's segments kept their places).
+    var live: LiveChanges? = nil
+}
+
+/// The keys one commit changed, against the version it builds on.
+struct PKChanges {
+    /// Keys added or moved, at their new location (ordinals of the new manifest's segments).
+    var assigned: [UInt64: PKIndex.Location] = [:]
+    /// Keys removed.
+    var removed: [UInt64] = []
+    /// Entries and tombstones of a delta holding these changes.
+    var size: Int { assigned.count + removed.count }
+}
+
 /// A Vecgo database handle: a writer, or a stateless read-only reader, of one prefix of an
 /// object store.
 ///
 /// Writes (inserts with generated keys, upserts and deletes by key) go to an in-memory table
 /// that searches see at once; ``commit()`` writes them as an immutable segment plus a
-/// primary-key checkpoint and then creates the next manifest with a create-if-absent put, the
-/// commit point. When another writer took that version first, the commit re-reads the winner
+/// pk-index layer (a delta of the keys it changed, or now and then a full index) and then
+/// creates the next manifest with a create-if-absent put, the commit point. When another writer took that version first, the commit re-reads the winner
 /// and retries on top of it (appends and changes to different keys merge; a key both changed
 /// is a `.conflict`). ``close()`` commits what is pending.
 public actor Vecgo {
@@ -205,7 +225,7 @@ public actor Vecgo {
         let claimed = try await commitManifest(label: "taking over as the exclusive writer") { base in
             var m = try self.template(base)
             m.writerEpoch += 1
-            return m
+            return NextVersion(manifest: m)
         }
         epoch = claimed.writerEpoch
     }
@@ -538,7 +558,7 @@ public actor Vecgo {
                 let start = max(m.nextID, 1)
                 reserved = start..<start + size
                 m.nextID = start + size
-                return m
+                return NextVersion(manifest: m)
             }
             idLease = reserved
         }
@@ -563,7 +583,7 @@ public actor Vecgo {
     /// - Throws: ``VecgoError`` `.fenced` when a newer exclusive writer took over, `.conflict`
     ///   when the attempts run out (or `make` finds a conflict), `.storage` otherwise.
     @discardableResult
-    func commitManifest(label: String, _ make: (VersionView) async throws -> Manifest) async throws -> Manifest {
+    func commitManifest(label: String, _ make: (VersionView) async throws -> NextVersion) async throws -> Manifest {
         // One manifest commit at a time per handle: two interleaved ones would build on the
         // same version.
         await acquireManifestTurn()
@@ -575,7 +595,8 @@ public actor Vecgo {
             if let m = base.manifest, m.writerEpoch > epoch {
                 throw VecgoError(.fenced, "writer epoch \(m.writerEpoch) (version \(m.version)) took over from this writer's epoch \(epoch); open a new writer")
             }
-            var next = try await make(base)
+            let built = try await make(base)
+            var next = built.manifest
             if isStale {
                 // `make` took long: confirm again, and build again if something is newer.
                 try await confirmView()
@@ -595,7 +616,8 @@ public actor Vecgo {
             let putAt = ContinuousClock.now
             do {
                 try await remote.putIfAbsent(name, try next.encode())
-                advance(to: VersionView(next, store: cached, metric: metric, previous: base))
+                advance(to: VersionView(next, store: cached, metric: metric, previous: base, pk: built.pk,
+                                        changes: built.live))
                 viewConfirmedAt = putAt  // nothing after our version existed when it was created
                 return next
             } catch let e as StoreError {
@@ -618,7 +640,8 @@ public actor Vecgo {
                     }
                 }
                 if existing == next {
-                    advance(to: VersionView(next, store: cached, metric: metric, previous: base))
+                    advance(to: VersionView(next, store: cached, metric: metric, previous: base, pk: built.pk,
+                                            changes: built.live))
                     viewConfirmedAt = putAt
                     return next
                 }
@@ -655,20 +678,62 @@ public actor Vecgo {
         "pkindex_\(Manifest.objectName(version: version).dropFirst(9).dropLast(4))-\(writerID)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16)).bin"
     }
 
-    /// Writes the pk-index of the manifest `m` will become (version `m.version + 1`, its
-    /// segments) under a fresh name, points `m` at it, and records each segment's dead-row
-    /// count in `m` (readers skip the pk-index when no segment has dead rows).
-    func writePKIndex(entries: [UInt64: PKIndex.Location], into m: inout Manifest) async throws {
+    /// Writes the key index of the version `m` will become (`m.version + 1`, its segments) under
+    /// a fresh name and points `m` at it: a delta layer holding only `changes` on top of the
+    /// chain `m` has (its base's), or a full index of `index` (then the chain has one layer).
+    /// The full index is written when there is no chain yet, when `changes` is nil (compaction),
+    /// when the chain would grow past ``maxPKIndexLayers`` layers, or when its deltas would hold
+    /// more than half as many entries as its full layer. Records each segment's dead-row count
+    /// in `m` (readers skip the pk-index when no segment has dead rows): `deadRows` when the
+    /// caller kept them up to date, else counted from `index`.
+    ///
+    /// - Parameters:
+    ///   - index: the version's key index over `m.segments` (ordinals of `m.segments`).
+    ///   - changes: what changed against the base: keys set (new locations, ordinals of
+    ///     `m.segments`) and keys removed; nil when a full index must be written.
+    ///   - base: the base version's key index and layer sizes (nil for none).
+    /// - Returns: the key index of the new version, for its view.
+    func writePKIndex(_ index: PKIndex, changes: PKChanges?, base: PKChain?, deadRows: [UInt64]?,
+                      into m: inout Manifest) async throws -> PKChain {
         let next = m.version + 1
-        let bytes = try PKIndex(version: next, segments: m.segments.map(\.name), entries: entries).encode()
+        let baseLayers = m.pkIndexLayers
         let name = pkIndexName(version: next)
+        let names = m.segments.map(\.name)
+        let chain: PKChain
+        let bytes: [UInt8]
+        if let changes, let base, !baseLayers.isEmpty, baseLayers.count < Self.maxPKIndexLayers,
+           2 * (base.deltaEntries + changes.size) <= base.fullEntries {
+            // The delta names only the segments its entries point into, in the manifest's order.
+            let used = Set(changes.assigned.values.map(\.segment)).sorted()
+            let local = Dictionary(uniqueKeysWithValues: used.enumerated().map { ($1, UInt32($0)) })
+            let entries = changes.assigned.mapValues { PKIndex.Location(segment: local[$0.segment]!, row: $0.row) }
+            bytes = try PKIndex(version: next, segments: used.map { names[Int($0)] }, entries: entries,
+                                tombstones: changes.removed.sorted(), kind: .delta).encode()
+            m.pkIndexBaseLayers = baseLayers
+            chain = PKChain(index: index, fullEntries: base.fullEntries, deltaEntries: base.deltaEntries + changes.size)
+        } else {
+            bytes = try PKIndex(version: next, segments: names, entries: index.entries).encode()
+            m.pkIndexBaseLayers = []
+            chain = PKChain(index: index, fullEntries: index.entries.count, deltaEntries: 0)
+        }
         try await remote.put(name, bytes)
         m.pkIndexObject = name
         m.pkIndexSize = UInt64(bytes.count)
-        var live = [UInt64](repeating: 0, count: m.segments.count)
-        for loc in entries.values where Int(loc.segment) < live.count { live[Int(loc.segment)] += 1 }
-        for i in m.segments.indices { m.segments[i].deadRows = m.segments[i].rowCount - min(live[i], m.segments[i].rowCount) }
+        var dead = deadRows ?? []
+        if deadRows == nil {
+            var live = [UInt64](repeating: 0, count: m.segments.count)
+            for loc in index.entries.values where Int(loc.segment) < live.count { live[Int(loc.segment)] += 1 }
+            dead = zip(m.segments, live).map { $0.rowCount - min($1, $0.rowCount) }
+        }
+        for i in m.segments.indices { m.segments[i].deadRows = min(dead[i], m.segments[i].rowCount) }
+        var result = chain
+        result.index.version = next
+        result.index.segments = names
+        return result
     }
+
+    /// The most layers a pk-index chain gets before a commit writes a full index again.
+    static let maxPKIndexLayers = 16
 
     /// Moves this handle's view forward, never back.
     func advance(to newer: VersionView) {
@@ -722,8 +787,9 @@ public actor Vecgo {
     /// Makes every pending write durable as one new version.
     ///
     /// The segment (new rows) is written first under a name unique to this writer; then, for
-    /// the newest version, the pk-index (this version's key → row map) and the manifest, which
-    /// is created only if absent. When another writer committed first the commit re-reads the
+    /// the newest version, a pk-index layer (the keys this commit changed, on top of that
+    /// version's layers; now and then the whole key → row map) and the manifest, which is
+    /// created only if absent. When another writer committed first the commit re-reads the
     /// winner and builds on it: new rows and changes to keys the winner did not touch merge;
     /// an upsert or delete of a key the winner also changed throws `.conflict`, and every
     /// pending write stays in this handle.
@@ -806,20 +872,45 @@ public actor Vecgo {
             try await commitManifest(label: "committing") { base in
                 self.builtOn = base
                 var m = try self.template(base)
-                var pk = try await base.pk() ?? PKIndex(version: 0, segments: [], entries: [:])
+                let chain = try await base.pkChain()
                 if !touched.isEmpty, let observed, observed.version != base.version,
                    let k = try await Self.firstChangedKey(touched, from: observed, to: base) {
                     throw VecgoError(.conflict, "key \(k) was changed by another writer after this handle read version \(observed.version) (now \(base.version)); the pending writes are kept: discardPending() and re-apply them, or retry later")
                 }
-                for k in deletes { pk.entries[k] = nil }
+                var pk = chain?.index ?? PKIndex(version: 0, segments: [], entries: [:])
+                // Dead rows follow from the base's counts and the old locations of the keys this
+                // commit changes (counted from the whole index only when the base has no counts).
+                var dead: [UInt64]? = m.segments.allSatisfy { ($0.deadRows ?? .max) < UInt64(UInt32.max) }
+                    ? m.segments.map { $0.deadRows! } : nil
+                var changes = PKChanges()
+                var live = LiveChanges()
+                for k in deletes {
+                    guard let old = pk.entries.removeValue(forKey: k) else { continue }  // nothing to delete
+                    changes.removed.append(k)
+                    live.died.append(old)
+                    dead?[Int(old.segment)] += 1
+                }
+                // The batch's segments: rows written out before the commit (oldest first), then
+                // the memtable's; a key is live in one of them at most.
                 for i in segments.indices {
                     if try await self.keepFresh(&segments[i].object) { segments[i].ref.name = segments[i].object.name }
-                    m.segments.append(segments[i].ref)
+                    let (ref, liveRows) = (segments[i].ref, segments[i].liveRows)
+                    m.segments.append(ref)
+                    dead?.append(ref.rowCount - UInt64(liveRows.count))  // a graph segment keeps rows replaced in the batch
                     let ordinal = UInt32(m.segments.count - 1)
-                    for (k, row) in segments[i].liveRows { pk.entries[k] = PKIndex.Location(segment: ordinal, row: UInt32(row)) }
+                    changes.assigned.reserveCapacity(changes.assigned.count + liveRows.count)
+                    for (k, row) in liveRows {
+                        let loc = PKIndex.Location(segment: ordinal, row: UInt32(row))
+                        if let old = pk.entries.updateValue(loc, forKey: k) {
+                            live.died.append(old)
+                            dead?[Int(old.segment)] += 1
+                        }
+                        changes.assigned[k] = loc
+                        live.born.append(loc)
+                    }
                 }
-                try await self.writePKIndex(entries: pk.entries, into: &m)
-                return m
+                let built = try await self.writePKIndex(pk, changes: changes, base: chain, deadRows: dead, into: &m)
+                return NextVersion(manifest: m, pk: built, live: live)
             }
             // The new view holds these rows now: stop searching the batch in the same turn.
             flushing = nil

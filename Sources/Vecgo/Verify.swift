@@ -14,7 +14,7 @@ public struct VerifyReport: Sendable, Codable {
     public var manifests = 0
     /// Distinct segments checked.
     public var segments = 0
-    /// Distinct pk-indexes checked.
+    /// Distinct pk-index objects (full indexes and delta layers) checked.
     public var pkIndexes = 0
     /// Everything found wrong; empty when the prefix is sound.
     public var problems: [Problem] = []
@@ -44,15 +44,18 @@ public struct VerifyReport: Sendable, Codable {
 }
 
 extension Vecgo {
-    /// Checks every manifest under the store's prefix and every segment and pk-index they
+    /// Checks every manifest under the store's prefix and every segment and pk-index layer they
     /// reference: each must exist, have the size recorded, decode with every checksum correct,
-    /// and agree with its manifest. Reads every byte; meant for tools and audits, not queries.
+    /// and agree with its manifest; each manifest's pk-index layers must combine (a full index,
+    /// then deltas, naming only its segments) into an index that agrees with its dead-row counts. Reads every byte; meant for tools and audits, not queries.
     public static func verify(_ store: any BlobStore) async throws -> VerifyReport {
         let listing: [ObjectInfo]
         do { listing = try await store.list(prefix: "") } catch { throw VecgoError.wrap(error, "listing the store") }
         let sizes = Dictionary(listing.map { ($0.name, $0.size) }, uniquingKeysWith: { a, _ in a })
         var report = VerifyReport()
         var checked = Set<String>()
+        var layers: [String: PKIndex] = [:]  // decoded pk-index layers of the last manifest's chain
+        var damaged = Set<String>(), chainProblems = Set<String>()
         func problem(_ object: String, _ text: String) { report.problems.append(.init(object: object, problem: text)) }
         for o in listing {
             guard let version = Manifest.version(fromObjectName: o.name) else { continue }
@@ -81,24 +84,49 @@ extension Vecgo {
                     problem(s.name, "\(error)")
                 }
             }
-            if !m.pkIndexObject.isEmpty && checked.insert(m.pkIndexObject).inserted {
-                report.pkIndexes += 1
-                if sizes[m.pkIndexObject] == nil {
-                    problem(m.pkIndexObject, "missing (referenced by \(o.name))")
-                } else {
-                    do {
-                        let pk = try PKIndex.decode(try await store.read(m.pkIndexObject), object: m.pkIndexObject)
-                        // The manifest's dead-row counts (when it records them) must agree with it.
-                        var live = [UInt64](repeating: 0, count: m.segments.count)
-                        for loc in pk.entries.values where Int(loc.segment) < live.count { live[Int(loc.segment)] += 1 }
-                        for (i, s) in m.segments.enumerated() {
-                            if let dead = s.deadRows, dead != s.rowCount - min(live[i], s.rowCount), dead < UInt64(UInt32.max) {
-                                problem(o.name, "records \(dead) dead rows in \(s.name); its pk-index leaves \(s.rowCount - min(live[i], s.rowCount))")
-                            }
-                        }
-                    } catch {
-                        problem(m.pkIndexObject, "\(error)")
-                    }
+            // Each pk-index layer once; then that the chain combines over this manifest's segments.
+            var chain: [PKIndex.Layer] = []
+            for l in m.pkIndexLayers {
+                if let layer = layers[l.name] {
+                    chain.append((l.name, layer))
+                    continue
+                }
+                guard !damaged.contains(l.name) else { continue }  // reported already
+                if checked.insert(l.name).inserted { report.pkIndexes += 1 }
+                guard let size = sizes[l.name] else {
+                    damaged.insert(l.name)
+                    problem(l.name, "missing (referenced by \(o.name))")
+                    continue
+                }
+                guard size == l.size else {
+                    damaged.insert(l.name)
+                    problem(l.name, "is \(size) bytes, \(o.name) records \(l.size)")
+                    continue
+                }
+                do {
+                    let layer = try PKIndex.decode(try await store.read(l.name), object: l.name)
+                    layers[l.name] = layer
+                    chain.append((l.name, layer))
+                } catch {
+                    damaged.insert(l.name)
+                    problem(l.name, "\(error)")
+                }
+            }
+            // Chains share their older layers with the versions around them: keep this one's.
+            let names = Set(m.pkIndexLayers.map(\.name))
+            layers = layers.filter { names.contains($0.key) }
+            guard !chain.isEmpty, chain.count == m.pkIndexLayers.count else { continue }
+            let pk: PKIndex
+            do { pk = try PKIndex.combine(chain, segments: m.segments.map(\.name), version: m.version) } catch {
+                if chainProblems.insert("\(error)").inserted { problem(error.object, "\(error) (the pk-index of \(o.name))") }
+                continue
+            }
+            // The manifest's dead-row counts (when it records them) must agree with it.
+            var live = [UInt64](repeating: 0, count: m.segments.count)
+            for loc in pk.entries.values where Int(loc.segment) < live.count { live[Int(loc.segment)] += 1 }
+            for (i, s) in m.segments.enumerated() {
+                if let dead = s.deadRows, dead != s.rowCount - min(live[i], s.rowCount), dead < UInt64(UInt32.max) {
+                    problem(o.name, "records \(dead) dead rows in \(s.name); its pk-index leaves \(s.rowCount - min(live[i], s.rowCount))")
                 }
             }
         }

@@ -3,6 +3,26 @@ import IndexCore
 import SegmentFormat
 import Stores
 
+/// A version's key index in memory: its pk-index layers combined into one index over the
+/// version's segments, and how big the layers are (the writer's rule for the next layer).
+struct PKChain: Sendable {
+    /// Every live key's segment (an ordinal of the manifest's segments) and row.
+    var index: PKIndex
+    /// Entries of the full layer.
+    var fullEntries: Int
+    /// Entries and tombstones of the deltas after it.
+    var deltaEntries: Int
+}
+
+/// How a commit changed which rows are live, against the version it built on: that version's
+/// segments come first in the new one, in the same order, and new segments follow.
+struct LiveChanges: Sendable {
+    /// Rows no longer live (the old locations of the keys the commit moved or removed).
+    var died: [PKIndex.Location] = []
+    /// The live rows of the new segments.
+    var born: [PKIndex.Location] = []
+}
+
 /// One committed version as a handle sees it: the manifest, a reader per segment, and — read
 /// once, in the background from the moment the view exists — the pk-index and from it which
 /// rows of each segment are live (a row is live when the pk-index maps its key to it; rows
@@ -19,14 +39,21 @@ final class VersionView: Sendable {
     private let store: any BlobStore
     /// The pk-index and the live rows, each read once and shared; a failed read is retried by
     /// the next caller, so one transient error never poisons the view.
-    private let pkSlot = Locked<Task<PKIndex?, any Error>?>(nil)
+    private let pkSlot = Locked<Task<PKChain?, any Error>?>(nil)
     private let liveSlot = Locked<Task<[Bitmap?], any Error>?>(nil)
     private let prefetch: Task<Void, Never>
 
+    /// What `previous` knew of its key index when this view was made from it: its layers and
+    /// the index being read or held. Dropped once this view's own index exists.
+    private let earlier: Locked<(layers: [PKIndexLayer], segments: [String], task: Task<PKChain?, any Error>)?>
+
     /// A view of `manifest`, reusing the readers (and their cached tails and graphs) of
-    /// segments that `previous` already had.
+    /// segments that `previous` already had, and its key index: when `manifest` has the same
+    /// pk-index layers it is shared, when it adds layers only those are read. A writer that just
+    /// built the version hands its key index in as `pk`, so nothing is read back, and what the
+    /// commit changed as `changes`: the live rows follow from `previous`'s and those changes.
     init(_ manifest: Manifest?, store: any BlobStore, metric: Metric, previous: VersionView? = nil, budget: DecodedBudget? = nil,
-         keepsPKIndex: Bool? = nil) {
+         keepsPKIndex: Bool? = nil, pk: PKChain? = nil, changes: LiveChanges? = nil) {
         self.manifest = manifest
         self.store = store
         let budget = budget ?? previous?.budget
@@ -37,6 +64,21 @@ final class VersionView: Sendable {
             known[$0.name] ?? SegmentReader(ref: $0, store: store, metric: metric, budget: budget)
         } ?? []
         self.segments = segments
+        // Only writers hold their index (readers keep live-row bitmaps), so only theirs is reused.
+        var before: (layers: [PKIndexLayer], segments: [String], task: Task<PKChain?, any Error>)?
+        if let previous, let m = previous.manifest, let task = previous.pkSlot.withLock({ $0 }) {
+            before = (m.pkIndexLayers, m.segments.map(\.name), task)
+        }
+        var sameLive: Task<[Bitmap?], any Error>?
+        if let pk {
+            pkSlot.withLock { $0 = Task { pk } }
+            before = nil
+        } else if let same = before, let m = manifest, same.layers == m.pkIndexLayers, same.segments == m.segments.map(\.name) {
+            pkSlot.withLock { $0 = same.task }  // the same key index (a key reservation, a takeover)
+            sameLive = previous?.liveSlot.withLock { $0 }
+            before = nil
+        }
+        earlier = Locked(self.keepsPKIndex ? before : nil)
         // Footers and IVF centroids are read in parallel without holding up the open.
         prefetch = Task.detached(priority: .userInitiated) { [segments] in
             await withTaskGroup(of: Void.self) { group in
@@ -44,7 +86,19 @@ final class VersionView: Sendable {
             }
         }
         // The pk-index and live rows too, from the start (in the slot at once, so settle() sees it).
-        liveSlot.withLock { $0 = Task { [self] in try await self.computeLive() } }
+        if let sameLive {
+            liveSlot.withLock { $0 = sameLive }
+        } else if let changes, let previous, let m = manifest {
+            // From the previous view's live rows and what the commit changed: no pass over the index.
+            liveSlot.withLock {
+                $0 = Task { [self] in
+                    if let base = try? await previous.live(), let live = Self.liveRows(m, from: base, changes) { return live }
+                    return try await self.computeLive()
+                }
+            }
+        } else {
+            liveSlot.withLock { $0 = Task { [self] in try await self.computeLive() } }
+        }
         if self.keepsPKIndex { pkSlot.withLock { $0 = $0 ?? Task { [self] in try await self.loadPK() } } }
     }
 
@@ -58,9 +112,12 @@ final class VersionView: Sendable {
         if let running = pkSlot.withLock({ $0 }) { _ = try? await running.value }
     }
 
-    /// The pk-index of this version (nil before the first commit). A failed read (perhaps a
-    /// background one) is tried once more before the error is reported.
-    func pk() async throws -> PKIndex? {
+    /// The key index of this version, its layers combined (nil before the first commit). A
+    /// failed read (perhaps a background one) is tried once more before the error is reported.
+    func pk() async throws -> PKIndex? { try await pkChain()?.index }
+
+    /// Like ``pk()``, with the sizes of the layers.
+    func pkChain() async throws -> PKChain? {
         do { return try await sharedTask(pkSlot, loadPK).value } catch { return try await sharedTask(pkSlot, loadPK).value }
     }
 
@@ -70,17 +127,40 @@ final class VersionView: Sendable {
         do { return try await sharedTask(liveSlot, compute).value } catch { return try await sharedTask(liveSlot, compute).value }
     }
 
-    private var loadPK: @Sendable () async throws -> PKIndex? {
-        let manifest = self.manifest, store = self.store
+    private var loadPK: @Sendable () async throws -> PKChain? {
+        let manifest = self.manifest, store = self.store, earlier = self.earlier
         return {
             guard let m = manifest, !m.pkIndexObject.isEmpty else { return nil }
-            let bytes = try await store.read(m.pkIndexObject, range: 0..<m.pkIndexSize)
-            let pk = try PKIndex.decode(bytes, object: m.pkIndexObject)
-            guard pk.segments == m.segments.map(\.name) else {
-                throw FormatError(.corrupted, object: m.pkIndexObject, offset: 0,
-                                  "its segment list differs from manifest version \(m.version)'s")
+            let layers = m.pkIndexLayers, names = m.segments.map(\.name)
+            // The previous view's index, when this chain only adds layers to its chain: read those.
+            if let before = earlier.withLock({ $0 }), before.layers.count < layers.count,
+               Array(layers.prefix(before.layers.count)) == before.layers,
+               let known = try? await before.task.value {
+                let added = try await Self.readLayers(Array(layers.dropFirst(before.layers.count)), store)
+                let start = PKIndex(version: known.index.version, segments: before.segments, entries: known.index.entries)
+                let index = try PKIndex.combine([(m.pkIndexBaseLayers[before.layers.count - 1].name, start)] + added,
+                                                segments: names, version: m.version)
+                earlier.withLock { $0 = nil }
+                return PKChain(index: index, fullEntries: known.fullEntries,
+                               deltaEntries: known.deltaEntries + added.reduce(0) { $0 + $1.index.entries.count + $1.index.tombstones.count })
             }
-            return pk
+            let read = try await Self.readLayers(layers, store)
+            let full = read[0].index.entries.count
+            let deltas = read.dropFirst().reduce(0) { $0 + $1.index.entries.count + $1.index.tombstones.count }
+            earlier.withLock { $0 = nil }
+            return PKChain(index: try PKIndex.combine(consume read, segments: names, version: m.version), fullEntries: full, deltaEntries: deltas)
+        }
+    }
+
+    /// Reads and decodes pk-index layers, all at once (their names are in the manifest).
+    private static func readLayers(_ layers: [PKIndexLayer], _ store: any BlobStore) async throws -> [PKIndex.Layer] {
+        try await withThrowingTaskGroup(of: (Int, PKIndex).self) { group in
+            for (i, l) in layers.enumerated() {
+                group.addTask { (i, try PKIndex.decode(try await store.read(l.name, range: 0..<l.size), object: l.name)) }
+            }
+            var out = [PKIndex?](repeating: nil, count: layers.count)
+            for try await (i, pk) in group { out[i] = pk }
+            return zip(layers, out).map { ($0.name, $1!) }
         }
     }
 
@@ -98,6 +178,28 @@ final class VersionView: Sendable {
 
     /// Whether the pk-index is held in memory now.
     var holdsPKIndex: Bool { pkSlot.withLock { $0 != nil } }
+
+    /// The live rows of `m` from those of the version it was built on (`base`, its first
+    /// segments) and the rows a commit killed and added; nil when they do not fit `m`.
+    static func liveRows(_ m: Manifest, from base: [Bitmap?], _ changes: LiveChanges) -> [Bitmap?]? {
+        guard base.count <= m.segments.count else { return nil }
+        var live = base + [Bitmap?](repeating: nil, count: m.segments.count - base.count)
+        func rows(_ s: Int) -> Int { Int(m.segments[s].rowCount) }
+        for loc in changes.died {
+            let s = Int(loc.segment)
+            guard s < base.count, Int(loc.row) < rows(s) else { return nil }
+            if live[s] == nil { live[s] = Bitmap(count: rows(s), allSet: true) }
+            live[s]!.remove(Int(loc.row))
+        }
+        var born = [Int](repeating: 0, count: m.segments.count)
+        for loc in changes.born {
+            guard Int(loc.segment) >= base.count, Int(loc.segment) < m.segments.count, Int(loc.row) < rows(Int(loc.segment)) else { return nil }
+            born[Int(loc.segment)] += 1
+        }
+        for s in base.count..<m.segments.count where born[s] < rows(s) { live[s] = Bitmap(count: rows(s)) }
+        for loc in changes.born where live[Int(loc.segment)] != nil { live[Int(loc.segment)]!.insert(Int(loc.row)) }
+        return live
+    }
 
     /// A row is live when the pk-index maps its key to it.
     private static func liveRows(_ m: Manifest, _ pk: PKIndex) throws -> [Bitmap?] {

@@ -452,7 +452,8 @@ func measureReader(label: String, _ o: ScaleOptions, _ data: ScaleData, _ store:
     let manifests = try await store.list(prefix: "MANIFEST-")
     let newest = try require(manifests.last, "no manifest")
     let manifest = try Manifest.decode(try await store.read(newest.name), object: newest.name)
-    let databaseBytes = Int(newest.size + manifest.pkIndexSize) + manifest.segments.reduce(0) { $0 + Int($1.size) }
+    let databaseBytes = Int(newest.size) + manifest.pkIndexLayers.reduce(0) { $0 + Int($1.size) }
+        + manifest.segments.reduce(0) { $0 + Int($1.size) }
     let options = SearchOptions(nprobe: o.nprobe, scan: o.scan, rerank: o.rerank)
     var found = 0
     let (firstHits, cold) = try await reader.searchWithStats(queries[0], k: o.k, options: options)

@@ -100,7 +100,13 @@ func info(_ a: Arguments) async throws {
     print("version \(await db.version) (\(manifests.count) versions kept), dimension \(db.dimension), metric \(db.metric)")
     if let latest = manifests.last {
         let m = try Manifest.decode(try await store.read(latest.name), object: latest.name)
-        print("pk-index \(m.pkIndexObject) (\(m.pkIndexSize) bytes)")
+        let layers = m.pkIndexLayers
+        if layers.count > 1 {
+            print("pk-index in \(layers.count) layers, \(layers.reduce(0) { $0 + $1.size }) bytes (a full index, then deltas, oldest first):")
+            for (i, l) in layers.enumerated() { print("  \(i == 0 ? "full " : "delta") \(l.name) (\(l.size) bytes)") }
+        } else {
+            print("pk-index \(m.pkIndexObject) (\(m.pkIndexSize) bytes)")
+        }
         for s in m.segments { print("segment \(s.name): \(s.rowCount) rows, \(s.size) bytes, ids \(s.minID)...\(s.maxID)") }
     }
 }

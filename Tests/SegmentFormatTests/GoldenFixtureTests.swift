@@ -1,5 +1,5 @@
 import Foundation
-import SegmentFormat
+@_spi(Testing) import SegmentFormat
 import Testing
 
 /// The golden files of every format version (fixtures/). Each decodes to exactly its expected
@@ -61,6 +61,27 @@ import Testing
         entries: [1: .init(segment: 0, row: 0), 2: .init(segment: 0, row: 1), 5: .init(segment: 0, row: 4)],
         tombstones: [3, 4])
 
+    /// A manifest with the required feature "pk-index layers" (and live-row hints): a full
+    /// index, a delta, and the newest delta.
+    static let manifestWithLayers = Manifest(
+        version: 6, parentVersion: 5, commitTimeMicros: 1_767_225_600_000_000, writerEpoch: 1, writerID: "fixture",
+        dimension: 4, metric: 1, nextID: 9, pkIndexObject: "pkindex_00000000000000000006-fixture.bin",
+        pkIndexSize: 97,
+        segments: [SegmentRef(name: "segment_fixture-1.bin", size: 500, tailOffset: 400, tailLength: 100,
+                              rowCount: 5, minID: 1, maxID: 5, deadRows: 4),
+                   SegmentRef(name: "segment_fixture-2.bin", size: 300, tailOffset: 220, tailLength: 80,
+                              rowCount: 3, minID: 2, maxID: 8, deadRows: 0)],
+        pkIndexBaseLayers: [PKIndexLayer(name: "pkindex_00000000000000000004-fixture.bin", size: 150),
+                            PKIndexLayer(name: "pkindex_00000000000000000005-fixture.bin", size: 96)])
+
+    /// A delta layer (required feature flag 1): keys 2, 6 and 8 set to rows 0–2 of its one
+    /// segment, key 5 removed. On top of `pkindex.bin` over the segments of
+    /// `manifestWithLayers`: 1→(0,0), 2→(1,0), 6→(1,1), 8→(1,2).
+    static let pkIndexDelta = PKIndex(
+        version: 5, segments: ["segment_fixture-2.bin"],
+        entries: [2: .init(segment: 0, row: 0), 6: .init(segment: 0, row: 1), 8: .init(segment: 0, row: 2)],
+        tombstones: [5], kind: .delta)
+
     static func encoded() throws -> [(String, [UInt8])] {
         [
             ("segment-flat.bin", try SegmentCodec.encode(flat).bytes),
@@ -73,6 +94,8 @@ import Testing
             ("manifest.bin", try manifest.encode()),
             ("manifest-live-row-hints.bin", try manifestWithHints.encode()),
             ("pkindex.bin", try pkIndex.encode()),
+            ("manifest-pk-layers.bin", try manifestWithLayers.encode()),
+            ("pkindex-delta.bin", try pkIndexDelta.encode()),
         ]
     }
 
@@ -104,6 +127,54 @@ import Testing
         // Older manifests record no hints: unknown, never "all live".
         #expect(try Manifest.decode(Self.golden("manifest.bin"), object: "manifest.bin").segments.allSatisfy { $0.deadRows == nil })
         #expect(try PKIndex.decode(Self.golden("pkindex.bin"), object: "pkindex.bin") == Self.pkIndex)
+        #expect(try Manifest.decode(Self.golden("manifest-pk-layers.bin"), object: "m") == Self.manifestWithLayers)
+        #expect(try PKIndex.decode(Self.golden("pkindex-delta.bin"), object: "d") == Self.pkIndexDelta)
+        // Objects written before layers existed are one full index each.
+        #expect(try Manifest.decode(Self.golden("manifest.bin"), object: "m").pkIndexBaseLayers.isEmpty)
+        #expect(try PKIndex.decode(Self.golden("pkindex.bin"), object: "p").kind == .full)
+    }
+
+    /// The golden full index and delta combine over the layered manifest's segments as the
+    /// fixture README says.
+    @Test func goldenLayersCombine() throws {
+        let full = try PKIndex.decode(Self.golden("pkindex.bin"), object: "pkindex.bin")
+        let delta = try PKIndex.decode(Self.golden("pkindex-delta.bin"), object: "pkindex-delta.bin")
+        let combined = try PKIndex.combine([("pkindex.bin", full), ("pkindex-delta.bin", delta)],
+                                           segments: Self.manifestWithLayers.segments.map(\.name), version: 6)
+        #expect(combined.entries == [1: .init(segment: 0, row: 0), 2: .init(segment: 1, row: 0),
+                                     6: .init(segment: 1, row: 1), 8: .init(segment: 1, row: 2)])
+    }
+
+    /// A reader from before the layers (it knows no required feature flag) refuses both new
+    /// objects with `unsupportedFeature`, and still reads every other fixture.
+    @Test func readersThatPredateLayersRefuseThem() throws {
+        var older = DecodingLimits()
+        older.acceptedRequiredFeatures = []
+        for name in ["manifest-pk-layers.bin", "pkindex-delta.bin"] {
+            let error = #expect(throws: FormatError.self, "\(name)") { try Self.decodeAny(name, Self.golden(name), limits: older) }
+            #expect(error?.code == .unsupportedFeature && error?.object == name && error?.offset == 12, "\(String(describing: error))")
+            // This build reads them.
+            try Self.decodeAny(name, Self.golden(name))
+        }
+        for (name, _) in try Self.encoded() where !["manifest-pk-layers.bin", "pkindex-delta.bin"].contains(name) {
+            try Self.decodeAny(name, Self.golden(name), limits: older)
+        }
+    }
+
+    /// The layer list and the flag are all a layered manifest adds: without them the bytes are
+    /// a manifest of the same content as written before layers existed.
+    @Test func layersChangeOnlyTheFlagAndTheListAtTheEnd() throws {
+        var single = Self.manifestWithLayers
+        single.pkIndexBaseLayers = []
+        let layered = try Self.golden("manifest-pk-layers.bin"), plain = try single.encode()
+        let listLength = 4 + Self.manifestWithLayers.pkIndexBaseLayers.reduce(0) { $0 + 2 + $1.name.utf8.count + 8 }
+        #expect(layered.count == plain.count + listLength)
+        #expect(Array(layered[0..<12]) == Array(plain[0..<12]) && layered[12] == 1 && Array(plain[12..<16]) == [0, 0, 0, 0])
+        #expect(Array(layered[32..<plain.count - 4]) == Array(plain[32..<plain.count - 4]))
+        // The manifest of a single full index has no flag: older readers read it.
+        var older = DecodingLimits()
+        older.acceptedRequiredFeatures = []
+        #expect(try Manifest.decode(plain, object: "m", limits: older) == single)
     }
 
     @Test func encodersReproduceTheGoldenBytes() throws {
@@ -154,11 +225,7 @@ import Testing
                 var damaged = golden
                 damaged[i] ^= 0x10
                 do {
-                    switch name {
-                    case "manifest.bin", "manifest-live-row-hints.bin": _ = try Manifest.decode(damaged, object: name)
-                    case "pkindex.bin": _ = try PKIndex.decode(damaged, object: name)
-                    default: _ = try SegmentCodec.decode(damaged, object: name)
-                    }
+                    try Self.decodeAny(name, damaged)
                     Issue.record("\(name): flipping byte \(i) went undetected")
                 } catch let e as FormatError {
                     #expect(e.object == name)
@@ -169,11 +236,14 @@ import Testing
 }
 
 extension GoldenFixtureTests {
-    static func decodeAny(_ name: String, _ bytes: [UInt8]) throws {
-        switch name {
-        case "manifest.bin", "manifest-live-row-hints.bin": _ = try Manifest.decode(bytes, object: name)
-        case "pkindex.bin": _ = try PKIndex.decode(bytes, object: name)
-        default: _ = try SegmentCodec.decode(bytes, object: name)
+    /// Decodes a fixture with the decoder its name calls for.
+    static func decodeAny(_ name: String, _ bytes: [UInt8], limits: DecodingLimits = .default) throws {
+        if name.hasPrefix("manifest") {
+            _ = try Manifest.decode(bytes, object: name, limits: limits)
+        } else if name.hasPrefix("pkindex") {
+            _ = try PKIndex.decode(bytes, object: name, limits: limits)
+        } else {
+            _ = try SegmentCodec.decode(bytes, object: name, limits: limits)
         }
     }
 

@@ -51,7 +51,9 @@ import _VecgoTestSupport
         try await w.commit()
         let reader = try await Vecgo.open(.remote(store), .readOnly)
         try await Task.sleep(nanoseconds: 100_000_000)
-        try await w.upsert(id: 100, [100, 0])
+        // More new keys than half the first version's: this commit writes a full key index, not
+        // a delta on top of the first, so no retained version needs the first one.
+        for i in 100..<111 { try await w.upsert(id: UInt64(i), [Float(i), 0]) }
         try await w.commit()
         let report = try await w.vacuum(retainVersions: 1, gracePeriod: 0.05)
         #expect(report.objectsDeleted >= 1, "the first version's pk-index should be gone: \(report)")

@@ -293,7 +293,7 @@ final class FlakyCommits: Sendable {
         try await w.commit()
         try await w.delete(id: 3)
         try await w.close()
-        let failures = Locked(6)  // the first reads of pk-index objects fail
+        let failures = Locked(12)  // the first reads of pk-index objects (2 layers here) fail
         let flaky = InterceptingStore(store, onRead: { name in
             if name.hasPrefix("pkindex_"), failures.withLock({ f in defer { f -= 1 }; return f > 0 }) {
                 throw StoreError(.network, "injected outage", object: name)
