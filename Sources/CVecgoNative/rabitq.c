@@ -23,6 +23,19 @@ void vecgo_rabitq_rotate(float *v, const float *signs, size_t p, size_t rounds, 
     }
 }
 
+void vecgo_rabitq_rotate_transposed_round(float *v, const float *signs, size_t p, float scale) {
+    for (size_t h = 1; h < p; h <<= 1) {
+        for (size_t i = 0; i < p; i += h << 1) {
+            for (size_t j = i; j < i + h; j++) {
+                float a = v[j], b = v[j + h];
+                v[j] = a + b;
+                v[j + h] = a - b;
+            }
+        }
+    }
+    for (size_t i = 0; i < p; i++) v[i] = v[i] * scale * signs[i];
+}
+
 void vecgo_rabitq_tables(const float *w, size_t p, float *tables) {
     for (size_t g = 0; g < p / 8; g++) {
         const float *x = w + 8 * g;
@@ -51,10 +64,11 @@ void vecgo_rabitq_estimate(const float *tables, size_t groups, const vecgo_rabit
                            float *estimates, float *lower, float *upper) {
     for (size_t i = 0; i < count; i++) {
         const uint8_t *rec = records + i * stride;
-        float n, x0;
+        float n, x0, ct;
         memcpy(&n, rec + groups, 4);
         memcpy(&x0, rec + groups + 4, 4);
-        float ip = (2 * rabitq_s1(tables, rec, groups) - k->sum) * k->inv_sqrt_p;
+        memcpy(&ct, rec + groups + 8, 4);
+        float ip = (2 * (rabitq_s1(tables, rec, groups) - k->t_weight * ct) - k->sum) * k->inv_sqrt_p;
         float e = k->a + k->b * n * n + k->c * n * ip / x0;
         float t = 1 - x0 * x0;
         float bound = k->d * n * sqrtf(t > 0 ? t : 0) / x0;

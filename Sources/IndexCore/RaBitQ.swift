@@ -20,8 +20,10 @@ internal import CVecgoNative
 ///   `v_j > 0`, stored as bit `j % 8` of byte `j / 8` (``codeBytes`` = P/8 bytes);
 ///   `x0 = (|v_0| + |v_1| + … + |v_{P−1}|) / (n · Float(Double(P).squareRoot()))`, summed in
 ///   order, when `n > 0`; when `n == 0`, `x0 = 1`.
-/// - A record is the code bytes, then `n` and `x0` as little-endian float32:
-///   ``recordBytes`` = P/8 + 8 bytes.
+/// - The centroid term `t = Σ R(c)_j` over the set bits `j` of the code, summed in order.
+/// - A record is the code bytes, then `n`, `x0` and `t` as little-endian float32:
+///   ``recordBytes`` = P/8 + 12 bytes. With `t` stored, `R(q − c) = R(q) − R(c)` lets one set
+///   of lookup tables, of `R(q)`, serve every partition of a query.
 /// - Estimates, with `x̄ = (2b − 1)/√P` and `ip = ⟨x̄, w⟩ = (2·S1 − S)/√P` (`S1` the sum of
 ///   `w_j` over set bits, `S` the sum of all `w_j`) and `k = ε0/√(P − 1)`:
 ///   - `.l2`: `w = R(q − c)`, `m = ‖q − c‖`: distance ≈ `n² + m² − 2·n·ip/x0`, bound
@@ -44,6 +46,8 @@ public struct RaBitQ: Sendable, Hashable {
     public let seed: UInt64
     /// `3 × P` signs (±1), round by round.
     private let signs: [Float]
+    /// `R^T` applied to the all-ones vector, its first `dimension` values: `Σ_j R(c)_j = ⟨c, onesBack⟩`.
+    private let onesBack: [Float]
 
     /// The number of rotation rounds.
     static let rounds = 3
@@ -63,6 +67,16 @@ public struct RaBitQ: Sendable, Hashable {
             for j in 0..<64 where (w >> UInt64(j)) & 1 == 1 { signs[block * 64 + j] = -1 }
         }
         self.signs = signs
+        var ones = [Float](repeating: 1, count: p)
+        let scale = Float(1 / Double(p).squareRoot())
+        ones.withUnsafeMutableBufferPointer { vb in
+            signs.withUnsafeBufferPointer { sb in
+                for r in stride(from: Self.rounds - 1, through: 0, by: -1) {
+                    vecgo_rabitq_rotate_transposed_round(vb.baseAddress!, sb.baseAddress! + r * p, p, scale)
+                }
+            }
+        }
+        onesBack = Array(ones.prefix(dimension))
     }
 
     public static func == (a: RaBitQ, b: RaBitQ) -> Bool { a.dimension == b.dimension && a.seed == b.seed }
@@ -73,8 +87,8 @@ public struct RaBitQ: Sendable, Hashable {
 
     /// Bytes of one row's code: `paddedDimension / 8`.
     public var codeBytes: Int { paddedDimension / 8 }
-    /// Bytes of one stored record: the code, then `n` and `x0` as float32 (`codeBytes + 8`).
-    public var recordBytes: Int { codeBytes + 8 }
+    /// Bytes of one stored record: the code, then `n`, `x0` and `t` as float32 (`codeBytes + 12`).
+    public var recordBytes: Int { codeBytes + 12 }
 
     /// The signs `s_r` of rotation round `round` (`paddedDimension` values, each ±1).
     @_spi(Testing)
@@ -133,16 +147,89 @@ public struct RaBitQ: Sendable, Hashable {
         }
     }
 
-    /// Encodes one row into a whole record: the code, then `n` and `x0` as little-endian float32.
+    /// Encodes one row into a whole record: the code, then `n`, `x0` and `t` as little-endian
+    /// float32.
     ///
     /// - Parameters:
     ///   - row: `dimension` floats.
     ///   - centroid: `dimension` floats.
+    ///   - rotatedCentroid: `R(centroid)`, ``paddedDimension`` floats (see ``rotate(_:into:)``).
     ///   - record: room for ``recordBytes`` bytes (any alignment).
-    public func encodeRecord(_ row: UnsafePointer<Float>, centroid: UnsafePointer<Float>, into record: UnsafeMutableRawPointer) {
-        let (n, x0) = encode(row, centroid: centroid, code: record.assumingMemoryBound(to: UInt8.self))
+    public func encodeRecord(_ row: UnsafePointer<Float>, centroid: UnsafePointer<Float>, rotatedCentroid: UnsafePointer<Float>,
+                             into record: UnsafeMutableRawPointer) {
+        let code = record.assumingMemoryBound(to: UInt8.self)
+        let (n, x0) = encode(row, centroid: centroid, code: code)
+        var t: Float = 0
+        for j in 0..<paddedDimension where code[j >> 3] & (UInt8(1) << UInt8(j & 7)) != 0 { t += rotatedCentroid[j] }
         record.storeBytes(of: n.bitPattern.littleEndian, toByteOffset: codeBytes, as: UInt32.self)
         record.storeBytes(of: x0.bitPattern.littleEndian, toByteOffset: codeBytes + 4, as: UInt32.self)
+        record.storeBytes(of: t.bitPattern.littleEndian, toByteOffset: codeBytes + 8, as: UInt32.self)
+    }
+
+    /// A query rotated once, with the lookup tables of `R(q)` that every partition's scan uses.
+    public struct Query: Sendable {
+        /// The query's floats (`dimension`).
+        let query: [Float]
+        /// `P/8 × 256` floats: `tables[256g + b]` is the sum of `R(q)[8g + j]` over the set bits `j` of `b`.
+        let tables: [Float]
+        /// `Σ R(q)_j`.
+        let sum: Float
+        /// `‖q‖`.
+        let norm: Float
+    }
+
+    /// Rotates `query` and builds its lookup tables, once per query.
+    public func prepareQuery(_ query: UnsafePointer<Float>) -> Query {
+        let p = paddedDimension
+        var w = [Float](repeating: 0, count: p)
+        w.withUnsafeMutableBufferPointer { rotate(query, into: $0.baseAddress!) }
+        var sum: Float = 0
+        for j in 0..<p { sum += w[j] }
+        var tables = [Float](repeating: 0, count: p / 8 * 256)
+        w.withUnsafeBufferPointer { wb in
+            tables.withUnsafeMutableBufferPointer { vecgo_rabitq_tables(wb.baseAddress!, p, $0.baseAddress!) }
+        }
+        return Query(query: Array(UnsafeBufferPointer(start: query, count: dimension)), tables: tables, sum: sum,
+                     norm: Distance.dot(query, query, dimension).squareRoot())
+    }
+
+
+    /// The coefficients of one partition's scan for a prepared query (the tables are shared).
+    ///
+    /// - Parameters:
+    ///   - q: the query, from ``prepareQuery(_:)``.
+    ///   - centroid: the partition's centroid, `dimension` floats.
+    ///   - metric: the distance to estimate.
+    ///   - epsilon0: the width of the error bound in standard deviations.
+    public func prepare(_ q: Query, centroid: UnsafePointer<Float>, metric: Metric, epsilon0: Float = 1.9) -> Prepared {
+        let p = paddedDimension
+        var params = vecgo_rabitq_params()
+        let k = epsilon0 / Float(p - 1).squareRoot()
+        params.inv_sqrt_p = inverseSqrtP
+        q.query.withUnsafeBufferPointer { qp in
+            switch metric {
+            case .l2, .cosine:
+                // w = R(q) − R(c): S1 loses each row's t, the sum loses Σ R(c) = ⟨c, R^T 1⟩.
+                let sumC = onesBack.withUnsafeBufferPointer { Distance.dot(centroid, $0.baseAddress!, dimension) }
+                let m = Distance.l2Squared(qp.baseAddress!, centroid, dimension).squareRoot()
+                let half: Float = metric == .cosine ? 0.5 : 1
+                params.sum = q.sum - sumC
+                params.t_weight = 1
+                params.a = half * m * m
+                params.b = half
+                params.c = -2 * half
+                params.d = half * 2 * m * k
+            case .dot:
+                let qc = Distance.dot(qp.baseAddress!, centroid, dimension)
+                params.sum = q.sum
+                params.t_weight = 0
+                params.a = -qc
+                params.b = 0
+                params.c = -1
+                params.d = q.norm * k
+            }
+        }
+        return Prepared(metric: metric, paddedDimension: p, tables: q.tables, params: params)
     }
 
     /// One query made ready to scan one partition's records: its rotation's lookup tables and

@@ -22,7 +22,7 @@ public struct IVFCodebook: Sendable, Equatable {
     public enum Block: Int, Sendable, CaseIterable {
         /// Per row: u64 key, u32 CRC32C of the row's exact vector bytes.
         case rowInfo = 0
-        /// Per row: the 1-bit code (paddedDimension / 8 bytes), f32 norm, f32 dot factor.
+        /// Per row: the 1-bit code (paddedDimension / 8 bytes), f32 norm, f32 dot factor, f32 centroid term.
         case binary = 1
         /// Per row: `dimension` bytes of 8-bit codes.
         case sq8 = 2
@@ -73,7 +73,7 @@ public struct IVFCodebook: Sendable, Equatable {
     public func stride(_ block: Block, dimension: Int) -> Int {
         switch block {
         case .rowInfo: Self.rowInfoStride
-        case .binary: kinds.contains(.binary) ? paddedDimension / 8 + 8 : 0
+        case .binary: kinds.contains(.binary) ? paddedDimension / 8 + 12 : 0
         case .sq8: kinds.contains(.sq8) ? dimension : 0
         }
     }
@@ -163,7 +163,7 @@ public struct IVFCodes: Sendable, Equatable {
     /// Kinds and parameters.
     public var codebook: IVFCodebook
     /// Per row, `codebook.stride(.binary)` bytes: code bits (bit j is bit j % 8 of byte j / 8),
-    /// then f32 norm and f32 dot factor. Empty without binary codes.
+    /// then f32 norm, f32 dot factor and f32 centroid term. Empty without binary codes.
     public var binary: [UInt8]
     /// Per row, `dimension` SQ8 codes. Empty without SQ8 codes.
     public var sq8: [UInt8]

@@ -24,9 +24,13 @@ enum Codes {
                 binary.withUnsafeMutableBytes { out in
                     nonisolated(unsafe) let v = v, c = c, out = out  // partitions write disjoint records
                     DispatchQueue.concurrentPerform(iterations: nlist) { p in
-                        for row in offsets[p]..<offsets[p + 1] {
-                            rabitq.encodeRecord(v.baseAddress! + row * dimension, centroid: c.baseAddress! + p * dimension,
-                                                into: out.baseAddress! + row * stride)
+                        var rotated = [Float](repeating: 0, count: rabitq.paddedDimension)
+                        rotated.withUnsafeMutableBufferPointer { r in
+                            rabitq.rotate(c.baseAddress! + p * dimension, into: r.baseAddress!)
+                            for row in offsets[p]..<offsets[p + 1] {
+                                rabitq.encodeRecord(v.baseAddress! + row * dimension, centroid: c.baseAddress! + p * dimension,
+                                                    rotatedCentroid: r.baseAddress!, into: out.baseAddress! + row * stride)
+                            }
                         }
                     }
                 }

@@ -314,6 +314,8 @@ final class SegmentReader: Sendable {
         }
         let bytes = try await store.read(ref.name, ranges: ranges)
         let rabitq = block == .binary ? RaBitQ(dimension: dim, seed: book.seed) : nil
+        // One rotation and one set of lookup tables per query serve every partition.
+        let rotatedQuery = rabitq.map { r in query.withUnsafeBufferPointer { r.prepareQuery($0.baseAddress!) } }
         let sq8 = block == .sq8 ? SQ8Quantizer(minimums: book.sq8Minimums, scales: book.sq8Scales) : nil
         // Only the segment's best `limit` by estimate can be among the best `limit` overall.
         var candidates: [CodeCandidate] = []
@@ -328,10 +330,8 @@ final class SegmentReader: Sendable {
                 try book.check(b, partition: p, bytes: got, object: ref.name, offset: r.lowerBound)
             }
             var estimates = [Float](repeating: 0, count: n), lower = [Float](repeating: 0, count: n), upper = [Float](repeating: 0, count: n)
-            if let rabitq {
-                let prepared = ivf.centroids.withUnsafeBufferPointer { c in
-                    query.withUnsafeBufferPointer { rabitq.prepare(query: $0.baseAddress!, centroid: c.baseAddress! + p * dim, metric: metric) }
-                }
+            if let rabitq, let rotatedQuery {
+                let prepared = ivf.centroids.withUnsafeBufferPointer { rabitq.prepare(rotatedQuery, centroid: $0.baseAddress! + p * dim, metric: metric) }
                 codes.withUnsafeBytes { raw in
                     rabitq.estimate(prepared, records: raw.baseAddress!, count: n, estimates: &estimates, lowerBounds: &lower,
                                     upperBounds: &upper)

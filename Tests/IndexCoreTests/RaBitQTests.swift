@@ -26,12 +26,16 @@ private func mean(_ data: [Float], dim: Int) -> [Float] {
 private func encodeAll(_ q: RaBitQ, _ data: [Float], centroid: [Float]) -> [UInt8] {
     let rows = data.count / q.dimension
     var records = [UInt8](repeating: 0, count: rows * q.recordBytes)
+    var rotated = [Float](repeating: 0, count: q.paddedDimension)
+    centroid.withUnsafeBufferPointer { c in rotated.withUnsafeMutableBufferPointer { q.rotate(c.baseAddress!, into: $0.baseAddress!) } }
     data.withUnsafeBufferPointer { d in
         centroid.withUnsafeBufferPointer { c in
-            records.withUnsafeMutableBytes { r in
-                for i in 0..<rows {
-                    q.encodeRecord(d.baseAddress! + i * q.dimension, centroid: c.baseAddress!,
-                                   into: r.baseAddress! + i * q.recordBytes)
+            rotated.withUnsafeBufferPointer { rc in
+                records.withUnsafeMutableBytes { r in
+                    for i in 0..<rows {
+                        q.encodeRecord(d.baseAddress! + i * q.dimension, centroid: c.baseAddress!, rotatedCentroid: rc.baseAddress!,
+                                       into: r.baseAddress! + i * q.recordBytes)
+                    }
                 }
             }
         }
@@ -89,7 +93,7 @@ private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) {
     func paddedDimensionIsThePowerOfTwoAtLeast64(dimension: Int, padded: Int) {
         let q = RaBitQ(dimension: dimension, seed: 3)
         #expect(q.paddedDimension == padded)
-        #expect(q.codeBytes == padded / 8 && q.recordBytes == padded / 8 + 8)
+        #expect(q.codeBytes == padded / 8 && q.recordBytes == padded / 8 + 12)
     }
 
     @Test(arguments: [64, 128, 256])
@@ -144,7 +148,9 @@ private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) {
         let centroid = [Float](repeating: 0.25, count: 8)
         #expect(rotated(q, row).prefix(4).map(\.bitPattern) == [0xBD00_0000, 0x3F10_0000, 0x3E80_0000, 0x3E60_0000])
         let record = encodeAll(q, row, centroid: centroid)
-        #expect(record == [238, 171, 59, 183, 144, 61, 142, 70] + [0x29, 0xF2, 0x93, 0x40] + [0xC5, 0x2E, 0x4C, 0x3F])
+        // Code, n, x0, then the centroid term t = 0.765625 (checked against numpy float32 too).
+        #expect(record == [238, 171, 59, 183, 144, 61, 142, 70] + [0x29, 0xF2, 0x93, 0x40] + [0xC5, 0x2E, 0x4C, 0x3F]
+                    + [0x00, 0x00, 0x44, 0x3F])
 
         // P = 128: the 1/√P scale is not exact.
         let q2 = RaBitQ(dimension: 100, seed: 7)
@@ -165,7 +171,7 @@ private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) {
         var c = (0..<10).map { Float($0) / 10 }
         if metric == .cosine { c = Distance.normalized(c) }
         let record = encodeAll(q, c, centroid: c)
-        #expect(record == [UInt8](repeating: 0, count: q.codeBytes) + [0, 0, 0, 0] + [0x00, 0x00, 0x80, 0x3F])
+        #expect(record == [UInt8](repeating: 0, count: q.codeBytes) + [0, 0, 0, 0] + [0x00, 0x00, 0x80, 0x3F] + [0, 0, 0, 0])
         var query = (0..<10).map { Float(10 - $0) / 7 }
         if metric == .cosine { query = Distance.normalized(query) }
         let (e, lo, hi) = estimateAll(q, record, query: query, centroid: c, metric: metric)
@@ -281,7 +287,7 @@ private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) {
         for i in 0..<rows {
             for b in 0..<q.codeBytes { records[i * q.recordBytes + b] = UInt8.random(in: 0...255, using: &rng) }
             withUnsafeBytes(of: Float(1).bitPattern.littleEndian) { records.replaceSubrange(i * q.recordBytes + q.codeBytes..<i * q.recordBytes + q.codeBytes + 4, with: $0) }
-            withUnsafeBytes(of: Float(0.8).bitPattern.littleEndian) { records.replaceSubrange(i * q.recordBytes + q.codeBytes + 4..<(i + 1) * q.recordBytes, with: $0) }
+            withUnsafeBytes(of: Float(0.8).bitPattern.littleEndian) { records.replaceSubrange(i * q.recordBytes + q.codeBytes + 4..<i * q.recordBytes + q.codeBytes + 8, with: $0) }
         }
         let query = gaussian(1, dim: dim, seed: 3), centroid = [Float](repeating: 0, count: dim)
         var e = [Float](repeating: 0, count: rows), lo = e
@@ -314,5 +320,40 @@ private func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) {
         print("RaBitQ scan, dim 768 (\(q.codeBytes) code bytes/row, \(build) build): "
               + "\(Int(Double(rows * reps) / seconds)) rows/s including prepare; prepare \(prepareTime / reps) per query")
         #expect(e.allSatisfy { $0.isFinite })
+    }
+
+    /// One set of tables per query (`prepareQuery`, with each row's stored centroid term) gives
+    /// the same estimates as tables of `R(q − c)` per partition.
+    @Test(arguments: [Metric.l2, .cosine, .dot])
+    func perQueryTablesMatchPerPartitionTables(metric: Metric) {
+        for dim in [96, 768] {
+            let q = RaBitQ(dimension: dim, seed: 9)
+            var data = gaussian(500, dim: dim, seed: 10)
+            var centroid = gaussian(1, dim: dim, seed: 11)
+            var query = gaussian(1, dim: dim, seed: 12)
+            if metric == .cosine {
+                func unit(_ v: [Float]) -> [Float] { let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot(); return v.map { $0 / n } }
+                data = (0..<500).flatMap { unit(Array(data[$0 * dim..<($0 + 1) * dim])) }
+                centroid = unit(centroid)
+                query = unit(query)
+            }
+            let records = encodeAll(q, data, centroid: centroid)
+            let (e1, l1, _) = estimateAll(q, records, query: query, centroid: centroid, metric: metric)
+            let shared = query.withUnsafeBufferPointer { q.prepareQuery($0.baseAddress!) }
+            let prepared = centroid.withUnsafeBufferPointer { q.prepare(shared, centroid: $0.baseAddress!, metric: metric) }
+            var e2 = [Float](repeating: 0, count: 500), l2 = e2
+            records.withUnsafeBytes { r in
+                e2.withUnsafeMutableBufferPointer { ep in
+                    l2.withUnsafeMutableBufferPointer { lp in
+                        q.estimate(prepared, records: r.baseAddress!, count: 500, estimates: ep.baseAddress!, lowerBounds: lp.baseAddress!)
+                    }
+                }
+            }
+            let scale = e1.map(abs).max()! + 1
+            for i in 0..<500 {
+                #expect(abs(e1[i] - e2[i]) <= 1e-3 * scale, "\(metric) dim \(dim) row \(i): \(e1[i]) vs \(e2[i])")
+                #expect(abs(l1[i] - l2[i]) <= 1e-3 * scale)
+            }
+        }
     }
 }

@@ -12,7 +12,8 @@ import Testing
     }
 
     /// The IVF segment with both kinds of codes: binary records (padded dimension 64: 8 code
-    /// bytes, f32 norm, f32 dot) where code byte i of row r is 16·r + i, norm r/2, dot 0.75;
+    /// bytes, f32 norm, f32 dot, f32 centroid term) where code byte i of row r is 16·r + i,
+    /// norm r/2, dot 0.75, centroid term −r;
     /// SQ8 codes 10·r + j, minimums (0, −1), steps (0.5, 0.25). A format test: the values pin
     /// bytes, they are not a real quantization of the vectors.
     static func ivfCodesSegment() -> SegmentContents {
@@ -22,6 +23,7 @@ import Testing
             binary += (0..<8).map { UInt8(16 * r + $0) }
             withUnsafeBytes(of: (Float(r) / 2).bitPattern.littleEndian) { binary += $0 }
             withUnsafeBytes(of: Float(0.75).bitPattern.littleEndian) { binary += $0 }
+            withUnsafeBytes(of: Float(-r).bitPattern.littleEndian) { binary += $0 }
         }
         let sq8 = (0..<12).flatMap { r in (0..<2).map { UInt8(10 * r + $0) } }
         c.codes = IVFCodes(codebook: IVFCodebook(kinds: [.binary, .sq8], seed: 0x5EED, paddedDimension: 64,
@@ -99,7 +101,7 @@ import Testing
                                           objectSize: UInt64(e.bytes.count), object: "s")
         let book = try #require(tail.codebook)
         #expect(book == c.codes!.codebook)
-        #expect(book.recordBytes(dimension: 2) == 12 + 16 + 2)
+        #expect(book.recordBytes(dimension: 2) == 12 + 20 + 2)
         let section = try #require(tail.footer.section(.ivfCodes))
         #expect(section.offset < e.tailOffset, "codes lie in the data area, not the tail")
         let ivf = try #require(tail.ivf)
@@ -113,7 +115,7 @@ import Testing
         }
         // The binary region follows the 12 rows' info; partition 1's block holds rows 4..<8.
         let binaryStart: UInt64 = 12 * 12
-        #expect(book.range(.binary, rows: 4..<8, totalRows: 12, dimension: 2) == binaryStart + 64..<binaryStart + 128)
+        #expect(book.range(.binary, rows: 4..<8, totalRows: 12, dimension: 2) == binaryStart + 80..<binaryStart + 160)
         let b = book.range(.binary, rows: ivf.rows(1), totalRows: 12, dimension: 2)
         #expect(Int(e.bytes[Int(section.offset + b.lowerBound)]) == 16 * 4)
         // Row info: key, then the CRC of the row's 8 vector bytes.

@@ -24,7 +24,7 @@ import _VecgoTestSupport
         let codes = try #require(contents.codes)
         #expect(codes.codebook.kinds == [.binary, .sq8])
         #expect(codes.codebook.paddedDimension == 64)
-        #expect(codes.binary.count == rows.count * (64 / 8 + 8))
+        #expect(codes.binary.count == rows.count * (64 / 8 + 12))
         #expect(codes.sq8.count == rows.count * 32)
     }
 

@@ -45,14 +45,17 @@ void vecgo_rabitq_rotate(float *v, const float *signs, size_t p, size_t rounds, 
 /// RaBitQ lookup tables of the rotated query `w` (`p` floats): for group g (p/8 of them),
 /// tables[256*g + b] = sum of w[8g + j] over the set bits j of b.
 void vecgo_rabitq_tables(const float *w, size_t p, float *tables);
-/// The per-query coefficients of a RaBitQ scan. For a row with norm n, factor x0 and
-/// ip = (2 * S1 - sum) * inv_sqrt_p: estimate = a + b*n*n + c*n*ip/x0,
+/// One round of the RaBitQ rotation's transpose: Walsh–Hadamard butterflies, then scale, then
+/// the round's signs (rounds applied last to first give R^T).
+void vecgo_rabitq_rotate_transposed_round(float *v, const float *signs, size_t p, float scale);
+/// The per-query coefficients of a RaBitQ scan. For a row with norm n, factor x0, centroid
+/// term t and ip = (2 * (S1 - t_weight * t) - sum) * inv_sqrt_p: estimate = a + b*n*n + c*n*ip/x0,
 /// bound = d * n * sqrt(max(0, 1 - x0*x0)) / x0.
 typedef struct {
-    float sum, inv_sqrt_p, a, b, c, d;
+    float sum, inv_sqrt_p, a, b, c, d, t_weight;
 } vecgo_rabitq_params;
 /// RaBitQ scan of `count` records, `stride` bytes apart, each `groups` code bytes followed by
-/// the row's n and x0 (float32, native = little-endian order, any alignment): estimates,
+/// the row's n, x0 and t (float32, native = little-endian order, any alignment): estimates,
 /// lower bounds (estimate - bound) and, when `upper` is not NULL, upper bounds.
 void vecgo_rabitq_estimate(const float *tables, size_t groups, const vecgo_rabitq_params *k,
                            const uint8_t *records, size_t stride, size_t count,
