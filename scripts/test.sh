@@ -43,6 +43,36 @@ echo "== vecgo-bench tiers (small, counts only): embedded, then against moto as 
 swift run vecgo-bench tiers --rows 2000 --dim 32 --queries 3 --latency none
 swift run vecgo-bench tiers --rows 2000 --dim 32 --queries 3 --endpoint "$VECGO_TEST_S3_ENDPOINT" --json > .build/tiers.json
 python3 -c 'import json, sys; r = json.load(open(".build/tiers.json")); assert r["counts_consistent"] and len(r["results"]) == 7, r; print("tiers JSON against moto: counts consistent,", len(r["results"]), "rows")'
+echo "== vecgo-bench scale (small, counts only): 4 commits then compaction, against moto"
+swift run vecgo-bench scale --rows 20000 --dim 32 --queries 20 --commits 4 --compact --max-segment-bytes 1048576 \
+    --endpoint "$VECGO_TEST_S3_ENDPOINT" --bucket "vecgo-scale-$RANDOM" --json > .build/scale.json
+python3 - <<'PY'
+import json
+rows = json.load(open(".build/scale.json"))
+assert len(rows) == 2, rows
+before, after = rows
+for r in rows:
+    assert r["rows"] == 20000 and r["open_requests"] <= 2, r
+    assert r["recall_at_k"] >= 0.9, r
+    assert 0 < r["cold_first_query_bytes"] < r["database_bytes"], r
+assert before["segments"] >= 4 and after["segments"] <= before["segments"], rows
+print("scale: %d -> %d segments, recall %.3f / %.3f, cold first query %.1f%% / %.1f%% of the database" % (
+    before["segments"], after["segments"], before["recall_at_k"], after["recall_at_k"],
+    100 * before["cold_first_query_share_of_database"], 100 * after["cold_first_query_share_of_database"]))
+PY
+echo "== bounded-memory writes: the same 100 000 x 64 import with 2 MiB and with 256 MiB segments"
+swift run vecgo-bench scale --rows 100000 --dim 64 --queries 5 --latency none --max-segment-bytes 2097152 --json > .build/small-segments.json
+swift run vecgo-bench scale --rows 100000 --dim 64 --queries 5 --latency none --json > .build/large-segments.json
+python3 - <<'PY'
+import json
+small, large = json.load(open(".build/small-segments.json")), json.load(open(".build/large-segments.json"))
+data = 100000 * 64 * 4
+grown_small, grown_large = small["writer_peak_rss_bytes"], large["writer_peak_rss_bytes"]
+print("writer peak RSS: %.0f MiB with 2 MiB segments (%d segments), %.0f MiB with one segment; the vectors are %.0f MiB" % (
+    grown_small / 2**20, small["segments"], grown_large / 2**20, data / 2**20))
+assert small["segments"] >= 12 and large["segments"] == 1, (small, large)
+assert grown_small + data / 2 < grown_large, "writing out 2 MiB segments did not bound the writer's memory"
+PY
 echo "== arm64 (NEON) compile check of the C kernels"
 clang_bin="$(dirname "$(readlink -f "$(command -v swift)")")/clang"
 "$clang_bin" --target=aarch64-linux-gnu -ffreestanding -fsyntax-only -Wall -Werror \

@@ -9,7 +9,8 @@ public struct SearchOptions: Sendable, Hashable {
     public var ef: Int
     /// IVF partitions probed, for a segment holding every row searched; a segment holding a
     /// share `s` of the rows probes `nprobe·√s` of its partitions (at least one), so a database
-    /// split over many segments scans about as many rows as one segment would.
+    /// split over many segments scans about as many rows as one segment would. Default 24
+    /// (recall@10 0.965 on 1 000 000 × 768 anisotropic clusters, `vecgo-bench scale`).
     public var nprobe: Int
     /// Which codes an IVF segment's probed partitions are scanned by.
     public var scan: CodeScan
@@ -18,7 +19,7 @@ public struct SearchOptions: Sendable, Hashable {
     /// (1-bit: max(10·k, 100), keeping only rows whose error bound can still reach the top k;
     /// SQ8: max(4·k, 40)).
     public var rerank: Int
-    public init(ef: Int = 64, nprobe: Int = 8, scan: CodeScan = .automatic, rerank: Int = 0) {
+    public init(ef: Int = 64, nprobe: Int = 24, scan: CodeScan = .automatic, rerank: Int = 0) {
         self.ef = ef
         self.nprobe = nprobe
         self.scan = scan

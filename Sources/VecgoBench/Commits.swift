@@ -36,14 +36,23 @@ struct CommitOptions {
     }
 }
 
-/// Counts the object-store requests a commit makes.
+/// Counts the object-store requests a commit makes, and the bytes it writes.
 final class CountingStore: BlobStore {
     let base: any BlobStore
     let requests = AtomicCounter()
+    let bytesWritten = AtomicCounter()
     init(_ base: any BlobStore) { self.base = base }
     func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] { requests.increment(); return try await base.read(name, range: range) }
-    func put(_ name: String, _ bytes: [UInt8]) async throws { requests.increment(); try await base.put(name, bytes) }
-    func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws { requests.increment(); try await base.putIfAbsent(name, bytes) }
+    func put(_ name: String, _ bytes: [UInt8]) async throws {
+        requests.increment()
+        bytesWritten.add(bytes.count)
+        try await base.put(name, bytes)
+    }
+    func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
+        requests.increment()
+        bytesWritten.add(bytes.count)
+        try await base.putIfAbsent(name, bytes)
+    }
     func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] {
         requests.increment()
         return try await base.list(prefix: prefix, startAfter: startAfter)

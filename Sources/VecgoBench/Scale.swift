@@ -26,7 +26,7 @@ struct ScaleOptions {
     var commits = 1
     var compact = false
     var k = 10
-    var nprobe = 16
+    var nprobe = SearchOptions().nprobe
     var rerank = 0
     var scan = CodeScan.automatic
     var writeFvecs: String?
@@ -261,6 +261,9 @@ struct ScaleRow: Codable {
     var recall_at_k: Double
     var k: Int
     var nprobe: Int
+    /// A commit of 100 rows (50 updates, 50 new keys) on this database: what it uploaded and how long it took.
+    var small_commit_bytes: Int?
+    var small_commit_ms: Double?
 }
 
 func scaleStore(_ o: ScaleOptions) async throws -> any BlobStore {
@@ -410,6 +413,7 @@ func scaleBench(_ o: ScaleOptions, args: ArraySlice<String>) async throws {
     let written = reused ? WritePhaseResult(rows: data.count, commits: o.commits, seconds: .nan, peak_rss_bytes: 0)
         : try runPhase("write", args, extra: extra)
     rows.append(try await measureReader(label: o.commits == 1 ? "bulk" : "\(o.commits) commits", o, data, store, queries, truth, written))
+    (rows[0].small_commit_bytes, rows[0].small_commit_ms) = try await smallCommit(store, data)
     if o.compact {
         let compacted = try runPhase("compact", args, extra: extra)
         rows.append(try await measureReader(label: "\(o.commits) commits, compacted", o, data, store, queries, truth, compacted))
@@ -432,6 +436,9 @@ func scaleBench(_ o: ScaleOptions, args: ArraySlice<String>) async throws {
             warm             \(String(format: "p50 %.2f ms, p99 %.2f ms", r.warm_p50_ms, r.warm_p99_ms))
             recall@\(r.k)        \(String(format: "%.3f", r.recall_at_k)) (nprobe \(r.nprobe))
             """)
+        if let bytes = r.small_commit_bytes, let ms = r.small_commit_ms {
+            print("100-row commit   \(String(format: "%.1f ms, %d bytes uploaded", ms, bytes))")
+        }
     }
 }
 
@@ -481,6 +488,26 @@ func measureReader(label: String, _ o: ScaleOptions, _ data: ScaleData, _ store:
                     first_touch_bytes_per_query: queries.count > 1 ? Double(touchBytes) / Double(queries.count - 1) : 0,
                     warm_p50_ms: warm.percentile(0.5) / 1000, warm_p99_ms: warm.percentile(0.99) / 1000,
                     recall_at_k: Double(found) / Double(queries.count * o.k), k: o.k, nprobe: o.nprobe)
+}
+
+/// A commit of 100 rows on the database: 50 of its keys updated, 50 new keys. Returns the bytes
+/// it uploaded (segment, pk-index layer, manifest) and its latency.
+func smallCommit(_ store: any BlobStore, _ data: ScaleData) async throws -> (Int, Double) {
+    let counting = CountingStore(store)
+    let w = try await Vecgo.open(.remote(counting))
+    let fresh = try data.rows(0..<100)
+    for i in 0..<100 {
+        let key = i < 50 ? UInt64(i * (data.count / 50)) : UInt64(data.count + Int.random(in: 0..<1_000_000_000))
+        try await w.upsert(id: key, Array(fresh[i * data.dimension..<(i + 1) * data.dimension]))
+    }
+    let before = counting.bytesWritten.value
+    let clock = ContinuousClock()
+    let t = clock.now
+    try await w.commit()
+    let millis = seconds(clock.now - t) * 1000
+    let bytes = counting.bytesWritten.value - before
+    try await w.close()
+    return (bytes, millis)
 }
 
 /// Writes the set as base.fvecs, queries.fvecs and groundtruth.ivecs (for the peers).
