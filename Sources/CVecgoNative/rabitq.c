@@ -5,25 +5,8 @@
 #include <math.h>
 #include <string.h>
 
-void vecgo_rabitq_rotate(float *v, const float *signs, size_t p, size_t rounds, float scale) {
-    for (size_t r = 0; r < rounds; r++) {
-        const float *s = signs + r * p;
-        for (size_t i = 0; i < p; i++) v[i] = v[i] * s[i];
-        // Walsh–Hadamard butterflies in Sylvester (natural) order.
-        for (size_t h = 1; h < p; h <<= 1) {
-            for (size_t i = 0; i < p; i += h << 1) {
-                for (size_t j = i; j < i + h; j++) {
-                    float a = v[j], b = v[j + h];
-                    v[j] = a + b;
-                    v[j + h] = a - b;
-                }
-            }
-        }
-        for (size_t i = 0; i < p; i++) v[i] = v[i] * scale;
-    }
-}
-
-void vecgo_rabitq_rotate_transposed_round(float *v, const float *signs, size_t p, float scale) {
+// Walsh–Hadamard butterflies in Sylvester (natural) order, unscaled.
+static void hadamard(float *v, size_t p) {
     for (size_t h = 1; h < p; h <<= 1) {
         for (size_t i = 0; i < p; i += h << 1) {
             for (size_t j = i; j < i + h; j++) {
@@ -33,6 +16,19 @@ void vecgo_rabitq_rotate_transposed_round(float *v, const float *signs, size_t p
             }
         }
     }
+}
+
+void vecgo_rabitq_rotate(float *v, const float *signs, size_t p, size_t rounds, float scale) {
+    for (size_t r = 0; r < rounds; r++) {
+        const float *s = signs + r * p;
+        for (size_t i = 0; i < p; i++) v[i] = v[i] * s[i];
+        hadamard(v, p);
+        for (size_t i = 0; i < p; i++) v[i] = v[i] * scale;
+    }
+}
+
+void vecgo_rabitq_rotate_transposed_round(float *v, const float *signs, size_t p, float scale) {
+    hadamard(v, p);
     for (size_t i = 0; i < p; i++) v[i] = v[i] * scale * signs[i];
 }
 
