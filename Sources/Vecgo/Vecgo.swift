@@ -114,6 +114,10 @@ public actor Vecgo {
     /// Whether pending rows are being written out as a segment (``spillIfFull()``); writes wait.
     private var spilling = false
     private var spillWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Why writing pending rows out last failed, if it did: the rows stay in the memtable (the
+    /// next commit writes them), no spill is tried again until a commit or ``discardPending()``,
+    /// and writes are refused from twice `.maxSegmentBytes` on.
+    private var spillError: VecgoError?
     private var manifestBusy = false
     private var manifestWaiters: [CheckedContinuation<Void, Never>] = []
     /// Set by ``close()``: writes are refused from then on.
@@ -410,7 +414,7 @@ public actor Vecgo {
     /// (built off the actor, uploaded) that the next commit publishes; searches see the rows
     /// all along (from the memtable until the segment replaces it), other writes wait.
     private func spillIfFull() async throws {
-        guard !spilling, pending.memtable.count * dimension * 4 >= config.maxSegmentBytes else { return }
+        guard !spilling, spillError == nil, pending.memtable.count * dimension * 4 >= config.maxSegmentBytes else { return }
         spilling = true
         defer {
             spilling = false
@@ -425,7 +429,8 @@ public actor Vecgo {
                                          reader: SegmentReader(ref: built.ref, store: cached, metric: metric, budget: view.budget)))
             pending.memtable = Memtable(dimension: dimension, metric: metric)
         } catch {
-            throw VecgoError.wrap(error, "writing \(table.liveCount) pending rows out as a segment")
+            // The write that crossed the limit succeeded (its row is pending); only the spill failed.
+            spillError = VecgoError.wrap(error, "writing \(table.liveCount) pending rows out as a segment")
         }
     }
 
@@ -542,6 +547,7 @@ public actor Vecgo {
         let n = pending.count
         pending = PendingWrites(dimension: dimension, metric: metric)
         backgroundCommitError = nil  // its writes are gone with the rest
+        spillError = nil
         return n
     }
 
@@ -818,6 +824,7 @@ public actor Vecgo {
                 let v = try await self.publish(batch)
                 let published = self.view  // no await since publish: this is the version it made
                 self.backgroundCommitError = nil
+                self.spillError = nil
                 await self.rebaseTouches(committedOn: self.builtOn, published: published)
                 return v
             } catch {
@@ -1157,6 +1164,9 @@ public actor Vecgo {
         // Memory stays bounded: after a failed background commit, writes stop at twice the budget.
         if let budget = config.memtableBudget, let failed = backgroundCommitError, pending.memtable.count >= 2 * budget {
             throw VecgoError(failed.code, "\(pending.memtable.count) rows are pending and the background commit failed (\(failed.message)); call commit() to retry, or discardPending()", underlying: failed)
+        }
+        if let failed = spillError, pending.memtable.count * dimension * 4 >= 2 * config.maxSegmentBytes {
+            throw VecgoError(failed.code, "\(pending.memtable.count) rows are pending and writing them out failed (\(failed.message)); call commit() to retry, or discardPending()", underlying: failed)
         }
     }
 

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Stores
 import Testing
 import _VecgoTestSupport
@@ -52,7 +55,11 @@ import _VecgoTestSupport
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
         try p.run()
-        defer { p.terminate() }
+        defer {
+            // SIGKILL: a child can inherit a blocked SIGTERM from the test process's thread and outlive the test.
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
         var line = ""
         while !line.hasSuffix("\n") {
             let chunk = out.fileHandleForReading.availableData

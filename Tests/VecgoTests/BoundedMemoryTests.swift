@@ -102,4 +102,31 @@ import _VecgoTestSupport
         }
         #expect(try await r.search(data[5], k: 1, options: SearchOptions(nprobe: 1000)).first?.id != 5)
     }
+
+    /// A failed spill fails no write: the rows stay pending (the commit writes them), and only
+    /// past twice the limit are writes refused until a commit.
+    @Test func aFailedSpillKeepsTheRowsAndBoundsPendingWrites() async throws {
+        let failSegments = Mutex(true)
+        let store = InterceptingStore(onWrite: { name, kind in
+            if kind == .put, name.hasPrefix("segment_"), failSegments.withLock({ $0 }) {
+                throw StoreError(.network, "injected: segment uploads fail")
+            }
+        })
+        let w = try await Vecgo.open(.remote(store), .create(dimension: Self.dim, metric: .l2), .maxSegmentBytes(Self.limit))
+        let data = SegmentLayoutEngineTests.clustered(2_100, Self.dim, seed: 73)
+        for i in 0..<2_047 { try await w.upsert(id: UInt64(i), data[i]) }  // 1 024 rows crossed the limit: the spill failed
+        #expect(await w.pendingCount == 2_047)
+        #expect(try await store.list(prefix: "segment_").isEmpty)
+        try await w.upsert(id: 2_047, data[2_047])  // 2 048 rows: twice the limit
+        await #expect(throws: VecgoError.self) { try await w.upsert(id: 2_048, data[2_048]) }
+        failSegments.withLock { $0 = false }
+        try await w.commit()
+        #expect(await w.pendingCount == 0)
+        try await w.upsert(id: 2_048, data[2_048])  // accepted again
+        try await w.commit()
+        let r = try await Vecgo.open(.remote(store), .readOnly)
+        for i in stride(from: 0, through: 2_048, by: 127) {
+            #expect(try await r.search(data[i], k: 1, options: SearchOptions(nprobe: 1000)).first?.id == UInt64(i))
+        }
+    }
 }
