@@ -252,23 +252,51 @@ public actor Vecgo {
         if known > 0, let v = try await newestVersion(after: known, store) {
             return try await manifestAt(version: v, store)
         }
-        let listing = try await store.list(prefix: "MANIFEST-")
-        guard let newest = listing.last(where: { Manifest.version(fromObjectName: $0.name) != nil }) else { return nil }
-        let bytes = try await store.read(newest.name, range: 0..<newest.size)
-        return try Manifest.decode(bytes, object: newest.name)
+        let listing: [ObjectInfo]
+        do { listing = try await store.list(prefix: "MANIFEST-") } catch {
+            throw VecgoError.wrap(error, "listing MANIFEST-* to find the newest version")
+        }
+        // A listing only says where to start: a damaged or stale one may miss the newest
+        // versions. The version after the newest it names must be absent (probed while that
+        // manifest is read); when it exists, probing forward finds the newest.
+        let listed = listing.compactMap { o in Manifest.version(fromObjectName: o.name).map { ($0, o) } }
+        guard let (newest, info) = listed.max(by: { $0.0 < $1.0 }) else {
+            // No manifest name at all: an empty database, or a listing that lost them; version 1 decides.
+            guard try await manifestExists(1, store) else {
+                guard listing.isEmpty else {
+                    throw VecgoError(.corrupted, "the listing of MANIFEST-* holds \(listing.count) entries but no manifest name (first: '\(listing[0].name)'), and version 1 does not exist; cannot tell the newest version")
+                }
+                return nil
+            }
+            return try await manifestAt(version: newestVersion(after: 1, store) ?? 1, store)
+        }
+        async let newer = manifestExists(newest + 1, store)
+        async let read: Result<Manifest, any Error> = { () async -> Result<Manifest, any Error> in
+            do {  // a ranged read of the listed size: cached like any other read
+                return .success(try Manifest.decode(try await store.read(info.name, range: 0..<info.size), object: info.name))
+            } catch { return .failure(error) }
+        }()
+        if try await newer {
+            _ = await read
+            return try await manifestAt(version: newestVersion(after: newest + 1, store) ?? newest + 1, store)
+        }
+        return try await read.get()
+    }
+
+    /// Whether `MANIFEST-<version>` exists (a size request; no listing).
+    static func manifestExists(_ version: UInt64, _ store: any BlobStore) async throws -> Bool {
+        do {
+            _ = try await store.size(Manifest.objectName(version: version))
+            return true
+        } catch let e as StoreError where e.code == .notFound {
+            return false
+        }
     }
 
     /// The newest version, found by probing forward from `known` (see ``latestManifest(_:after:)``);
     /// nil when `known` no longer exists.
     static func newestVersion(after known: UInt64, _ store: any BlobStore) async throws -> UInt64? {
-        func exists(_ v: UInt64) async throws -> Bool {
-            do {
-                _ = try await store.size(Manifest.objectName(version: v))
-                return true
-            } catch let e as StoreError where e.code == .notFound {
-                return false
-            }
-        }
+        func exists(_ v: UInt64) async throws -> Bool { try await manifestExists(v, store) }
         var present = known, step: UInt64 = 1
         var missing = known + 1
         while try await exists(missing) {  // gallop: +1, +2, +4, …

@@ -61,8 +61,8 @@ import _VecgoTestSupport
         try await reader.close()
 
         // A restarted reader with the same cache directory: the query is served from disk.
-        // Everything since it opened: one LIST (finding the latest version is never cached),
-        // every other read from the disk cache.
+        // Everything since it opened: one LIST (finding the latest version is never cached; the
+        // size probe that confirms it is not counted), every other read from the disk cache.
         let restarted = try await Vecgo.open(.remote(store), .readOnly, .cacheDirectory(cache))
         #expect(try await restarted.search(data[5], k: 1).first?.id == ids[5])
         let total = await restarted.tierCounters()

@@ -28,7 +28,8 @@ import _VecgoTestSupport
 
 
     /// The disk cache keeps the pages a query fetched (sparse block files): a restarted reader
-    /// repeats the query with no request but the listing that finds the newest version.
+    /// repeats the query with no read but the listing that finds the newest version (and the
+    /// size probe that confirms no newer one exists, which the counters leave out).
     @Test func aRestartedReaderRepeatsAQueryFromDisk() async throws {
         let (store, _) = try await CodesTests.database(rows: 3_000, dim: 64)
         let cache = FileManager.default.temporaryDirectory.path + "/vecgo-coldbytes-\(UUID().uuidString)"
@@ -42,7 +43,7 @@ import _VecgoTestSupport
         let after = try await restarted.search(q, k: 10, include: [.vector])
         let counters = await restarted.tierCounters()
         #expect(after == before)
-        #expect(counters.remoteRequests == 1, "\(counters.remoteRequests) requests: only the listing should go to the store")
+        #expect(counters.remoteRequests == 1, "\(counters.remoteRequests) requests: only the listing should go to the store (and an uncounted size probe)")
         #expect(counters.diskHits > 0)
         try await restarted.close()
     }
