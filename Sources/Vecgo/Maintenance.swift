@@ -169,7 +169,7 @@ extension Vecgo {
                 return VacuumReport(oldestRetainedVersion: 0, manifestsDeleted: 0, objectsDeleted: 0, bytesDeleted: 0, keptInGracePeriod: 0)
             }
             let retained = manifests.suffix(retainVersions)
-            var referenced: Set<String> = []
+            var referenced = pendingObjectNames  // this handle's pending rows written out
             for (v, _) in retained {
                 let m = try await Self.manifestAt(version: v, remote)
                 referenced.formUnion(m.segments.map(\.name))

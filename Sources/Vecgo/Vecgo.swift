@@ -452,11 +452,16 @@ public actor Vecgo {
         let table = pending.memtable
         do {
             let built = try await buildSegment(table)
+            // Writes waited, but a failed commit may have merged its batch back into `pending`, or
+            // `discardPending()` emptied it, while the segment was built: then the table written
+            // out is no longer the pending one, and the segment is dropped (an orphan for vacuum).
+            guard pending.memtable.graph === table.graph, pending.memtable.count == table.count else { return }
             pending.spilled.append(Spill(object: OwnObject(name: built.object.name, bytes: [], written: built.object.written),
                                          ref: built.ref, liveRows: built.liveRows,
                                          reader: SegmentReader(ref: built.ref, store: cached, metric: metric, budget: view.budget)))
             pending.memtable = Memtable(dimension: dimension, metric: metric)
         } catch {
+            guard pending.memtable.graph === table.graph else { return }  // not the pending table any more
             // The write that crossed the limit succeeded (its row is pending); only the spill failed.
             spillError = VecgoError.wrap(error, "writing \(table.liveCount) pending rows out as a segment")
         }
@@ -562,6 +567,12 @@ public actor Vecgo {
     }
 
     private func normalizedIfCosine(_ v: [Float]) -> [Float] { metric == .cosine ? Distance.normalized(v) : v }
+
+    /// Objects this handle wrote for writes not yet committed (pending rows written out as
+    /// segments): its own vacuum keeps them.
+    var pendingObjectNames: Set<String> {
+        Set((pending.spilled + (flushing?.spilled ?? [])).map(\.object.name))
+    }
 
     /// Writes not yet committed (rows added, replaced or deleted).
     public var pendingCount: Int { pending.count + (flushing?.count ?? 0) }
@@ -1075,7 +1086,9 @@ public actor Vecgo {
         var results = hits.map { SearchResult(id: $0.id, distance: $0.distance) }
         var wanted: [Int: [(result: Int, row: Int)]] = [:]
         for (i, h) in hits.enumerated() {
-            if let row = pending.memtable.row(id: h.id) ?? flushing?.memtable.row(id: h.id) {
+            // A hit from a segment (committed, or pending rows written out) is read from the row
+            // it came from: the memtable of a commit in flight may hold an older row of its key.
+            if origin[h.id] == nil, let row = pending.memtable.row(id: h.id) ?? flushing?.memtable.row(id: h.id) {
                 if include.contains(.metadata) { results[i].metadata = row.metadata }
                 if include.contains(.payload) { results[i].payload = row.payload }
                 if include.contains(.vector) { results[i].vector = row.vector }

@@ -129,4 +129,43 @@ import _VecgoTestSupport
             #expect(try await r.search(data[i], k: 1, options: SearchOptions(nprobe: 1000)).first?.id == UInt64(i))
         }
     }
+
+    /// `discardPending()` while pending rows are being written out: the segment being written
+    /// is dropped when it is done, so the next commit publishes none of the discarded rows.
+    @Test func discardingDuringASpillDropsTheSpilledRows() async throws {
+        let slowSegments = Mutex(false)
+        let store = InterceptingStore(onWrite: { name, kind in
+            if kind == .put, name.hasPrefix("segment_"), slowSegments.withLock({ $0 }) { Thread.sleep(forTimeInterval: 0.5) }
+        })
+        let w = try await Vecgo.open(.remote(store), .create(dimension: Self.dim, metric: .l2), .maxSegmentBytes(Self.limit))
+        let data = SegmentLayoutEngineTests.clustered(1_100, Self.dim, seed: 74)
+        for i in 0..<1_023 { try await w.upsert(id: UInt64(i), data[i]) }
+        slowSegments.withLock { $0 = true }
+        let crossing = Task { try await w.upsert(id: 1_023, data[1_023]) }  // 1 024 rows: the spill starts (slow upload)
+        try await Task.sleep(nanoseconds: 150_000_000)
+        #expect(try await w.discardPending() == 1_024)
+        try await crossing.value
+        slowSegments.withLock { $0 = false }
+        #expect(await w.pendingCount == 0)
+        #expect(try await w.commit() == 0)
+        #expect(try await store.list(prefix: "MANIFEST-").isEmpty)
+    }
+
+    /// This handle's vacuum keeps the segments its pending rows were written out to.
+    @Test func vacuumKeepsThisHandlesPendingSpills() async throws {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: Self.dim, metric: .l2), .maxSegmentBytes(Self.limit),
+                                     .maxCommitObjectAge(0.05))
+        let data = SegmentLayoutEngineTests.clustered(1_500, Self.dim, seed: 75)
+        try await w.upsert(id: 99_999, data[0])
+        try await w.commit()
+        for i in 0..<1_500 { try await w.upsert(id: UInt64(i), data[i]) }  // one spill, unreferenced by any manifest
+        try await Task.sleep(nanoseconds: 200_000_000)
+        _ = try await w.vacuum(retainVersions: 1, gracePeriod: 0.1)
+        try await w.commit()
+        let r = try await Vecgo.open(.remote(store), .readOnly)
+        for i in stride(from: 0, to: 1_500, by: 149) {
+            #expect(try await r.search(data[i], k: 1, options: SearchOptions(nprobe: 1000)).first?.id == UInt64(i))
+        }
+    }
 }
