@@ -1,3 +1,4 @@
+// RaBitQ-style 1-bit quantization: the seeded rotation, row records and the estimator a scan uses.
 internal import CVecgoNative
 
 /// RaBitQ (Gao & Long, SIGMOD 2024) with one bit per dimension: each row is stored as the signs

@@ -72,6 +72,9 @@ final class SegmentReader: Sendable {
     private let graphTask = Locked<Task<LoadedGraph, any Error>?>(nil)
     private let metadataTask = Locked<Task<[Metadata], any Error>?>(nil)
     private let flatTask = Locked<Task<([Float], [UInt64]), any Error>?>(nil)
+    /// The 1-bit quantizer of the segment's code book (its signs and transposed rotation), made
+    /// once instead of per query.
+    private let quantizer = Locked<RaBitQ?>(nil)
 
     /// Where decoded graphs, flat rows and metadata are accounted (nil: kept without limit).
     private let budget: DecodedBudget?
@@ -314,7 +317,10 @@ final class SegmentReader: Sendable {
             }
         }
         let bytes = try await store.read(ref.name, ranges: ranges)
-        let rabitq = block == .binary ? RaBitQ(dimension: dim, seed: book.seed) : nil
+        let rabitq = block == .binary ? quantizer.withLock { q in
+            if q == nil { q = RaBitQ(dimension: dim, seed: book.seed) }
+            return q
+        } : nil
         // One rotation and one set of lookup tables per query serve every partition.
         let rotatedQuery = rabitq.map { r in query.withUnsafeBufferPointer { r.prepareQuery($0.baseAddress!) } }
         let sq8 = block == .sq8 ? SQ8Quantizer(minimums: book.sq8Minimums, scales: book.sq8Scales) : nil
