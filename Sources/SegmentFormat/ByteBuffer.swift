@@ -165,6 +165,12 @@ public struct ByteReader: Sendable {
         index += count
     }
 
+    /// Skips a reserved field of `count` bytes, which must be zero (`corrupted` otherwise, at the field).
+    public mutating func expectZero(_ count: Int, _ what: String) throws(FormatError) {
+        let at = self
+        guard try readBytes(count, what).allSatisfy({ $0 == 0 }) else { throw at.error(.corrupted, "\(what) is not 0") }
+    }
+
     /// Fails unless every byte has been read.
     public func expectEnd(_ what: String) throws(FormatError) {
         guard remaining == 0 else { throw error(.corrupted, "\(remaining) unexpected bytes after \(what)") }

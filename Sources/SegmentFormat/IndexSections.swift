@@ -54,7 +54,7 @@ public struct IVFLayout: Sendable, Equatable {
                        offset: UInt64) throws(FormatError) -> IVFLayout {
         var r = ByteReader(raw, object: object, baseOffset: offset)
         let nlist = Int(try r.read(UInt32.self, "partition count"))
-        try r.skip(4)
+        try r.expectZero(4, "partition section reserved field")
         guard nlist >= 1, raw.count == 8 + (nlist + 1) * 8 + nlist * 8 else {
             throw r.error(.corrupted, "partition section of \(raw.count) bytes does not fit \(nlist) partitions")
         }
@@ -121,7 +121,7 @@ public struct GraphLayout: Sendable, Equatable {
         let maxLevel = Int(try r.read(Int32.self, "max level"))
         let n = Int(try r.read(UInt32.self, "node count"))
         guard UInt64(n) == footer.rowCount, (2...1024).contains(m), maxLevel >= -1, maxLevel < 256,
-              (n == 0) == (maxLevel == -1), n == 0 || Int(entry) < n else {
+              (n == 0) == (maxLevel == -1), n == 0 ? entry == 0 : Int(entry) < n else {
             throw r.error(.corrupted, "graph header (m \(m), \(n) nodes, entry \(entry), max level \(maxLevel)) does not fit the segment")
         }
         let levels = try r.readBytes(n, "levels")

@@ -204,7 +204,7 @@ public struct Manifest: Sendable, Hashable {
         }
         let metric = try r.read(UInt8.self, "metric")
         guard (1...3).contains(metric) else { throw r.error(.corrupted, "unknown metric code \(metric)") }
-        try r.skip(3)
+        try r.expectZero(3, "manifest reserved bytes")
         let nextID = try r.read(UInt64.self, "next id")
         let pk = try r.readString16("pk-index object")
         let pkSize = try r.read(UInt64.self, "pk-index size")
@@ -226,8 +226,10 @@ public struct Manifest: Sendable, Hashable {
                 throw r.error(.corrupted, "segment '\(name)' tail \(tailOffset)+\(tail) does not end at its size \(size)")
             }
             let hints = header.optionalFeatures & Self.liveRowHints != 0
-            guard !hints || UInt64(dead) <= rows else {
-                throw r.error(.corrupted, "segment '\(name)' has \(dead) dead rows of \(rows)")
+            guard hints ? UInt64(dead) <= rows : dead == 0 else {
+                throw FormatError(.corrupted, object: object, offset: r.offset - 28,
+                                  hints ? "segment '\(name)' has \(dead) dead rows of \(rows)"
+                                        : "segment '\(name)' records \(dead) dead rows but the live-row hints bit is clear")
             }
             segments.append(SegmentRef(name: name, size: size, tailOffset: tailOffset, tailLength: tail,
                                        rowCount: rows, minID: minID, maxID: maxID, deadRows: hints ? UInt64(dead) : nil))

@@ -105,12 +105,17 @@ public struct PKIndex: Sendable, Hashable {
         let count = try b.read(UInt64.self, "entry count")
         guard count <= UInt64(b.remaining / 16) else { throw b.error(.truncated, "\(count) entries exceed the body") }
         var entries = [UInt64: Location](minimumCapacity: Int(count))
+        var previous: UInt64?
         for _ in 0..<count {
+            let at = b.offset
             let key = try b.read(UInt64.self), seg = try b.read(UInt32.self), row = try b.read(UInt32.self)
             guard Int(seg) < segments.count else { throw b.error(.corrupted, "key \(key) refers to segment \(seg) of \(segments.count)") }
-            guard entries.updateValue(Location(segment: seg, row: row), forKey: key) == nil else {
-                throw b.error(.corrupted, "key \(key) appears twice")
+            // Strictly ascending keys: no key twice, and one byte sequence per index.
+            guard previous.map({ $0 < key }) ?? true else {
+                throw FormatError(.corrupted, object: b.object, offset: at, "key \(key) is not above the previous key \(previous!)")
             }
+            previous = key
+            entries[key] = Location(segment: seg, row: row)
         }
         let tCount = try b.read(UInt64.self, "tombstone count")
         guard tCount <= UInt64(b.remaining / 8) else { throw b.error(.truncated, "\(tCount) tombstones exceed the body") }

@@ -58,6 +58,15 @@ public enum SectionKind: UInt16, Sendable, CaseIterable {
     case ivfCodebook = 8
     /// Quantized codes of the rows, partition by partition (spec/format.md, "IVF codes").
     case ivfCodes = 9
+
+    /// Kinds a reader addresses by byte range, so they are never LZ4 frames (spec/format.md,
+    /// "Sections"). The ids of an IVF segment are raw too, a rule of the layout, not the kind.
+    var isStoredRaw: Bool {
+        switch self {
+        case .vectors, .ivfCentroids, .ivfPartitions, .ivfCodebook, .ivfCodes: true
+        case .ids, .metadata, .payloads, .hnswGraph: false
+        }
+    }
 }
 
 /// Optional feature bits of a segment header (a reader that does not know them can still read
@@ -78,6 +87,8 @@ public struct SectionDescriptor: Sendable, Hashable {
     static let flagLZ4: UInt16 = 1
     /// Flag bit: a reader that does not know this kind must refuse the segment.
     static let flagRequired: UInt16 = 2
+    /// Every flag bit this build knows; another bit on a known kind is `unsupportedFeature`.
+    static let knownFlags: UInt16 = flagLZ4 | flagRequired
 
     /// The section kind's wire value (may be one this build does not know).
     public var kind: UInt16
@@ -111,8 +122,9 @@ public struct SegmentTrailer: Sendable, Hashable {
     /// CRC32C of the footer bytes.
     public var footerCRC: UInt32
 
-    /// Decodes the last 32 bytes of a segment of `objectSize` bytes.
-    public static func decode(_ bytes: [UInt8], object: String, objectSize: UInt64,
+    /// Decodes the last 32 bytes of a segment of `objectSize` bytes. A reader that has read the
+    /// header passes its version as `headerVersion`: a trailer naming another version is corrupt.
+    public static func decode(_ bytes: [UInt8], object: String, objectSize: UInt64, headerVersion: UInt16? = nil,
                               limits: DecodingLimits = .default) throws(FormatError) -> SegmentTrailer {
         let start = objectSize >= UInt64(size) ? objectSize - UInt64(size) : 0
         guard bytes.count == size else {
@@ -130,6 +142,10 @@ public struct SegmentTrailer: Sendable, Hashable {
         }
         guard !limits.verifyChecksums || trailerCRC == crc32c(bytes[0..<20]), reserved == 0 else {
             throw FormatError(.corrupted, object: object, offset: start + 20, "segment trailer checksum mismatch")
+        }
+        if let headerVersion, version != headerVersion {
+            throw FormatError(.corrupted, object: object, offset: start + 16,
+                              "trailer format version \(version) differs from the header's \(headerVersion)")
         }
         _ = try FormatVersion.decode(version, object: object, offset: start + 16)
         guard footerOffset >= UInt64(ObjectHeader.size), footerOffset <= start,
@@ -166,11 +182,11 @@ public struct SegmentFooter: Sendable, Hashable {
         }
         var r = ByteReader(bytes, object: object, baseOffset: offset)
         let count = Int(try r.read(UInt32.self, "section count"))
-        try r.skip(4)
+        try r.expectZero(4, "footer reserved field")
         let rows = try r.read(UInt64.self, "row count")
         let dimension = Int(try r.read(UInt32.self, "dimension"))
         let metric = try r.read(UInt8.self, "metric")
-        try r.skip(3)
+        try r.expectZero(3, "footer reserved bytes")
         guard count <= limits.maxSections else { throw r.error(.limitExceeded, "\(count) sections exceed the limit of \(limits.maxSections)") }
         guard rows <= limits.maxRows else { throw r.error(.limitExceeded, "\(rows) rows exceed the limit of \(limits.maxRows)") }
         guard dimension >= 1, dimension <= limits.maxDimension else {
@@ -184,7 +200,7 @@ public struct SegmentFooter: Sendable, Hashable {
             let d = SectionDescriptor(kind: try r.read(UInt16.self), flags: try r.read(UInt16.self),
                                       crc: try r.read(UInt32.self), offset: try r.read(UInt64.self),
                                       storedLength: try r.read(UInt64.self), rawLength: try r.read(UInt64.self))
-            try r.skip(8)
+            try r.expectZero(8, "section descriptor reserved field")
             let (end, overflow) = d.offset.addingReportingOverflow(d.storedLength)
             guard !overflow, d.offset >= UInt64(ObjectHeader.size), end <= offset else {
                 throw FormatError(.corrupted, object: object, offset: at,
@@ -196,13 +212,39 @@ public struct SegmentFooter: Sendable, Hashable {
             guard d.isCompressed || d.rawLength == d.storedLength else {
                 throw FormatError(.corrupted, object: object, offset: at, "uncompressed section with different stored and raw lengths")
             }
-            if SectionKind(rawValue: d.kind) == nil && d.flags & SectionDescriptor.flagRequired != 0 {
+            // LZ4 expands at most 255-fold: refuse a larger declared raw length before anything
+            // is allocated for it (the same bound `LZ4Frame.decompress` applies).
+            guard !d.isCompressed || d.rawLength / 256 <= d.storedLength else {
+                throw FormatError(.corrupted, object: object, offset: at,
+                                  "section \(d.kind) of \(d.storedLength) stored bytes cannot expand to \(d.rawLength)")
+            }
+            guard sections.allSatisfy({ $0.kind != d.kind }) else {
+                throw FormatError(.corrupted, object: object, offset: at, "section kind \(d.kind) appears twice")
+            }
+            if let known = SectionKind(rawValue: d.kind) {
+                guard d.flags & ~SectionDescriptor.knownFlags == 0 else {
+                    throw FormatError(.unsupportedFeature, object: object, offset: at + 2,
+                                      "section \(d.kind) has flag bits 0x\(String(d.flags & ~SectionDescriptor.knownFlags, radix: 16)) this reader does not know")
+                }
+                guard !d.isCompressed || !known.isStoredRaw else {
+                    throw FormatError(.corrupted, object: object, offset: at + 2, "section \(d.kind) must be stored raw, not as an LZ4 frame")
+                }
+            } else if d.flags & SectionDescriptor.flagRequired != 0 {
                 throw FormatError(.unsupportedFeature, object: object, offset: at, "required section kind \(d.kind) is not supported by this reader")
             }
             sections.append(d)
         }
         try r.expectEnd("segment footer")
         let footer = SegmentFooter(rowCount: rows, dimension: dimension, metric: metric, sections: sections)
+        guard let ids = footer.section(.ids) else {
+            throw FormatError(.corrupted, object: object, offset: offset, "segment has no id section")
+        }
+        guard ids.rawLength == rows * 8 else {
+            throw FormatError(.corrupted, object: object, offset: ids.offset, "id section holds \(ids.rawLength) bytes for \(rows) rows")
+        }
+        if footer.section(.ivfCentroids) != nil || footer.section(.ivfPartitions) != nil, ids.isCompressed {
+            throw FormatError(.corrupted, object: object, offset: ids.offset, "an IVF segment's ids must be stored raw")
+        }
         if let v = footer.section(.vectors) {
             guard v.rawLength == rows * UInt64(dimension) * 4 else {
                 throw FormatError(.corrupted, object: object, offset: v.offset, "vector section holds \(v.rawLength) bytes, expected \(rows) × \(dimension) × 4")
@@ -367,19 +409,20 @@ public enum SegmentCodec {
     /// Decodes a whole segment, checking every checksum.
     public static func decode(_ bytes: [UInt8], object: String, limits: DecodingLimits = .default) throws(FormatError) -> SegmentContents {
         var r = ByteReader(bytes, object: object)
-        _ = try ObjectHeader.decode(&r, magic: magic, kind: "segment", knownRequired: FeatureFlags.knownRequiredInSegments,
-                                  limits: limits)
+        let header = try ObjectHeader.decode(&r, magic: magic, kind: "segment", knownRequired: FeatureFlags.knownRequiredInSegments,
+                                             limits: limits)
         let size = UInt64(bytes.count)
         guard bytes.count >= ObjectHeader.size + SegmentTrailer.size else {
             throw FormatError(.truncated, object: object, offset: size, "segment of \(size) bytes is too short")
         }
         let trailer = try SegmentTrailer.decode(Array(bytes[(bytes.count - SegmentTrailer.size)...]), object: object,
-                                               objectSize: size, limits: limits)
+                                               objectSize: size, headerVersion: header.version.rawValue, limits: limits)
         let fo = Int(trailer.footerOffset)
         let footer = try SegmentFooter.decode(Array(bytes[fo..<fo + Int(trailer.footerLength)]), object: object,
                                               offset: trailer.footerOffset, expectedCRC: trailer.footerCRC,
                                               objectSize: size, limits: limits)
         try checkPadding(bytes, footer: footer, footerOffset: trailer.footerOffset, object: object)
+        try checkFeatureBits(header.optionalFeatures, footer: footer, object: object)
         func stored(_ d: SectionDescriptor) -> [UInt8] { Array(bytes[Int(d.offset)..<Int(d.offset + d.storedLength)]) }
         var contents = SegmentContents(dimension: footer.dimension, metric: footer.metric)
         if let d = footer.section(.vectors) {
@@ -396,9 +439,6 @@ public enum SegmentCodec {
             contents.payloads = try decodePayloads(stored(d), d, footer: footer, object: object, limits: limits)
         }
         if let c = footer.section(.ivfCentroids), let p = footer.section(.ivfPartitions) {
-            guard !idSection.isCompressed else {
-                throw FormatError(.corrupted, object: object, offset: idSection.offset, "an IVF segment's ids must be stored raw")
-            }
             let layout = try IVFLayout.decode(partitions: unpack(stored(p), p, object: object, limits: limits),
                                               centroids: unpack(stored(c), c, object: object, limits: limits),
                                               footer: footer, object: object, offset: p.offset)
@@ -431,6 +471,22 @@ public enum SegmentCodec {
             throw FormatError(.corrupted, object: object, offset: trailer.footerOffset, "segment has only one of the two IVF code sections")
         }
         return contents
+    }
+
+    /// The header's optional bits this build knows must agree with the sections: IVF exactly
+    /// when both IVF sections are present, HNSW exactly when the graph section is, IVF codes
+    /// exactly when the code book or the codes section is. Bits this build does not know are ignored.
+    static func checkFeatureBits(_ optional: UInt32, footer: SegmentFooter, object: String) throws(FormatError) {
+        let present: [(bit: UInt32, name: String, has: Bool)] = [
+            (SegmentFeatures.ivf, "IVF", footer.section(.ivfCentroids) != nil && footer.section(.ivfPartitions) != nil),
+            (SegmentFeatures.hnsw, "HNSW", footer.section(.hnswGraph) != nil),
+            (SegmentFeatures.codes, "IVF codes", footer.section(.ivfCodebook) != nil || footer.section(.ivfCodes) != nil),
+        ]
+        for p in present where (optional & p.bit != 0) != p.has {
+            throw FormatError(.corrupted, object: object, offset: 16,
+                              p.has ? "segment has \(p.name) sections but its header's \(p.name) bit is clear"
+                                    : "segment header's \(p.name) bit is set but its sections are missing")
+        }
     }
 
     /// Sections must not overlap, and every byte between header, sections and footer that no
