@@ -18,9 +18,9 @@ public enum FormatVersion: UInt16, Sendable, CaseIterable {
 
 /// Feature flags in object headers. A reader must fail on an unknown *required* flag and may
 /// ignore an unknown *optional* one. Bits mean different things in different object kinds
-/// (spec/format.md, "Object header"): segments have no required flags; a manifest's required
-/// bit 1 is "pk-index layers"; a pk-index's required bit 1 is "delta layer". Optional bits:
-/// segments IVF, HNSW, IVF codes; manifests live-row hints.
+/// (spec/format.md, "Object header"; bit `i` is value `1 << i`): segments have no required flags;
+/// a manifest's required bit 0 is "pk-index layers"; a pk-index's required bit 0 is "delta layer".
+/// Optional bits: segments 0 IVF, 1 HNSW, 2 IVF codes; manifests 0 live-row hints.
 public struct FeatureFlags: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }

@@ -112,7 +112,7 @@ public struct Manifest: Sendable, Hashable {
 
     static let magic: [UInt8] = Array("VECGOMAN".utf8)
 
-    /// Optional feature bit 1: each segment entry's formerly reserved u32 holds its dead-row
+    /// Optional feature bit 0 (value 1): each segment entry's formerly reserved u32 holds its dead-row
     /// count. Readers that do not know it ignore the bit and the field (v1 readers skip it).
     public static let liveRowHints: UInt32 = 1
 

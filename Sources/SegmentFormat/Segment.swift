@@ -242,8 +242,17 @@ public struct SegmentFooter: Sendable, Hashable {
         guard ids.rawLength == rows * 8 else {
             throw FormatError(.corrupted, object: object, offset: ids.offset, "id section holds \(ids.rawLength) bytes for \(rows) rows")
         }
-        if footer.section(.ivfCentroids) != nil || footer.section(.ivfPartitions) != nil, ids.isCompressed {
+        let hasIVF = footer.section(.ivfCentroids) != nil, hasPartitions = footer.section(.ivfPartitions) != nil
+        guard hasIVF == hasPartitions else {
+            throw FormatError(.corrupted, object: object, offset: offset, "segment has only one of the two IVF sections")
+        }
+        if hasIVF, ids.isCompressed {
             throw FormatError(.corrupted, object: object, offset: ids.offset, "an IVF segment's ids must be stored raw")
+        }
+        let hasCodebook = footer.section(.ivfCodebook) != nil, hasCodes = footer.section(.ivfCodes) != nil
+        guard hasCodebook == hasCodes, !hasCodes || hasIVF else {
+            throw FormatError(.corrupted, object: object, offset: offset,
+                              "IVF code sections come as a pair, and only in a segment with IVF sections")
         }
         if let v = footer.section(.vectors) {
             guard v.rawLength == rows * UInt64(dimension) * 4 else {

@@ -138,6 +138,21 @@ enum Patch {
         #expect(wrong.message.contains("id section holds"))
     }
 
+    /// IVF sections come as a pair, code sections as a pair and only with IVF: a tail reader
+    /// refuses a lone one instead of reading the segment as flat.
+    @Test func loneIVFOrCodeSectionsAreCorruptInTheTail() throws {
+        let ivf = try SegmentCodec.encode(IndexSectionTests.ivfSegment())
+        let codes = try SegmentCodec.encode(IndexSectionTests.ivfCodesSegment())
+        for (e, kind) in [(ivf, SectionKind.ivfPartitions), (ivf, .ivfCentroids), (codes, .ivfCodes)] {
+            var bytes = e.bytes
+            let d = Patch.descriptor(kind, in: bytes)
+            Patch.put(UInt16(201), at: d, in: &bytes)  // an unknown, not required kind
+            Patch.resealFooter(&bytes)
+            let error = try #require(throws: FormatError.self, "without \(kind)") { try Patch.decodeTail(bytes, tailOffset: e.tailOffset) }
+            #expect(error.code == .corrupted, "without \(kind)")
+        }
+    }
+
     /// Reserved fields of footer, descriptors and the IVF partition section must be 0.
     @Test func nonZeroReservedFieldsAreCorrupt() throws {
         let e = try SegmentCodec.encode(IndexSectionTests.ivfSegment())
