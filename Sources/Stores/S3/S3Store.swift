@@ -25,8 +25,15 @@ public struct S3Configuration: Sendable {
     /// Where credentials come from (asked before each request; cache in the provider); when
     /// set, ``credentials`` is ignored.
     public var credentialsProvider: (any CredentialsProvider)?
-    /// Attempts per request, retries included (standard retry mode: 3).
-    public var maxAttempts = 3
+    /// How often and for how long requests are retried, per operation class (reads, writes,
+    /// conditional writes, listings); see ``RetryConfiguration`` for the defaults.
+    public var retry = RetryConfiguration()
+    /// Attempts per request, retries included, for every operation class: setting it sets
+    /// each class's ``RetryConfiguration/Budget/attempts``; reading it gives the reads'.
+    public var maxAttempts: Int {
+        get { retry.reads.attempts }
+        set { retry.setAttempts(newValue) }
+    }
     /// Time allowed for connecting, in seconds.
     public var connectTimeoutSeconds = 5.0
     /// Time allowed for a whole request, in seconds.
@@ -101,7 +108,8 @@ public final class S3Store: BlobStore, CustomStringConvertible {
 
     /// Creates a store. No request is made.
     ///
-    /// - Throws: ``StoreError`` `.invalidArgument` for an empty bucket or a malformed endpoint.
+    /// - Throws: ``StoreError`` `.invalidArgument` for an empty bucket, a malformed endpoint or
+    ///   an unusable retry configuration.
     public convenience init(_ configuration: S3Configuration) throws {
         try self.init(configuration, express: nil)
     }
@@ -112,6 +120,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         guard !configuration.bucket.isEmpty, !configuration.bucket.contains("/") else {
             throw StoreError(.invalidArgument, "'\(configuration.bucket)' is not a bucket name")
         }
+        try configuration.retry.validate()
         self.configuration = configuration
         let scheme: String, host: String
         if let express {
@@ -126,7 +135,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         directoryBucket = express != nil
         if let express {
             transport = AWSTransport(scheme: scheme, host: bucketHost, region: configuration.region, service: "s3express",
-                                     credentials: express.session, maxAttempts: configuration.maxAttempts,
+                                     credentials: express.session, retry: configuration.retry,
                                      connectTimeoutSeconds: configuration.connectTimeoutSeconds,
                                      requestTimeoutSeconds: configuration.requestTimeoutSeconds, caBundlePath: configuration.caBundlePath,
                                      tokenHeader: "x-amz-s3session-token",
@@ -134,7 +143,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         } else {
             transport = AWSTransport(scheme: scheme, host: bucketHost, region: configuration.region, service: "s3",
                                      credentials: configuration.credentialsProvider ?? StaticCredentials(configuration.credentials),
-                                     maxAttempts: configuration.maxAttempts,
+                                     retry: configuration.retry,
                                      connectTimeoutSeconds: configuration.connectTimeoutSeconds,
                                      requestTimeoutSeconds: configuration.requestTimeoutSeconds, caBundlePath: configuration.caBundlePath)
         }
@@ -159,10 +168,12 @@ public final class S3Store: BlobStore, CustomStringConvertible {
 
     /// Sends a signed request with retries. `key` is the full object key (prefix included), nil
     /// for bucket-level requests. Returns the final answer; the caller maps non-2xx statuses.
-    private func send(_ method: String, key: String?, query: [(String, String)] = [], headers: [(String, String)] = [],
-                      body: [UInt8] = [], object: String?) async throws -> Answer {
+    private func send(_ method: String, _ operation: StoreOperationClass, key: String?, query: [(String, String)] = [],
+                      headers: [(String, String)] = [], body: [UInt8] = [], object: String?,
+                      verify: ((Answer) -> String?)? = nil) async throws -> Answer {
         let path = pathPrefix + (key.map { "/" + SigV4.encode($0, keepSlash: true) } ?? "/")
-        return try await transport.send(method, path: path, query: query, headers: headers, body: body, object: object)
+        return try await transport.send(method, operation, path: path, query: query, headers: headers, body: body, object: object,
+                                        verify: verify)
     }
 
     /// The error for a final non-2xx answer.
@@ -198,7 +209,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         }
         var headers: [(String, String)] = []
         if range != 0..<UInt64.max { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")) }
-        let a = try await send("GET", key: try key(name), headers: headers, object: name)
+        let a = try await send("GET", .read, key: try key(name), headers: headers, object: name)
         if a.status == 416 { return [] }  // the range starts at or past the end
         guard a.status == 200 || a.status == 206 else { throw failure(a, "GET", object: name) }
         if a.status == 200 && range != 0..<UInt64.max {
@@ -237,13 +248,13 @@ public final class S3Store: BlobStore, CustomStringConvertible {
 
     public func put(_ name: String, _ bytes: [UInt8]) async throws {
         if bytes.count >= configuration.multipartThreshold { return try await multipartUpload(name, bytes, ifAbsent: false) }
-        let a = try await send("PUT", key: try key(name), body: bytes, object: name)
+        let a = try await send("PUT", .write, key: try key(name), body: bytes, object: name)
         guard (200..<300).contains(a.status) else { throw failure(a, "PUT", object: name) }
     }
 
     public func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
         if bytes.count >= configuration.multipartThreshold { return try await multipartUpload(name, bytes, ifAbsent: true) }
-        let a = try await send("PUT", key: try key(name), headers: [("if-none-match", "*")], body: bytes, object: name)
+        let a = try await send("PUT", .conditionalWrite, key: try key(name), headers: [("if-none-match", "*")], body: bytes, object: name)
         guard (200..<300).contains(a.status) else { throw failure(a, "conditional PUT", object: name) }
     }
 
@@ -254,7 +265,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         let k = try key(name)
         let created: Answer
         do {
-            created = try await send("POST", key: k, query: [("uploads", "")], object: name)
+            created = try await send("POST", .write, key: k, query: [("uploads", "")], object: name)
         } catch {
             // Interrupted while the server may have created the upload: abort whatever exists
             // for this key (object names are unique to their writer, so these are ours).
@@ -275,7 +286,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
                     next += 1
                     let part = Array(bytes[i * partSize..<min((i + 1) * partSize, bytes.count)])
                     group.addTask {
-                        let a = try await self.send("PUT", key: k, query: [("partNumber", String(i + 1)), ("uploadId", uploadID)],
+                        let a = try await self.send("PUT", .write, key: k, query: [("partNumber", String(i + 1)), ("uploadId", uploadID)],
                                                     body: part, object: name)
                         guard a.status == 200, let etag = a.headers["etag"] else { throw self.failure(a, "UPLOAD PART \(i + 1)", object: name) }
                         return (i, etag)
@@ -289,7 +300,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             }
             let parts = etags.enumerated().map { "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\($0.element)</ETag></Part>" }
             let body = Array(("<CompleteMultipartUpload>" + parts.joined() + "</CompleteMultipartUpload>").utf8)
-            let done = try await send("POST", key: k, query: [("uploadId", uploadID)],
+            let done = try await send("POST", ifAbsent ? .conditionalWrite : .write, key: k, query: [("uploadId", uploadID)],
                                       headers: ifAbsent ? [("if-none-match", "*")] : [], body: body, object: name)
             // S3 may answer 200 with an error document when completion fails late.
             guard done.status == 200, XMLScanner(done.body).first("Code") == nil else {
@@ -297,7 +308,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             }
         } catch {
             // Abort even when cancelled: a new task does not inherit the cancellation.
-            _ = await Task { try? await self.send("DELETE", key: k, query: [("uploadId", uploadID)], object: name) }.value
+            _ = await Task { try? await self.send("DELETE", .write, key: k, query: [("uploadId", uploadID)], object: name) }.value
             throw error
         }
     }
@@ -315,7 +326,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         repeat {
             var query = [("uploads", ""), ("prefix", prefix)]
             if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.id)] }
-            let a = try await send("GET", key: nil, query: query, object: configuration.bucket)
+            let a = try await send("GET", .listing, key: nil, query: query, object: configuration.bucket)
             guard a.status == 200 else { throw failure(a, "LIST MULTIPART UPLOADS", object: configuration.bucket) }
             let xml = XMLScanner(a.body)
             out += xml.blocks("Upload").compactMap { u in
@@ -335,7 +346,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
     private func abortUploads(ofKey k: String) async throws {
         // Directory buckets list uploads by whole directories only.
         for u in try await uploads(prefix: directoryBucket ? configuration.prefix : k) where u.key == k {
-            _ = try await send("DELETE", key: k, query: [("uploadId", u.id)], object: k)
+            _ = try await send("DELETE", .write, key: k, query: [("uploadId", u.id)], object: k)
         }
     }
 
@@ -350,7 +361,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             if let token { query.append(("continuation-token", token)) } else if let startAfter, !directoryBucket {
                 query.append(("start-after", configuration.prefix + startAfter))
             }
-            let a = try await send("GET", key: nil, query: query, object: prefix)
+            let a = try await send("GET", .listing, key: nil, query: query, object: prefix)
             guard a.status == 200 else { throw failure(a, "LIST", object: prefix) }
             let xml = XMLScanner(a.body)
             for entry in xml.blocks("Contents") {
@@ -369,13 +380,13 @@ public final class S3Store: BlobStore, CustomStringConvertible {
     }
 
     public func delete(_ name: String) async throws {
-        let a = try await send("DELETE", key: try key(name), object: name)
+        let a = try await send("DELETE", .write, key: try key(name), object: name)
         guard (200..<300).contains(a.status) || a.status == 404 else { throw failure(a, "DELETE", object: name) }
     }
 
     public func size(_ name: String) async throws -> UInt64 {
         if directoryBucket { return try await sizeByRangedGET(name) }
-        let a = try await send("HEAD", key: try key(name), object: name)
+        let a = try await send("HEAD", .read, key: try key(name), object: name)
         guard a.status == 200 else { throw failure(a, "HEAD", object: name) }
         guard let length = a.headers["content-length"].flatMap(UInt64.init) else {
             throw StoreError(.invalidResponse, "HEAD answered without Content-Length", object: name)
@@ -387,7 +398,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
     /// `bytes */0` for an empty object). Unlike HEAD, its errors have a body, so an expired
     /// S3 Express session is recognised and renewed.
     private func sizeByRangedGET(_ name: String) async throws -> UInt64 {
-        let a = try await send("GET", key: try key(name), headers: [("range", "bytes=0-0")], object: name)
+        let a = try await send("GET", .read, key: try key(name), headers: [("range", "bytes=0-0")], object: name)
         guard a.status == 206 || a.status == 416 || a.status == 200 else { throw failure(a, "GET", object: name) }
         if a.status == 200 { return UInt64(a.body.count) }  // a server that ignores Range
         guard let total = a.headers["content-range"]?.split(separator: "/").last.flatMap({ UInt64($0) }) else {
@@ -402,7 +413,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             <CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">\
             <LocationConstraint>\(configuration.region)</LocationConstraint></CreateBucketConfiguration>
             """.utf8)
-        let a = try await send("PUT", key: nil, body: body, object: configuration.bucket)
+        let a = try await send("PUT", .write, key: nil, body: body, object: configuration.bucket)
         if (200..<300).contains(a.status) || a.code == "BucketAlreadyOwnedByYou" { return }
         throw failure(a, "CREATE BUCKET", object: configuration.bucket)
     }
