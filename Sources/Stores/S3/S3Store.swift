@@ -95,7 +95,13 @@ public struct S3Configuration: Sendable {
 /// A ``BlobStore`` on S3 or any S3-compatible server, over libcurl with SigV4 signing.
 ///
 /// Ranged GET, PUT, conditional PUT (`If-None-Match: *`, 412 → `.alreadyExists`),
-/// ListObjectsV2 with pagination, DELETE and HEAD; retries in the SDKs' standard mode.
+/// ListObjectsV2 with pagination, DELETE and HEAD; retries in the SDKs' standard mode, with
+/// per-operation-class budgets (``RetryConfiguration``).
+///
+/// Uploads (PutObject, UploadPart, conditional PUTs) carry `x-amz-checksum-crc32c`, so the
+/// store refuses a body damaged on the way (`BadDigest`, retried). Whole-object GETs ask for
+/// the object's checksum (`x-amz-checksum-mode: ENABLED`) and, when the answer has a
+/// whole-object CRC32C, check the body against it; a mismatch is retried like a 5xx.
 public final class S3Store: BlobStore, CustomStringConvertible {
     /// The configuration (its description hides secrets).
     public let configuration: S3Configuration
@@ -207,9 +213,13 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         if range.upperBound != .max, range.upperBound - range.lowerBound > part {
             return try await readInParts(name, range, part: part)
         }
-        var headers: [(String, String)] = []
-        if range != 0..<UInt64.max { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")) }
-        let a = try await send("GET", .read, key: try key(name), headers: headers, object: name)
+        let whole = range == 0..<UInt64.max
+        let headers = whole ? [("x-amz-checksum-mode", "ENABLED")] : [("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")]
+        // Only a whole object's checksum covers the body (S3 sends none for ranges).
+        let verify: ((Answer) -> String?)? = whole ? { a in
+            a.status == 200 ? TransferChecksum.mismatch(headers: a.headers, body: a.body) : nil
+        } : nil
+        let a = try await send("GET", .read, key: try key(name), headers: headers, object: name, verify: verify)
         if a.status == 416 { return [] }  // the range starts at or past the end
         guard a.status == 200 || a.status == 206 else { throw failure(a, "GET", object: name) }
         if a.status == 200 && range != 0..<UInt64.max {
@@ -248,24 +258,29 @@ public final class S3Store: BlobStore, CustomStringConvertible {
 
     public func put(_ name: String, _ bytes: [UInt8]) async throws {
         if bytes.count >= configuration.multipartThreshold { return try await multipartUpload(name, bytes, ifAbsent: false) }
-        let a = try await send("PUT", .write, key: try key(name), body: bytes, object: name)
+        let a = try await send("PUT", .write, key: try key(name), headers: TransferChecksum.uploadHeaders(bytes), body: bytes,
+                            object: name)
         guard (200..<300).contains(a.status) else { throw failure(a, "PUT", object: name) }
     }
 
     public func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
         if bytes.count >= configuration.multipartThreshold { return try await multipartUpload(name, bytes, ifAbsent: true) }
-        let a = try await send("PUT", .conditionalWrite, key: try key(name), headers: [("if-none-match", "*")], body: bytes, object: name)
+        let a = try await send("PUT", .conditionalWrite, key: try key(name),
+                            headers: [("if-none-match", "*")] + TransferChecksum.uploadHeaders(bytes), body: bytes, object: name)
         guard (200..<300).contains(a.status) else { throw failure(a, "conditional PUT", object: name) }
     }
 
     /// CreateMultipartUpload, the parts in parallel (`multipartConcurrency` at a time), then
-    /// CompleteMultipartUpload — with `If-None-Match: *` for a create-if-absent. Any failure
+    /// CompleteMultipartUpload — with `If-None-Match: *` for a create-if-absent. Each part
+    /// carries its CRC32C (the upload is created with `x-amz-checksum-algorithm: CRC32C`, and
+    /// the completion lists the parts' checksums, as S3 requires). Any failure
     /// or cancellation aborts the upload, so no parts are left behind.
     private func multipartUpload(_ name: String, _ bytes: [UInt8], ifAbsent: Bool) async throws {
         let k = try key(name)
         let created: Answer
         do {
-            created = try await send("POST", .write, key: k, query: [("uploads", "")], object: name)
+            created = try await send("POST", .write, key: k, query: [("uploads", "")],
+                                       headers: [("x-amz-checksum-algorithm", "CRC32C")], object: name)
         } catch {
             // Interrupted while the server may have created the upload: abort whatever exists
             // for this key (object names are unique to their writer, so these are ours).
@@ -279,26 +294,31 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             let partSize = max(5 << 20, configuration.multipartPartSize)
             let count = (bytes.count + partSize - 1) / partSize
             var etags = [String](repeating: "", count: count)
-            try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            var checksums = [String](repeating: "", count: count)
+            try await withThrowingTaskGroup(of: (Int, String, String).self) { group in
                 var next = 0
                 func startNext() {
                     let i = next
                     next += 1
                     let part = Array(bytes[i * partSize..<min((i + 1) * partSize, bytes.count)])
                     group.addTask {
+                        let checksum = TransferChecksum.uploadHeaders(part)
                         let a = try await self.send("PUT", .write, key: k, query: [("partNumber", String(i + 1)), ("uploadId", uploadID)],
-                                                    body: part, object: name)
+                                                    headers: checksum, body: part, object: name)
                         guard a.status == 200, let etag = a.headers["etag"] else { throw self.failure(a, "UPLOAD PART \(i + 1)", object: name) }
-                        return (i, etag)
+                        return (i, etag, checksum[0].1)
                     }
                 }
                 for _ in 0..<min(max(1, configuration.multipartConcurrency), count) { startNext() }
-                while let (i, etag) = try await group.next() {
+                while let (i, etag, checksum) = try await group.next() {
                     etags[i] = etag
+                    checksums[i] = checksum
                     if next < count { startNext() }
                 }
             }
-            let parts = etags.enumerated().map { "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\($0.element)</ETag></Part>" }
+            let parts = etags.indices.map {
+                "<Part><PartNumber>\($0 + 1)</PartNumber><ETag>\(etags[$0])</ETag><ChecksumCRC32C>\(checksums[$0])</ChecksumCRC32C></Part>"
+            }
             let body = Array(("<CompleteMultipartUpload>" + parts.joined() + "</CompleteMultipartUpload>").utf8)
             let done = try await send("POST", ifAbsent ? .conditionalWrite : .write, key: k, query: [("uploadId", uploadID)],
                                       headers: ifAbsent ? [("if-none-match", "*")] : [], body: body, object: name)
@@ -392,6 +412,16 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             throw StoreError(.invalidResponse, "HEAD answered without Content-Length", object: name)
         }
         return length
+    }
+
+    /// The CRC32C (base64, `x-amz-checksum-crc32c`) the store keeps for an object: a
+    /// composite `…-N` one for multipart objects, nil when it keeps none.
+    ///
+    /// - Throws: ``StoreError`` `.notFound`, or what a failed HEAD throws.
+    package func storedCRC32C(_ name: String) async throws -> String? {
+        let a = try await send("HEAD", .read, key: try key(name), headers: [("x-amz-checksum-mode", "ENABLED")], object: name)
+        guard a.status == 200 else { throw failure(a, "HEAD", object: name) }
+        return a.headers[TransferChecksum.header]
     }
 
     /// The size from a one-byte ranged GET's `Content-Range` (`bytes 0-0/<size>`, or
