@@ -274,4 +274,18 @@ import _VecgoTestSupport
         #expect(e?.code == .invalidArgument)
         #expect(e?.message.contains("listing") == true)
     }
+
+    @Test func awsMaxAttemptsSetsEveryClassesAttempts() throws {
+        let env = AWSEnvironment(variables: ["AWS_MAX_ATTEMPTS": "7"])
+        let c = try S3Configuration.fromEnvironment(bucket: "b", environment: env)
+        #expect(StoreOperationClass.allCases.map { c.retry[$0].attempts } == [7, 7, 7, 7])
+        #expect(DynamoDBConfiguration.fromEnvironment(table: "t", environment: env).retry.conditionalWrites.attempts == 7)
+        #expect(try S3Configuration.fromEnvironment(bucket: "b", environment: AWSEnvironment(variables: [:])).retry
+                == RetryConfiguration())
+        let e = #expect(throws: StoreError.self) {
+            _ = try S3Configuration.fromEnvironment(bucket: "b", environment: AWSEnvironment(variables: ["AWS_MAX_ATTEMPTS": "0"]))
+        }
+        #expect(e?.code == .invalidArgument)
+        #expect(e?.message.contains("AWS_MAX_ATTEMPTS") == true)
+    }
 }

@@ -41,13 +41,16 @@ public struct DynamoDBConfiguration: Sendable {
 
     /// A configuration resolved as the AWS SDKs do: region from `AWS_REGION`,
     /// `AWS_DEFAULT_REGION` or the profile; endpoint from `AWS_ENDPOINT_URL_DYNAMODB`,
-    /// `AWS_ENDPOINT_URL` or the profile; credentials from the default chain. Explicit
-    /// arguments win.
+    /// `AWS_ENDPOINT_URL` or the profile; credentials from the default chain;
+    /// `AWS_MAX_ATTEMPTS` (or the profile's `max_attempts`) as every operation class's retry
+    /// attempts when it is usable (``S3Configuration/fromEnvironment(bucket:prefix:endpoint:region:environment:)``
+    /// reports an unusable one). Explicit arguments win.
     public static func fromEnvironment(table: String, endpoint: String? = nil, region: String? = nil,
                                        environment: AWSEnvironment = .current) -> DynamoDBConfiguration {
         var config = DynamoDBConfiguration(table: table, region: region ?? environment.region ?? "us-east-1",
                                            endpoint: endpoint ?? environment.endpoint(service: "dynamodb"))
         config.credentialsProvider = CredentialChain.default(environment)
+        if let attempts = (try? environment.maxAttempts()) ?? nil { config.maxAttempts = attempts }
         return config
     }
 }

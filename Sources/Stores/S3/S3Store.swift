@@ -82,12 +82,16 @@ public struct S3Configuration: Sendable {
     /// `AWS_DEFAULT_REGION` or the profile; endpoint from `AWS_ENDPOINT_URL_S3`,
     /// `AWS_ENDPOINT_URL` or the profile's `endpoint_url`; credentials from the default chain
     /// (environment, web identity, `~/.aws` profile, container, instance metadata), resolved at
-    /// the first request. Explicit arguments win.
+    /// the first request; `AWS_MAX_ATTEMPTS` (or the profile's `max_attempts`), when set,
+    /// becomes every operation class's retry attempts. Explicit arguments win.
+    ///
+    /// - Throws: ``StoreError`` `.invalidArgument` for an unusable `AWS_MAX_ATTEMPTS`.
     public static func fromEnvironment(bucket: String, prefix: String = "", endpoint: String? = nil,
                                        region: String? = nil, environment: AWSEnvironment = .current) throws -> S3Configuration {
         var config = S3Configuration(bucket: bucket, prefix: prefix, region: region ?? environment.region ?? "us-east-1",
                                      endpoint: endpoint ?? environment.endpoint(service: "s3"))
         config.credentialsProvider = CredentialChain.default(environment)
+        if let attempts = try environment.maxAttempts() { config.maxAttempts = attempts }
         return config
     }
 }
