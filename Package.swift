@@ -32,7 +32,7 @@ let package = Package(
         // MARK: Libraries (exported)
         .target(name: "SegmentFormat", dependencies: ["CLZ4", "CVecgoNative"], swiftSettings: swiftSettings),
         .target(name: "IndexCore", dependencies: ["CVecgoNative"], swiftSettings: swiftSettings),
-        .target(name: "Stores", dependencies: ["CCurl", "COpenSSL"], swiftSettings: swiftSettings),
+        .target(name: "Stores", dependencies: ["CCurl", "COpenSSL", "CVecgoNative"], swiftSettings: swiftSettings),
         .target(name: "Tiering", dependencies: ["Stores", "CVecgoNative"], swiftSettings: swiftSettings),
         .target(name: "Vecgo",
                 dependencies: ["SegmentFormat", "IndexCore", "Stores", "Tiering"],

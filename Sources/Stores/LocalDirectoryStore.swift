@@ -7,15 +7,26 @@ import Glibc
 ///
 /// Writes go to a temporary file that is fsynced and then published atomically: `put` renames
 /// it over the target, `putIfAbsent` hard-links it to the target name (which fails if the name
-/// exists, so exactly one of several racing writers wins) — then the directory is fsynced.
+/// exists, so exactly one of several racing writers wins) — then the directory is fsynced. A
+/// failed fsync (of the file or the directory) fails the write with `.io`: the object may then
+/// exist but is not known to survive a crash.
 public struct LocalDirectoryStore: BlobStore {
     /// The directory holding the objects.
     public let root: String
+    /// `fsync(2)`, or a stand-in that fails (tests).
+    private let sync: @Sendable (Int32) -> Int32
 
     /// Opens (creating if needed) a store rooted at `root`.
     ///
     /// - Throws: ``StoreError`` `.io` when the directory cannot be created.
     public init(root: String) throws {
+        try self.init(root: root, fsync: { fsync($0) })
+    }
+
+    /// A store whose fsync calls go to `fsync` (returning 0, or -1 with `errno` set), so a
+    /// test can make them fail.
+    @_spi(Testing) public init(root: String, fsync: @escaping @Sendable (Int32) -> Int32) throws {
+        sync = fsync
         self.root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
         do {
             try FileManager.default.createDirectory(atPath: self.root, withIntermediateDirectories: true)
@@ -59,7 +70,7 @@ public struct LocalDirectoryStore: BlobStore {
             unlink(tmp)
             throw e
         }
-        syncDirectory(of: target)
+        try syncDirectory(of: target, name)
     }
 
     public func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
@@ -72,7 +83,7 @@ public struct LocalDirectoryStore: BlobStore {
             }
             throw posixError(name, "link")
         }
-        syncDirectory(of: target)
+        try syncDirectory(of: target, name)
     }
 
     public func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] {
@@ -125,7 +136,7 @@ public struct LocalDirectoryStore: BlobStore {
             }
             done += n
         }
-        guard fsync(fd) == 0 else {
+        guard sync(fd) == 0 else {
             let e = posixError(name, "fsync")
             unlink(tmp)
             throw e
@@ -133,9 +144,19 @@ public struct LocalDirectoryStore: BlobStore {
         return tmp
     }
 
-    private func syncDirectory(of file: String) {
-        let fd = open((file as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 { fsync(fd); close(fd) }
+    /// Fsyncs the directory holding `file`, so its new name survives a crash.
+    ///
+    /// - Throws: ``StoreError`` `.io` when the directory cannot be opened or synced.
+    private func syncDirectory(of file: String, _ name: String) throws {
+        let dir = (file as NSString).deletingLastPathComponent
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw posixError(name, "open the directory of") }
+        defer { close(fd) }
+        guard sync(fd) == 0 else {
+            let code = errno
+            throw StoreError(.io, "cannot fsync the directory '\(dir)' after writing '\(name)': \(String(cString: strerror(code))); the object may exist but is not known to survive a crash, so write it again",
+                             object: name)
+        }
     }
 
     private func posixError(_ name: String, _ op: String) -> StoreError {

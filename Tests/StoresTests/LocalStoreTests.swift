@@ -1,5 +1,5 @@
 import Foundation
-import Stores
+@_spi(Testing) import Stores
 import Testing
 
 /// The contract every BlobStore keeps, run against the memory and local-directory stores.
@@ -46,5 +46,42 @@ import Testing
             }
             #expect(wins == 1)
         }
+    }
+}
+
+/// A failed fsync is an error, not a silent loss of durability (issue 15, part 7).
+@Suite struct LocalStoreFsyncTests {
+    /// An fsync that fails with EIO on directories (`failDirectories`) or on files.
+    static func failingSync(failDirectories: Bool) -> @Sendable (Int32) -> Int32 {
+        { fd in
+            var st = stat()
+            guard fstat(fd, &st) == 0 else { return -1 }
+            if ((st.st_mode & S_IFMT) == S_IFDIR) == failDirectories {
+                errno = EIO
+                return -1
+            }
+            return fsync(fd)
+        }
+    }
+
+    static func root() -> String { FileManager.default.temporaryDirectory.path + "/vecgo-fsync-\(UUID().uuidString)" }
+
+    @Test func aFailedDirectoryFsyncFailsPutAndPutIfAbsent() async throws {
+        let store = try LocalDirectoryStore(root: Self.root(), fsync: Self.failingSync(failDirectories: true))
+        let e = await #expect(throws: StoreError.self) { try await store.put("segment_1.bin", [1, 2, 3]) }
+        #expect(e?.code == .io)
+        #expect(e?.message.contains("fsync") == true, "\(String(describing: e))")
+        let c = await #expect(throws: StoreError.self) { try await store.putIfAbsent("MANIFEST-1.bin", [4]) }
+        #expect(c?.code == .io)
+    }
+
+    @Test func aFailedFileFsyncFailsThePutAndLeavesNoObject() async throws {
+        let store = try LocalDirectoryStore(root: Self.root(), fsync: Self.failingSync(failDirectories: false))
+        let e = await #expect(throws: StoreError.self) { try await store.put("segment_1.bin", [1, 2, 3]) }
+        #expect(e?.code == .io)
+        #expect(try await store.list(prefix: "").isEmpty)
+        let plain = try LocalDirectoryStore(root: store.root)
+        try await plain.put("segment_1.bin", [1, 2, 3])
+        #expect(try await plain.read("segment_1.bin") == [1, 2, 3])
     }
 }

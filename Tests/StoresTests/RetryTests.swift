@@ -1,5 +1,5 @@
 import Foundation
-import Stores
+@testable import Stores
 import Testing
 import _VecgoTestSupport
 
@@ -23,6 +23,22 @@ import _VecgoTestSupport
         c.maxAttempts = attempts
         c.requestTimeoutSeconds = timeout
         return try S3Store(c)
+    }
+
+    /// A store with the given retry configuration (the defaults when nil).
+    static func s3(_ server: LocalHTTPServer, retry: RetryConfiguration) throws -> S3Store {
+        var c = S3Configuration(bucket: "b", endpoint: server.url, credentials: S3Credentials(accessKeyID: "k", secretAccessKey: "s"))
+        c.retry = retry
+        return try S3Store(c)
+    }
+
+    /// A retry configuration that waits 1 ms between attempts, so the tests stay quick.
+    static func quick(_ attempts: Int) -> RetryConfiguration {
+        var r = RetryConfiguration()
+        r.setAttempts(attempts)
+        r.baseDelay = .milliseconds(1)
+        r.maxDelay = .milliseconds(1)
+        return r
     }
 
     static func s3Error(_ status: Int, _ code: String, requestID: String = "REQ-1") -> LocalHTTPServer.Response {
@@ -140,5 +156,136 @@ import _VecgoTestSupport
         #expect(once.requests.map { $0.headers["x-amz-target"] ?? "" } == ["DynamoDB_20120810.PutItem", "DynamoDB_20120810.GetItem"],
                 "a failed condition is not retried; the item is read once to tell a lost race from a lost answer")
         #expect(try await objects.list(prefix: "").isEmpty, "the losing attempt's staged manifest was left behind")
+    }
+
+    // MARK: per-class retry budgets
+
+    @Test func eachOperationClassHasItsOwnAttemptBudget() async throws {
+        let n = 4
+        let failures = [LocalHTTPServer.Response](repeating: Self.s3Error(503, "SlowDown"), count: n)
+        // Reads: n failures then success needs n + 1 attempts.
+        var retry = Self.quick(1)
+        retry.reads.attempts = n + 1
+        let enough = try Self.server(failures + [.init(200, "ok")])
+        #expect(try await Self.s3(enough, retry: retry).read("x") == Array("ok".utf8))
+        #expect(enough.requests.count == n + 1)
+
+        retry.reads.attempts = n
+        let short = try Self.server(failures + [.init(200, "ok")])
+        let e = await #expect(throws: StoreError.self) { _ = try await Self.s3(short, retry: retry).read("x") }
+        #expect(e?.code == .throttled)
+        #expect(short.requests.count == n)
+        #expect(e?.message.contains("after \(n) attempts") == true, "\(String(describing: e))")
+
+        // The other classes keep their own budgets: writes 2, conditional writes 3, listings 5.
+        retry = Self.quick(1)
+        retry.writes.attempts = 2
+        retry.conditionalWrites.attempts = 3
+        retry.listings.attempts = 5
+        let always = try Self.server([Self.s3Error(503, "SlowDown")])
+        let store = try Self.s3(always, retry: retry)
+        await #expect(throws: StoreError.self) { try await store.put("o", [1]) }
+        #expect(always.requests.count == 2)
+        await #expect(throws: StoreError.self) { try await store.putIfAbsent("m", [1]) }
+        #expect(always.requests.count == 5)
+        await #expect(throws: StoreError.self) { _ = try await store.list(prefix: "") }
+        #expect(always.requests.count == 10)
+        await #expect(throws: StoreError.self) { _ = try await store.read("x") }
+        #expect(always.requests.count == 11)
+    }
+
+    @Test func theRetryTimeBudgetStopsRetriesBeforeTheAttemptsRunOut() async throws {
+        // A zero time budget: the first retry would already start too late.
+        var retry = Self.quick(1000)
+        retry.reads.maxRetryTime = .zero
+        let zero = try Self.server([Self.s3Error(503, "SlowDown")])
+        let e = await #expect(throws: StoreError.self) { _ = try await Self.s3(zero, retry: retry).read("x") }
+        #expect(e?.code == .throttled)
+        #expect(zero.requests.count == 1)
+        #expect(e?.message.contains("retry time") == true, "\(String(describing: e))")
+
+        // A small one with backoff of up to 20 ms: far fewer than 1000 attempts.
+        retry.reads.maxRetryTime = .milliseconds(200)
+        retry.baseDelay = .milliseconds(20)
+        retry.maxDelay = .milliseconds(20)
+        let small = try Self.server([Self.s3Error(503, "SlowDown")])
+        await #expect(throws: StoreError.self) { _ = try await Self.s3(small, retry: retry).read("x") }
+        #expect(small.requests.count >= 1)
+        #expect(small.requests.count < 1000)
+    }
+
+    @Test func cancellingDuringBackoffStopsWaitingAtOnce() async throws {
+        var retry = RetryConfiguration()
+        retry.setAttempts(2)
+        retry.baseDelay = .seconds(600)  // a backoff no test would sit out
+        retry.maxDelay = .seconds(600)
+        retry.reads.maxRetryTime = .seconds(3600)
+        let server = try Self.server([Self.s3Error(503, "SlowDown")])
+        let store = try Self.s3(server, retry: retry)
+        let task = Task { try await store.read("x") }
+        while server.requests.isEmpty { try await Task.sleep(nanoseconds: 10_000_000) }
+        try await Task.sleep(nanoseconds: 50_000_000)  // the answer is in and the backoff has begun
+        task.cancel()
+        // Without cancellation the task would wait out the backoff and end `.throttled`.
+        let e = await #expect(throws: StoreError.self) { _ = try await task.value }
+        #expect(e?.code == .cancelled, "\(String(describing: e))")
+    }
+
+    @Test func theDefaultsCarryReadsThroughThirtyPercentFaults() async throws {
+        // 30 % of answers are 503 SlowDown, chosen by a seeded generator.
+        let rng = Locked(SeededRNG(seed: 15))
+        let server = try LocalHTTPServer { _ in
+            rng.withLock { Double.random(in: 0..<1, using: &$0) } < 0.3 ? Self.s3Error(503, "SlowDown") : .init(200, "ok")
+        }
+        var retry = RetryConfiguration()  // the default budgets, with short waits for a quick test
+        retry.baseDelay = .milliseconds(1)
+        retry.maxDelay = .milliseconds(4)
+        let store = try Self.s3(server, retry: retry)
+        var read = 0
+        for i in 0..<200 {
+            #expect(try await store.read("x\(i)") == Array("ok".utf8))
+            read += 1
+        }
+        #expect(read == 200)
+        #expect(server.requests.count > 200, "no fault was injected")
+        #expect(RetryConfiguration().reads.attempts >= 8)
+    }
+
+    @Test func theRetryQuotaIsReturnedWhenARetriedRequestSucceeds() {
+        var quota = RetryQuota()
+        // A request that needed two retries and then succeeded costs at most one retry.
+        let first = quota.acquire(timeout: false)
+        let last = quota.acquire(timeout: false)
+        quota.recordSuccess(lastRetryCost: last)
+        #expect(quota.tokens == RetryQuota.capacity - first)
+        // Many requests that each succeed after one retry never drain it.
+        for _ in 0..<1000 {
+            let cost = quota.acquire(timeout: false)
+            #expect(cost > 0)
+            quota.recordSuccess(lastRetryCost: cost)
+        }
+        #expect(quota.tokens >= RetryQuota.capacity - RetryQuota.retryCost)
+    }
+
+    @Test func unusableRetrySettingsAreRejected() {
+        var c = S3Configuration(bucket: "b", endpoint: "http://127.0.0.1:1")
+        c.retry.listings.attempts = 0
+        let e = #expect(throws: StoreError.self) { _ = try S3Store(c) }
+        #expect(e?.code == .invalidArgument)
+        #expect(e?.message.contains("listing") == true)
+    }
+
+    @Test func awsMaxAttemptsSetsEveryClassesAttempts() throws {
+        let env = AWSEnvironment(variables: ["AWS_MAX_ATTEMPTS": "7"])
+        let c = try S3Configuration.fromEnvironment(bucket: "b", environment: env)
+        #expect(StoreOperationClass.allCases.map { c.retry[$0].attempts } == [7, 7, 7, 7])
+        #expect(DynamoDBConfiguration.fromEnvironment(table: "t", environment: env).retry.conditionalWrites.attempts == 7)
+        #expect(try S3Configuration.fromEnvironment(bucket: "b", environment: AWSEnvironment(variables: [:])).retry
+                == RetryConfiguration())
+        let e = #expect(throws: StoreError.self) {
+            _ = try S3Configuration.fromEnvironment(bucket: "b", environment: AWSEnvironment(variables: ["AWS_MAX_ATTEMPTS": "0"]))
+        }
+        #expect(e?.code == .invalidArgument)
+        #expect(e?.message.contains("AWS_MAX_ATTEMPTS") == true)
     }
 }

@@ -12,8 +12,16 @@ public struct DynamoDBConfiguration: Sendable {
     public var credentials: S3Credentials
     /// Where credentials come from; when set, ``credentials`` is ignored.
     public var credentialsProvider: (any CredentialsProvider)?
-    /// Attempts per request, retries included (the standard retry mode).
-    public var maxAttempts = 3
+    /// How often and for how long requests are retried, per operation class: `GetItem` and
+    /// `Query` are reads, the conditional `PutItem` (the commit point) a conditional write,
+    /// the rest writes. See ``RetryConfiguration`` for the defaults.
+    public var retry = RetryConfiguration()
+    /// Attempts per request, retries included, for every operation class: setting it sets
+    /// each class's ``RetryConfiguration/Budget/attempts``; reading it gives the reads'.
+    public var maxAttempts: Int {
+        get { retry.reads.attempts }
+        set { retry.setAttempts(newValue) }
+    }
     /// Time allowed for connecting, in seconds.
     public var connectTimeoutSeconds = 5.0
     /// Time allowed for a whole request, in seconds.
@@ -21,6 +29,8 @@ public struct DynamoDBConfiguration: Sendable {
     /// A PEM file of certificates to trust instead of the system's; TLS is always verified.
     public var caBundlePath: String?
 
+    /// A configuration for `table`; an endpoint override for DynamoDB Local, moto or another
+    /// compatible server.
     public init(table: String, region: String = "us-east-1", endpoint: String? = nil,
                 credentials: S3Credentials = S3Credentials(accessKeyID: "", secretAccessKey: "")) {
         self.table = table
@@ -31,13 +41,16 @@ public struct DynamoDBConfiguration: Sendable {
 
     /// A configuration resolved as the AWS SDKs do: region from `AWS_REGION`,
     /// `AWS_DEFAULT_REGION` or the profile; endpoint from `AWS_ENDPOINT_URL_DYNAMODB`,
-    /// `AWS_ENDPOINT_URL` or the profile; credentials from the default chain. Explicit
-    /// arguments win.
+    /// `AWS_ENDPOINT_URL` or the profile; credentials from the default chain;
+    /// `AWS_MAX_ATTEMPTS` (or the profile's `max_attempts`) as every operation class's retry
+    /// attempts when it is usable (``S3Configuration/fromEnvironment(bucket:prefix:endpoint:region:environment:)``
+    /// reports an unusable one). Explicit arguments win.
     public static func fromEnvironment(table: String, endpoint: String? = nil, region: String? = nil,
                                        environment: AWSEnvironment = .current) -> DynamoDBConfiguration {
         var config = DynamoDBConfiguration(table: table, region: region ?? environment.region ?? "us-east-1",
                                            endpoint: endpoint ?? environment.endpoint(service: "dynamodb"))
         config.credentialsProvider = CredentialChain.default(environment)
+        if let attempts = (try? environment.maxAttempts()) ?? nil { config.maxAttempts = attempts }
         return config
     }
 }
@@ -53,6 +66,7 @@ struct DynamoDBClient: Sendable {
               configuration.table.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }) else {
             throw StoreError(.invalidArgument, "'\(configuration.table)' is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, _, -, .)")
         }
+        try configuration.retry.validate()
         table = configuration.table
         let scheme: String, host: String
         if let endpoint = configuration.endpoint {
@@ -62,7 +76,7 @@ struct DynamoDBClient: Sendable {
         }
         transport = AWSTransport(scheme: scheme, host: host, region: configuration.region, service: "dynamodb",
                                  credentials: configuration.credentialsProvider ?? StaticCredentials(configuration.credentials),
-                                 maxAttempts: configuration.maxAttempts,
+                                 retry: configuration.retry,
                                  connectTimeoutSeconds: configuration.connectTimeoutSeconds,
                                  requestTimeoutSeconds: configuration.requestTimeoutSeconds, caBundlePath: configuration.caBundlePath,
                                  signsPayloadHash: false, errorFormat: .json)
@@ -75,7 +89,12 @@ struct DynamoDBClient: Sendable {
     ///   request, `.throttled`/`.network` when retries ran out.
     func call(_ operation: String, _ request: [String: Any]) async throws -> [String: Any] {
         let body = try JSONSerialization.data(withJSONObject: request, options: [.sortedKeys])
-        let a = try await transport.send("POST", path: "/", headers: [
+        let kind: StoreOperationClass = switch operation {
+        case "GetItem", "Query", "DescribeTable": .read
+        case "PutItem" where request["ConditionExpression"] != nil: .conditionalWrite
+        default: .write
+        }
+        let a = try await transport.send("POST", kind, path: "/", headers: [
             ("content-type", "application/x-amz-json-1.0"), ("x-amz-target", "DynamoDB_20120810.\(operation)"),
         ], body: Array(body), object: table)
         guard a.status == 200 else { throw failure(a, operation) }

@@ -4,8 +4,8 @@ import Foundation
 /// the one request loop S3, S3 Express and DynamoDB share.
 ///
 /// Each attempt asks the credentials provider (which caches) and signs afresh, so a retry
-/// never carries an expired signature. Retries follow ``RetryPolicy`` and spend the
-/// transport's ``RetryQuota``. When the service rejects credentials as expired, the
+/// never carries an expired signature. Retries follow the ``RetryConfiguration`` budget of
+/// the request's ``StoreOperationClass`` and spend the transport's ``RetryQuota``. When the service rejects credentials as expired, the
 /// `credentialsExpired` hook may renew them and the request is sent once more at once.
 final class AWSTransport: Sendable {
     /// The final answer to a request (any status; the caller maps non-2xx ones).
@@ -30,7 +30,7 @@ final class AWSTransport: Sendable {
     let host: String
     let region: String
     let service: String
-    let maxAttempts: Int
+    let retry: RetryConfiguration
     private let http: CurlHTTPClient
     private let credentials: any CredentialsProvider
     /// The header the session token travels in (`x-amz-s3session-token` for S3 Express sessions).
@@ -42,7 +42,7 @@ final class AWSTransport: Sendable {
     private let quota = Locked(RetryQuota())
 
     init(scheme: String, host: String, region: String, service: String, credentials: any CredentialsProvider,
-         maxAttempts: Int, connectTimeoutSeconds: Double, requestTimeoutSeconds: Double, caBundlePath: String? = nil,
+         retry: RetryConfiguration, connectTimeoutSeconds: Double, requestTimeoutSeconds: Double, caBundlePath: String? = nil,
          tokenHeader: String = "x-amz-security-token", signsPayloadHash: Bool = true, errorFormat: ErrorFormat = .xml,
          credentialsExpired: (@Sendable (S3Credentials) async -> Bool)? = nil) {
         self.scheme = scheme
@@ -50,7 +50,7 @@ final class AWSTransport: Sendable {
         self.region = region
         self.service = service
         self.credentials = credentials
-        self.maxAttempts = max(1, maxAttempts)
+        self.retry = retry
         self.tokenHeader = tokenHeader
         self.signsPayloadHash = signsPayloadHash
         self.errorFormat = errorFormat
@@ -80,19 +80,29 @@ final class AWSTransport: Sendable {
     /// Sends a signed request with retries and returns the final answer.
     ///
     /// - Parameters:
+    ///   - operation: whose retry budget applies.
     ///   - path: the already-encoded canonical path.
     ///   - object: what the request is about, for error messages.
-    /// - Throws: ``StoreError`` `.cancelled`, `.network` (transport failed until retries ran
-    ///   out), `.throttled`/`.conflict` (retryable answers until retries ran out).
-    func send(_ method: String, path: String, query: [(String, String)] = [], headers extra: [(String, String)] = [],
-              body: [UInt8] = [], object: String?) async throws -> Answer {
+    ///   - verify: checks a 2xx answer's body (a response checksum); a reason returned means
+    ///     the body was damaged in transit and the request is retried like a 5xx.
+    /// - Throws: ``StoreError`` `.cancelled`, `.network` (transport failed, or bodies kept
+    ///   arriving damaged, until retries ran out), `.throttled`/`.conflict` (retryable
+    ///   answers until retries ran out).
+    func send(_ method: String, _ operation: StoreOperationClass, path: String, query: [(String, String)] = [],
+              headers extra: [(String, String)] = [], body: [UInt8] = [], object: String?,
+              verify: ((Answer) -> String?)? = nil) async throws -> Answer {
         let queryString = SigV4.canonicalQuery(query)
         let url = "\(scheme)://\(host)\(path)\(queryString.isEmpty ? "" : "?" + queryString)"
         let payloadHash = body.isEmpty ? Crypto.emptyPayloadHash : Crypto.hex(Crypto.sha256(body))
-        let policy = RetryPolicy(maxAttempts: maxAttempts)
+        let policy = RetryPolicy(retry, operation)
+        let budget = retry[operation].maxRetryTime
+        let clock = ContinuousClock()
+        let start = clock.now
         var rng = SystemRandomNumberGenerator()
         var attempt = 0
+        var lastRetryCost = 0
         var renewedCredentials = false
+        var damage: String?  // why the last answer's body was rejected
         while true {
             attempt += 1
             if Task.isCancelled { throw StoreError(.cancelled, "\(method) cancelled", object: object) }
@@ -105,8 +115,9 @@ final class AWSTransport: Sendable {
             headers.append(("Authorization", signer.authorization(method: method, path: path, query: query, headers: headers,
                                                                   payloadHash: payloadHash, amzDate: amzDate)))
             let (response, curlCode) = try await http.perform(HTTPRequest(method: method, url: url, headers: headers, body: body))
-            let outcome: AttemptOutcome
+            var outcome: AttemptOutcome
             var answer: Answer?
+            damage = nil
             if let response {
                 let code = response.status >= 300 && !response.body.isEmpty ? errorCode(response.body) : nil
                 answer = Answer(status: response.status, headers: response.headers, body: response.body, code: code)
@@ -117,6 +128,12 @@ final class AWSTransport: Sendable {
                     continue
                 }
                 outcome = AttemptOutcome.classify(status: response.status, code: code)
+                if let code, AttemptOutcome.damagedBodyCodes.contains(code) {
+                    damage = "the store found the request body damaged (\(code))"
+                } else if outcome == .success, let verify, let reason = verify(answer!) {
+                    damage = reason
+                    outcome = .retry(timeout: false)
+                }
             } else if curlCode == .abortedByCallback {
                 throw StoreError(.cancelled, "\(method) cancelled", object: object)
             } else {
@@ -124,29 +141,48 @@ final class AWSTransport: Sendable {
             }
             switch outcome {
             case .success:
-                quota.withLock { $0.recordSuccess() }
+                if retry.usesRetryQuota { quota.withLock { $0.recordSuccess(lastRetryCost: lastRetryCost) } }
                 return answer!
             case .fail:
                 if let answer { return answer }
                 throw StoreError(.network, "\(method) \(scheme)://\(host) failed: \(curlCode)", object: object)
             case .retry(let timeout):
-                let allowed = attempt < policy.maxAttempts && quota.withLock { $0.acquire(timeout: timeout) }
-                guard allowed else {
+                let delay = policy.delayMillis(afterAttempt: attempt, using: &rng)
+                let elapsed = clock.now - start
+                var why: String?
+                if attempt >= policy.maxAttempts {
+                    why = "its \(policy.maxAttempts) attempts"
+                } else if elapsed + .milliseconds(delay) > budget {
+                    why = "its retry time of \(Self.seconds(budget))"
+                } else if retry.usesRetryQuota {
+                    lastRetryCost = quota.withLock { $0.acquire(timeout: timeout) }
+                    if lastRetryCost == 0 { why = "the store's retry quota (too many requests are failing)" }
+                }
+                if let why {
+                    let spent = "after \(attempt) attempt\(attempt == 1 ? "" : "s") in \(Self.seconds(elapsed)) (\(operation.rawValue) requests stop at \(why); see RetryConfiguration)"
+                    if let damage {
+                        throw StoreError(.network, "\(method) kept arriving damaged \(spent): \(damage)", object: object,
+                                         httpStatus: answer?.status, serviceCode: answer?.code, requestID: answer?.requestID)
+                    }
                     if let answer {
                         let kind: StoreError.Code = answer.status == 409 ? .conflict : .throttled
-                        throw StoreError(kind, "\(method) kept failing with HTTP \(answer.status) after \(attempt) attempts",
+                        throw StoreError(kind, "\(method) kept failing with HTTP \(answer.status) \(spent)",
                                          object: object, httpStatus: answer.status, serviceCode: answer.code,
                                          requestID: answer.requestID)
                     }
-                    throw StoreError(.network, "\(method) \(scheme)://\(host) failed after \(attempt) attempts: \(curlCode)",
-                                     object: object)
+                    throw StoreError(.network, "\(method) \(scheme)://\(host) failed \(spent): \(curlCode)", object: object)
                 }
-                let delay = policy.delayMillis(afterAttempt: attempt, using: &rng)
                 do { try await Task.sleep(nanoseconds: UInt64(delay) * 1_000_000) } catch {
                     throw StoreError(.cancelled, "\(method) cancelled while waiting to retry", object: object)
                 }
             }
         }
+    }
+
+    /// A duration for messages: `1.25 s`.
+    static func seconds(_ d: Duration) -> String {
+        let ms = RetryPolicy.millis(d)
+        return "\(ms / 1000).\(String(ms % 1000 / 10).leftPadded(2)) s"
     }
 
     /// The service's error code in an error body.
@@ -160,4 +196,9 @@ final class AWSTransport: Sendable {
             return String(type.split(separator: "#").last ?? Substring(type))
         }
     }
+}
+
+
+private extension String {
+    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }

@@ -74,6 +74,20 @@ public struct AWSEnvironment: Sendable, CustomStringConvertible, CustomDebugStri
     /// The region: `AWS_REGION`, `AWS_DEFAULT_REGION`, then the profile's `region`.
     public var region: String? { self["AWS_REGION"] ?? self["AWS_DEFAULT_REGION"] ?? profileSettings()["region"] }
 
+    /// Attempts per request as the SDKs configure it: `AWS_MAX_ATTEMPTS`, then the profile's
+    /// `max_attempts`; nil when neither is set.
+    ///
+    /// - Throws: ``StoreError`` `.invalidArgument` when the value is not a whole number of at least 1.
+    public func maxAttempts() throws -> Int? {
+        let (name, value): (String, String?) = self["AWS_MAX_ATTEMPTS"].map { ("AWS_MAX_ATTEMPTS", $0) }
+            ?? ("max_attempts in profile '\(profile)'", profileSettings()["max_attempts"])
+        guard let value else { return nil }
+        guard let n = Int(value.trimmingCharacters(in: .whitespaces)), n >= 1 else {
+            throw StoreError(.invalidArgument, "\(name) is '\(value)'; it must be a whole number of attempts, at least 1")
+        }
+        return n
+    }
+
     /// The endpoint for a service: `AWS_ENDPOINT_URL_<SERVICE>`, then `AWS_ENDPOINT_URL`, then
     /// the profile's `endpoint_url`.
     public func endpoint(service: String) -> String? {

@@ -57,7 +57,7 @@ public final class S3ExpressStore: BlobStore, CustomStringConvertible {
         // CreateSession is signed with the caller's own credentials, under the s3express service.
         let control = AWSTransport(scheme: scheme, host: bucketHost, region: config.region, service: "s3express",
                                    credentials: config.credentialsProvider ?? StaticCredentials(config.credentials),
-                                   maxAttempts: config.maxAttempts, connectTimeoutSeconds: config.connectTimeoutSeconds,
+                                   retry: config.retry, connectTimeoutSeconds: config.connectTimeoutSeconds,
                                    requestTimeoutSeconds: config.requestTimeoutSeconds, caBundlePath: config.caBundlePath)
         sessions = ExpressSessions(transport: control, path: path, bucket: config.bucket, mode: sessionMode,
                                    refreshWindow: sessionRefreshWindow)
@@ -148,7 +148,7 @@ private struct CreateSession: CredentialsProvider {
     let created: AtomicCounter
 
     func credentials() async throws -> S3Credentials {
-        let a = try await transport.send("GET", path: path, query: [("session", "")],
+        let a = try await transport.send("GET", .read, path: path, query: [("session", "")],
                                          headers: [("x-amz-create-session-mode", mode.rawValue)], object: bucket)
         let xml = XMLScanner(a.body)
         guard a.status == 200 else {

@@ -25,8 +25,15 @@ public struct S3Configuration: Sendable {
     /// Where credentials come from (asked before each request; cache in the provider); when
     /// set, ``credentials`` is ignored.
     public var credentialsProvider: (any CredentialsProvider)?
-    /// Attempts per request, retries included (standard retry mode: 3).
-    public var maxAttempts = 3
+    /// How often and for how long requests are retried, per operation class (reads, writes,
+    /// conditional writes, listings); see ``RetryConfiguration`` for the defaults.
+    public var retry = RetryConfiguration()
+    /// Attempts per request, retries included, for every operation class: setting it sets
+    /// each class's ``RetryConfiguration/Budget/attempts``; reading it gives the reads'.
+    public var maxAttempts: Int {
+        get { retry.reads.attempts }
+        set { retry.setAttempts(newValue) }
+    }
     /// Time allowed for connecting, in seconds.
     public var connectTimeoutSeconds = 5.0
     /// Time allowed for a whole request, in seconds.
@@ -75,12 +82,16 @@ public struct S3Configuration: Sendable {
     /// `AWS_DEFAULT_REGION` or the profile; endpoint from `AWS_ENDPOINT_URL_S3`,
     /// `AWS_ENDPOINT_URL` or the profile's `endpoint_url`; credentials from the default chain
     /// (environment, web identity, `~/.aws` profile, container, instance metadata), resolved at
-    /// the first request. Explicit arguments win.
+    /// the first request; `AWS_MAX_ATTEMPTS` (or the profile's `max_attempts`), when set,
+    /// becomes every operation class's retry attempts. Explicit arguments win.
+    ///
+    /// - Throws: ``StoreError`` `.invalidArgument` for an unusable `AWS_MAX_ATTEMPTS`.
     public static func fromEnvironment(bucket: String, prefix: String = "", endpoint: String? = nil,
                                        region: String? = nil, environment: AWSEnvironment = .current) throws -> S3Configuration {
         var config = S3Configuration(bucket: bucket, prefix: prefix, region: region ?? environment.region ?? "us-east-1",
                                      endpoint: endpoint ?? environment.endpoint(service: "s3"))
         config.credentialsProvider = CredentialChain.default(environment)
+        if let attempts = try environment.maxAttempts() { config.maxAttempts = attempts }
         return config
     }
 }
@@ -88,7 +99,13 @@ public struct S3Configuration: Sendable {
 /// A ``BlobStore`` on S3 or any S3-compatible server, over libcurl with SigV4 signing.
 ///
 /// Ranged GET, PUT, conditional PUT (`If-None-Match: *`, 412 → `.alreadyExists`),
-/// ListObjectsV2 with pagination, DELETE and HEAD; retries in the SDKs' standard mode.
+/// ListObjectsV2 with pagination, DELETE and HEAD; retries in the SDKs' standard mode, with
+/// per-operation-class budgets (``RetryConfiguration``).
+///
+/// Uploads (PutObject, UploadPart, conditional PUTs) carry `x-amz-checksum-crc32c`, so the
+/// store refuses a body damaged on the way (`BadDigest`, retried). Whole-object GETs ask for
+/// the object's checksum (`x-amz-checksum-mode: ENABLED`) and, when the answer has a
+/// whole-object CRC32C, check the body against it; a mismatch is retried like a 5xx.
 public final class S3Store: BlobStore, CustomStringConvertible {
     /// The configuration (its description hides secrets).
     public let configuration: S3Configuration
@@ -101,7 +118,8 @@ public final class S3Store: BlobStore, CustomStringConvertible {
 
     /// Creates a store. No request is made.
     ///
-    /// - Throws: ``StoreError`` `.invalidArgument` for an empty bucket or a malformed endpoint.
+    /// - Throws: ``StoreError`` `.invalidArgument` for an empty bucket, a malformed endpoint or
+    ///   an unusable retry configuration.
     public convenience init(_ configuration: S3Configuration) throws {
         try self.init(configuration, express: nil)
     }
@@ -112,6 +130,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         guard !configuration.bucket.isEmpty, !configuration.bucket.contains("/") else {
             throw StoreError(.invalidArgument, "'\(configuration.bucket)' is not a bucket name")
         }
+        try configuration.retry.validate()
         self.configuration = configuration
         let scheme: String, host: String
         if let express {
@@ -126,7 +145,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         directoryBucket = express != nil
         if let express {
             transport = AWSTransport(scheme: scheme, host: bucketHost, region: configuration.region, service: "s3express",
-                                     credentials: express.session, maxAttempts: configuration.maxAttempts,
+                                     credentials: express.session, retry: configuration.retry,
                                      connectTimeoutSeconds: configuration.connectTimeoutSeconds,
                                      requestTimeoutSeconds: configuration.requestTimeoutSeconds, caBundlePath: configuration.caBundlePath,
                                      tokenHeader: "x-amz-s3session-token",
@@ -134,7 +153,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         } else {
             transport = AWSTransport(scheme: scheme, host: bucketHost, region: configuration.region, service: "s3",
                                      credentials: configuration.credentialsProvider ?? StaticCredentials(configuration.credentials),
-                                     maxAttempts: configuration.maxAttempts,
+                                     retry: configuration.retry,
                                      connectTimeoutSeconds: configuration.connectTimeoutSeconds,
                                      requestTimeoutSeconds: configuration.requestTimeoutSeconds, caBundlePath: configuration.caBundlePath)
         }
@@ -159,10 +178,12 @@ public final class S3Store: BlobStore, CustomStringConvertible {
 
     /// Sends a signed request with retries. `key` is the full object key (prefix included), nil
     /// for bucket-level requests. Returns the final answer; the caller maps non-2xx statuses.
-    private func send(_ method: String, key: String?, query: [(String, String)] = [], headers: [(String, String)] = [],
-                      body: [UInt8] = [], object: String?) async throws -> Answer {
+    private func send(_ method: String, _ operation: StoreOperationClass, key: String?, query: [(String, String)] = [],
+                      headers: [(String, String)] = [], body: [UInt8] = [], object: String?,
+                      verify: ((Answer) -> String?)? = nil) async throws -> Answer {
         let path = pathPrefix + (key.map { "/" + SigV4.encode($0, keepSlash: true) } ?? "/")
-        return try await transport.send(method, path: path, query: query, headers: headers, body: body, object: object)
+        return try await transport.send(method, operation, path: path, query: query, headers: headers, body: body, object: object,
+                                        verify: verify)
     }
 
     /// The error for a final non-2xx answer.
@@ -196,9 +217,13 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         if range.upperBound != .max, range.upperBound - range.lowerBound > part {
             return try await readInParts(name, range, part: part)
         }
-        var headers: [(String, String)] = []
-        if range != 0..<UInt64.max { headers.append(("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")) }
-        let a = try await send("GET", key: try key(name), headers: headers, object: name)
+        let whole = range == 0..<UInt64.max
+        let headers = whole ? [("x-amz-checksum-mode", "ENABLED")] : [("range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")]
+        // Only a whole object's checksum covers the body (S3 sends none for ranges).
+        let verify: ((Answer) -> String?)? = whole ? { a in
+            a.status == 200 ? TransferChecksum.mismatch(headers: a.headers, body: a.body) : nil
+        } : nil
+        let a = try await send("GET", .read, key: try key(name), headers: headers, object: name, verify: verify)
         if a.status == 416 { return [] }  // the range starts at or past the end
         guard a.status == 200 || a.status == 206 else { throw failure(a, "GET", object: name) }
         if a.status == 200 && range != 0..<UInt64.max {
@@ -237,24 +262,29 @@ public final class S3Store: BlobStore, CustomStringConvertible {
 
     public func put(_ name: String, _ bytes: [UInt8]) async throws {
         if bytes.count >= configuration.multipartThreshold { return try await multipartUpload(name, bytes, ifAbsent: false) }
-        let a = try await send("PUT", key: try key(name), body: bytes, object: name)
+        let a = try await send("PUT", .write, key: try key(name), headers: TransferChecksum.uploadHeaders(bytes), body: bytes,
+                            object: name)
         guard (200..<300).contains(a.status) else { throw failure(a, "PUT", object: name) }
     }
 
     public func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
         if bytes.count >= configuration.multipartThreshold { return try await multipartUpload(name, bytes, ifAbsent: true) }
-        let a = try await send("PUT", key: try key(name), headers: [("if-none-match", "*")], body: bytes, object: name)
+        let a = try await send("PUT", .conditionalWrite, key: try key(name),
+                            headers: [("if-none-match", "*")] + TransferChecksum.uploadHeaders(bytes), body: bytes, object: name)
         guard (200..<300).contains(a.status) else { throw failure(a, "conditional PUT", object: name) }
     }
 
     /// CreateMultipartUpload, the parts in parallel (`multipartConcurrency` at a time), then
-    /// CompleteMultipartUpload — with `If-None-Match: *` for a create-if-absent. Any failure
+    /// CompleteMultipartUpload — with `If-None-Match: *` for a create-if-absent. Each part
+    /// carries its CRC32C (the upload is created with `x-amz-checksum-algorithm: CRC32C`, and
+    /// the completion lists the parts' checksums, as S3 requires). Any failure
     /// or cancellation aborts the upload, so no parts are left behind.
     private func multipartUpload(_ name: String, _ bytes: [UInt8], ifAbsent: Bool) async throws {
         let k = try key(name)
         let created: Answer
         do {
-            created = try await send("POST", key: k, query: [("uploads", "")], object: name)
+            created = try await send("POST", .write, key: k, query: [("uploads", "")],
+                                       headers: [("x-amz-checksum-algorithm", "CRC32C")], object: name)
         } catch {
             // Interrupted while the server may have created the upload: abort whatever exists
             // for this key (object names are unique to their writer, so these are ours).
@@ -268,28 +298,33 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             let partSize = max(5 << 20, configuration.multipartPartSize)
             let count = (bytes.count + partSize - 1) / partSize
             var etags = [String](repeating: "", count: count)
-            try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            var checksums = [String](repeating: "", count: count)
+            try await withThrowingTaskGroup(of: (Int, String, String).self) { group in
                 var next = 0
                 func startNext() {
                     let i = next
                     next += 1
                     let part = Array(bytes[i * partSize..<min((i + 1) * partSize, bytes.count)])
                     group.addTask {
-                        let a = try await self.send("PUT", key: k, query: [("partNumber", String(i + 1)), ("uploadId", uploadID)],
-                                                    body: part, object: name)
+                        let checksum = TransferChecksum.uploadHeaders(part)
+                        let a = try await self.send("PUT", .write, key: k, query: [("partNumber", String(i + 1)), ("uploadId", uploadID)],
+                                                    headers: checksum, body: part, object: name)
                         guard a.status == 200, let etag = a.headers["etag"] else { throw self.failure(a, "UPLOAD PART \(i + 1)", object: name) }
-                        return (i, etag)
+                        return (i, etag, checksum[0].1)
                     }
                 }
                 for _ in 0..<min(max(1, configuration.multipartConcurrency), count) { startNext() }
-                while let (i, etag) = try await group.next() {
+                while let (i, etag, checksum) = try await group.next() {
                     etags[i] = etag
+                    checksums[i] = checksum
                     if next < count { startNext() }
                 }
             }
-            let parts = etags.enumerated().map { "<Part><PartNumber>\($0.offset + 1)</PartNumber><ETag>\($0.element)</ETag></Part>" }
+            let parts = etags.indices.map {
+                "<Part><PartNumber>\($0 + 1)</PartNumber><ETag>\(etags[$0])</ETag><ChecksumCRC32C>\(checksums[$0])</ChecksumCRC32C></Part>"
+            }
             let body = Array(("<CompleteMultipartUpload>" + parts.joined() + "</CompleteMultipartUpload>").utf8)
-            let done = try await send("POST", key: k, query: [("uploadId", uploadID)],
+            let done = try await send("POST", ifAbsent ? .conditionalWrite : .write, key: k, query: [("uploadId", uploadID)],
                                       headers: ifAbsent ? [("if-none-match", "*")] : [], body: body, object: name)
             // S3 may answer 200 with an error document when completion fails late.
             guard done.status == 200, XMLScanner(done.body).first("Code") == nil else {
@@ -297,7 +332,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             }
         } catch {
             // Abort even when cancelled: a new task does not inherit the cancellation.
-            _ = await Task { try? await self.send("DELETE", key: k, query: [("uploadId", uploadID)], object: name) }.value
+            _ = await Task { try? await self.send("DELETE", .write, key: k, query: [("uploadId", uploadID)], object: name) }.value
             throw error
         }
     }
@@ -315,7 +350,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         repeat {
             var query = [("uploads", ""), ("prefix", prefix)]
             if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.id)] }
-            let a = try await send("GET", key: nil, query: query, object: configuration.bucket)
+            let a = try await send("GET", .listing, key: nil, query: query, object: configuration.bucket)
             guard a.status == 200 else { throw failure(a, "LIST MULTIPART UPLOADS", object: configuration.bucket) }
             let xml = XMLScanner(a.body)
             out += xml.blocks("Upload").compactMap { u in
@@ -335,7 +370,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
     private func abortUploads(ofKey k: String) async throws {
         // Directory buckets list uploads by whole directories only.
         for u in try await uploads(prefix: directoryBucket ? configuration.prefix : k) where u.key == k {
-            _ = try await send("DELETE", key: k, query: [("uploadId", u.id)], object: k)
+            _ = try await send("DELETE", .write, key: k, query: [("uploadId", u.id)], object: k)
         }
     }
 
@@ -350,7 +385,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             if let token { query.append(("continuation-token", token)) } else if let startAfter, !directoryBucket {
                 query.append(("start-after", configuration.prefix + startAfter))
             }
-            let a = try await send("GET", key: nil, query: query, object: prefix)
+            let a = try await send("GET", .listing, key: nil, query: query, object: prefix)
             guard a.status == 200 else { throw failure(a, "LIST", object: prefix) }
             let xml = XMLScanner(a.body)
             for entry in xml.blocks("Contents") {
@@ -369,13 +404,13 @@ public final class S3Store: BlobStore, CustomStringConvertible {
     }
 
     public func delete(_ name: String) async throws {
-        let a = try await send("DELETE", key: try key(name), object: name)
+        let a = try await send("DELETE", .write, key: try key(name), object: name)
         guard (200..<300).contains(a.status) || a.status == 404 else { throw failure(a, "DELETE", object: name) }
     }
 
     public func size(_ name: String) async throws -> UInt64 {
         if directoryBucket { return try await sizeByRangedGET(name) }
-        let a = try await send("HEAD", key: try key(name), object: name)
+        let a = try await send("HEAD", .read, key: try key(name), object: name)
         guard a.status == 200 else { throw failure(a, "HEAD", object: name) }
         guard let length = a.headers["content-length"].flatMap(UInt64.init) else {
             throw StoreError(.invalidResponse, "HEAD answered without Content-Length", object: name)
@@ -383,11 +418,21 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         return length
     }
 
+    /// The CRC32C (base64, `x-amz-checksum-crc32c`) the store keeps for an object: a
+    /// composite `…-N` one for multipart objects, nil when it keeps none.
+    ///
+    /// - Throws: ``StoreError`` `.notFound`, or what a failed HEAD throws.
+    package func storedCRC32C(_ name: String) async throws -> String? {
+        let a = try await send("HEAD", .read, key: try key(name), headers: [("x-amz-checksum-mode", "ENABLED")], object: name)
+        guard a.status == 200 else { throw failure(a, "HEAD", object: name) }
+        return a.headers[TransferChecksum.header]
+    }
+
     /// The size from a one-byte ranged GET's `Content-Range` (`bytes 0-0/<size>`, or
     /// `bytes */0` for an empty object). Unlike HEAD, its errors have a body, so an expired
     /// S3 Express session is recognised and renewed.
     private func sizeByRangedGET(_ name: String) async throws -> UInt64 {
-        let a = try await send("GET", key: try key(name), headers: [("range", "bytes=0-0")], object: name)
+        let a = try await send("GET", .read, key: try key(name), headers: [("range", "bytes=0-0")], object: name)
         guard a.status == 206 || a.status == 416 || a.status == 200 else { throw failure(a, "GET", object: name) }
         if a.status == 200 { return UInt64(a.body.count) }  // a server that ignores Range
         guard let total = a.headers["content-range"]?.split(separator: "/").last.flatMap({ UInt64($0) }) else {
@@ -402,7 +447,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             <CreateBucketConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/">\
             <LocationConstraint>\(configuration.region)</LocationConstraint></CreateBucketConfiguration>
             """.utf8)
-        let a = try await send("PUT", key: nil, body: body, object: configuration.bucket)
+        let a = try await send("PUT", .write, key: nil, body: body, object: configuration.bucket)
         if (200..<300).contains(a.status) || a.code == "BucketAlreadyOwnedByYou" { return }
         throw failure(a, "CREATE BUCKET", object: configuration.bucket)
     }
