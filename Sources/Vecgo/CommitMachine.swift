@@ -40,6 +40,12 @@ struct CommitMachine {
         /// The first throttling backoff's ceiling, doubling per consecutive throttle up to `maxBackoff`.
         var backoffBase: Duration = .milliseconds(50)
         var maxBackoff: Duration = .seconds(2)
+        /// Fairness: the ceiling of a random pause before the first build, for a writer that is
+        /// winning back-to-back while other writers are about (zero: no pause). A writer that
+        /// lost a race needs a few more round trips (read back, re-read, build) than the
+        /// winner's next commit; without the pause the winner, already on the newest version,
+        /// wins every time and the others starve.
+        var yieldCeiling: Duration = .zero
     }
 
     /// What the driver does next.
@@ -144,7 +150,11 @@ struct CommitMachine {
     // MARK: events
 
     /// The first action.
-    mutating func start() -> Action { nextAttempt() }
+    mutating func start() -> Action {
+        guard policy.yieldCeiling > .zero else { return nextAttempt() }
+        afterSleep = .attempt
+        return .sleep(jitter(upTo: policy.yieldCeiling))
+    }
 
     /// The view was moved to the newest version (`confirmView`), known newest as of `askedAt`.
     mutating func viewConfirmed(version: UInt64, writerEpoch: UInt64, askedAt: ContinuousClock.Instant) -> Action {
@@ -340,11 +350,15 @@ struct CommitMachine {
     private mutating func backOff(then next: Resume) -> Action {
         throttles += 1
         let ceiling = min(policy.maxBackoff, policy.backoffBase * (1 << min(throttles - 1, 20)))
-        let remaining = deadline - now()
-        let nanos = ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
-        let jitter = Duration.nanoseconds(Int64(random.next() % UInt64(max(nanos, 0) + 1)))  // full jitter
         afterSleep = next
-        return .sleep(max(.zero, min(jitter, remaining)))
+        return .sleep(jitter(upTo: ceiling))  // full jitter
+    }
+
+    /// A random pause in `0...ceiling` (at most what is left of the budget), from the injected source.
+    private mutating func jitter(upTo ceiling: Duration) -> Duration {
+        let nanos = ceiling.components.seconds * 1_000_000_000 + ceiling.components.attoseconds / 1_000_000_000
+        let pause = Duration.nanoseconds(Int64(random.next() % UInt64(max(nanos, 0) + 1)))
+        return max(.zero, min(pause, deadline - now()))
     }
 
     private mutating func fail(_ error: VecgoError) -> Action {

@@ -111,6 +111,8 @@ public actor Vecgo {
     /// `maxCommitObjectAge`: vacuum frees version numbers only after its longer grace
     /// period, so the number after a recently confirmed view can never have been freed.
     var viewConfirmedAt = ContinuousClock.now
+    /// What the last commits tell about other writers, for fair turns (``commitManifest(label:_:)``).
+    var fairness = Fairness()
     /// Whether pending rows are being written out as a segment (``spillIfFull()``); writes wait.
     private var spilling = false
     private var spillWaiters: [CheckedContinuation<Void, Never>] = []
@@ -634,12 +636,17 @@ public actor Vecgo {
         // same version.
         await acquireManifestTurn()
         defer { releaseManifestTurn() }
-        var machine = CommitMachine(label: label, policy: commitPolicy, epoch: epoch, viewVersion: view.version,
+        var policy = commitPolicy
+        if fairness.winningBackToBack, fairness.commitsSinceOthers < Self.fairnessWindow {
+            policy.yieldCeiling = min(fairness.lastCycle * 2, .milliseconds(250))
+        }
+        var machine = CommitMachine(label: label, policy: policy, epoch: epoch, viewVersion: view.version,
                                     viewEpoch: view.manifest?.writerEpoch ?? 0, viewConfirmedAt: viewConfirmedAt,
                                     now: { ContinuousClock.now }, random: SystemRandomNumberGenerator())
         defer { viewConfirmedAt = max(viewConfirmedAt, machine.viewConfirmedAt) }
         var base = view
         var built = NextVersion(manifest: try template(base))
+        var othersSeen = false, buildStart = ContinuousClock.now
         var action = machine.start()
         while true {
             switch action {
@@ -660,6 +667,8 @@ public actor Vecgo {
                     : machine.latestRead(version: v, writerEpoch: e, askedAt: askedAt)
             case .build:
                 base = view
+                buildStart = ContinuousClock.now
+                if let m = base.manifest, m.writerID != writerID { othersSeen = true }
                 do {
                     built = try await make(base)
                 } catch {
@@ -688,6 +697,7 @@ public actor Vecgo {
                 // this batch twice).
                 do {
                     let existing = try await Self.manifestAt(version: built.manifest.version, cached)
+                    if existing != built.manifest { othersSeen = true }
                     action = machine.readBack(existing == built.manifest ? .ours : .other(version: existing.version))
                 } catch let e as VecgoError where e.code == .notFound {
                     action = machine.readBack(.missing)
@@ -702,6 +712,9 @@ public actor Vecgo {
                     action = machine.cancelled()
                 }
             case .done:
+                fairness.winningBackToBack = machine.racesLost == 0 && base.manifest?.writerID == writerID
+                fairness.commitsSinceOthers = othersSeen ? 0 : fairness.commitsSinceOthers + 1
+                fairness.lastCycle = ContinuousClock.now - buildStart
                 advance(to: VersionView(built.manifest, store: cached, metric: metric, previous: base, pk: built.pk,
                                         changes: built.live))
                 return built.manifest
@@ -710,6 +723,20 @@ public actor Vecgo {
             }
         }
     }
+
+    /// What this handle's last commits tell about other writers (see ``CommitMachine/Policy/yieldCeiling``).
+    struct Fairness {
+        /// The last commit built on this handle's own previous version without losing a race.
+        var winningBackToBack = false
+        /// Commits of this handle since it last met a version of another writer.
+        var commitsSinceOthers = Int.max / 2
+        /// How long the last commit took from its last build to its version.
+        var lastCycle: Duration = .zero
+    }
+
+    /// Commits after meeting another writer's version during which a writer winning back-to-back
+    /// still pauses before building (a writer alone stops pausing after this many).
+    static let fairnessWindow = 16
 
     /// The limits of a commit, from the options.
     var commitPolicy: CommitMachine.Policy {
