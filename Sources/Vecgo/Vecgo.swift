@@ -638,7 +638,7 @@ public actor Vecgo {
         defer { releaseManifestTurn() }
         var policy = commitPolicy
         if fairness.winningBackToBack, fairness.commitsSinceOthers < Self.fairnessWindow {
-            policy.yieldCeiling = min(fairness.lastCycle * 2, .milliseconds(250))
+            policy.yieldCeiling = min(fairness.lastCycle * 4, .milliseconds(500))
         }
         var machine = CommitMachine(label: label, policy: policy, epoch: epoch, viewVersion: view.version,
                                     viewEpoch: view.manifest?.writerEpoch ?? 0, viewConfirmedAt: viewConfirmedAt,
