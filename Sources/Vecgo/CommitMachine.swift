@@ -119,6 +119,8 @@ struct CommitMachine {
     /// The error of a put of the built manifest that read back as missing (it is put again).
     private var triedPut: StoreError?
     private var readBackFailures = 0
+    /// The version a lost race found, from which the newest is looked for.
+    private var latestFrom: UInt64 = 0
     private var throttles = 0
     /// When the last put was issued.
     private var putAt: ContinuousClock.Instant
@@ -202,7 +204,7 @@ struct CommitMachine {
 
     /// What the read-back found.
     mutating func readBack(_ found: ReadBack) -> Action {
-        let e = putError!
+        guard let e = putError else { return fail(VecgoError(.storage, "\(label): internal error: a read-back with no put in doubt")) }
         switch found {
         case .ours:
             putError = nil
@@ -211,6 +213,7 @@ struct CommitMachine {
             putError = nil
             racesLost += 1
             phase = .readingLatest
+            latestFrom = version
             return check() ?? .readLatest(after: version)  // at once: losing a race is no reason to wait
         case .missing:
             guard e.code != .alreadyExists else {  // "exists" but not readable yet: read again
@@ -266,7 +269,7 @@ struct CommitMachine {
         if next == .readBack { return .readBack }  // a put in doubt is resolved whatever the budget
         if let stop = check() { return stop }
         switch next {
-        case .readLatest: return .readLatest(after: viewVersion)
+        case .readLatest: return .readLatest(after: max(latestFrom, viewVersion))
         case .confirm: return .confirmView
         case .put: return retryPut()
         case .attempt, .readBack, nil: return nextAttempt()

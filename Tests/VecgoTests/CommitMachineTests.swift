@@ -16,11 +16,11 @@ import _VecgoTestSupport
 
     static let maxViewAge = Duration.seconds(600)
 
-    /// A machine on view `version` (epoch 1), confirmed now, with a 120 s budget.
+    /// A machine on view `version` (epoch 1), confirmed now, with a budget of an hour.
     static func machine(_ clock: ManualClock, version: UInt64 = 5, viewEpoch: UInt64 = 1, epoch: UInt64 = 1,
                         confirmedAgo: Duration = .zero, attempts: Int = 1_000_000, yield: Duration = .zero,
-                        seed: UInt64 = 42) -> CommitMachine {
-        var policy = CommitMachine.Policy(timeBudget: .seconds(120), maxAttempts: attempts, maxViewAge: maxViewAge)
+                        budget: Duration = .seconds(3600), seed: UInt64 = 42) -> CommitMachine {
+        var policy = CommitMachine.Policy(timeBudget: budget, maxAttempts: attempts, maxViewAge: maxViewAge)
         policy.yieldCeiling = yield
         return CommitMachine(label: "committing", policy: policy, epoch: epoch, viewVersion: version, viewEpoch: viewEpoch,
                              viewConfirmedAt: clock.now() - confirmedAgo, now: { clock.now() }, random: SeededRNG(seed: seed))
@@ -210,7 +210,7 @@ import _VecgoTestSupport
 
     @Test func runningOutOfTheTimeBudgetIsTimedOutNotConflict() {
         let clock = ManualClock()
-        var m = Self.machine(clock)
+        var m = Self.machine(clock, budget: .seconds(120))
         _ = m.start()
         _ = m.built()
         _ = m.putFailed(Self.exists)
