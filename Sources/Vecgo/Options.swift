@@ -61,9 +61,14 @@ public enum OpenOption: Sendable {
     /// (default 3600): vacuum may delete unreferenced objects older than that, and a segment
     /// waiting for its manifest is unreferenced.
     case maxCommitObjectAge(Double)
-    /// Attempts of a commit that loses races to other writers before it gives up with
-    /// `.conflict` (pending writes kept). Default 8.
+    /// The most manifest puts one commit makes (races lost to other writers, puts that did not
+    /// land) before it gives up with `.timedOut` (pending writes kept). Default 1 000 000: a
+    /// commit is bounded by ``commitTimeout(_:)``; this is an additional cap.
     case commitAttempts(Int)
+    /// The longest one commit may take, racing other writers and riding out a throttling store,
+    /// before it gives up with `.timedOut` (nothing published, pending writes kept). Losing a
+    /// race on disjoint keys is retried at once; only throttling waits. Default 120 seconds.
+    case commitTimeout(Duration)
 }
 
 /// The validated configuration an open handle runs with.
@@ -82,7 +87,8 @@ struct Configuration: Sendable {
     var exclusiveWriter = false
     var refreshInterval: Double?
     var idLeaseSize: UInt64 = 65_536
-    var commitAttempts = 8
+    var commitAttempts = 1_000_000
+    var commitTimeout: Duration = .seconds(120)
     var maxCommitObjectAge = 600.0
     var memtableBudget: Int?
 
@@ -139,6 +145,9 @@ struct Configuration: Sendable {
             case .commitAttempts(let n):
                 guard n >= 1 else { throw VecgoError(.invalidArgument, "commitAttempts \(n) must be positive") }
                 commitAttempts = n
+            case .commitTimeout(let d):
+                guard d > .zero else { throw VecgoError(.invalidArgument, "commitTimeout \(d) must be positive") }
+                commitTimeout = d
             }
         }
         if atVersion != nil && asOf != nil {

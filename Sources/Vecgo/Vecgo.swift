@@ -111,6 +111,8 @@ public actor Vecgo {
     /// `maxCommitObjectAge`: vacuum frees version numbers only after its longer grace
     /// period, so the number after a recently confirmed view can never have been freed.
     var viewConfirmedAt = ContinuousClock.now
+    /// What the last commits tell about other writers, for fair turns (``commitManifest(label:_:)``).
+    var fairness = Fairness()
     /// Whether pending rows are being written out as a segment (``spillIfFull()``); writes wait.
     private var spilling = false
     private var spillWaiters: [CheckedContinuation<Void, Never>] = []
@@ -622,100 +624,124 @@ public actor Vecgo {
     /// Creates the next manifest after the newest version: `make` derives its content from the
     /// version it builds on; the version number, parent, time, writer and epoch are set here.
     /// When another writer created that version first, the newest version is re-read and
-    /// `make` asked again, with backoff, up to the configured attempts. Nothing is ever
-    /// overwritten: the manifest is created only if absent.
+    /// `make` asked again at once. Nothing is ever overwritten: the manifest is created only if
+    /// absent. The protocol's decisions are ``CommitMachine``'s; this performs its actions.
     ///
     /// - Throws: ``VecgoError`` `.fenced` when a newer exclusive writer took over, `.conflict`
-    ///   when the attempts run out (or `make` finds a conflict), `.storage` otherwise.
+    ///   when `make` finds one, `.timedOut` when `.commitTimeout` or `.commitAttempts` run out,
+    ///   `.storage` otherwise.
     @discardableResult
     func commitManifest(label: String, _ make: (VersionView) async throws -> NextVersion) async throws -> Manifest {
         // One manifest commit at a time per handle: two interleaved ones would build on the
         // same version.
         await acquireManifestTurn()
         defer { releaseManifestTurn() }
-        var rng = SystemRandomNumberGenerator()
-        for attempt in 1...config.commitAttempts {
-            try await confirmView()
-            let base = view
-            if let m = base.manifest, m.writerEpoch > epoch {
-                throw VecgoError(.fenced, "writer epoch \(m.writerEpoch) (version \(m.version)) took over from this writer's epoch \(epoch); open a new writer")
-            }
-            let built = try await make(base)
-            var next = built.manifest
-            if isStale {
-                // `make` took long: confirm again, and build again if something is newer.
-                try await confirmView()
-                if view.version != base.version {
-                    guard attempt < config.commitAttempts else {
-                        throw VecgoError(.conflict, "\(label): other writers committed while this commit was being prepared (\(attempt) attempts); nothing was lost, retry later")
+        var policy = commitPolicy
+        if fairness.winningBackToBack, fairness.commitsSinceOthers < Self.fairnessWindow {
+            policy.yieldCeiling = min(fairness.lastCycle * 4, .milliseconds(500))
+        }
+        var machine = CommitMachine(label: label, policy: policy, epoch: epoch, viewVersion: view.version,
+                                    viewEpoch: view.manifest?.writerEpoch ?? 0, viewConfirmedAt: viewConfirmedAt,
+                                    now: { ContinuousClock.now }, random: SystemRandomNumberGenerator())
+        defer { viewConfirmedAt = max(viewConfirmedAt, machine.viewConfirmedAt) }
+        var base = view
+        var built = NextVersion(manifest: try template(base))
+        var othersSeen = false, buildStart = ContinuousClock.now
+        var action = machine.start()
+        while true {
+            switch action {
+            case .confirmView, .readLatest:
+                let askedAt = ContinuousClock.now
+                var after = view.version
+                if case .readLatest(let v) = action { after = v }
+                do {
+                    if let latest = try await Self.latestManifest(cached, after: after) {
+                        advance(to: VersionView(latest, store: cached, metric: metric, previous: view))
                     }
+                } catch {
+                    action = machine.stepFailed(error)
                     continue
                 }
-            }
-            next.version = base.version + 1
-            next.parentVersion = base.version
-            next.commitTimeMicros = max(Int64(Date().timeIntervalSince1970 * 1_000_000), (base.manifest?.commitTimeMicros ?? 0) + 1)
-            next.writerID = writerID
-            next.writerEpoch = max(next.writerEpoch, base.manifest?.writerEpoch ?? 0)
-            let name = Manifest.objectName(version: next.version)
-            let putAt = ContinuousClock.now
-            do {
-                try await remote.putIfAbsent(name, try next.encode())
-                advance(to: VersionView(next, store: cached, metric: metric, previous: base, pk: built.pk,
-                                        changes: built.live))
-                viewConfirmedAt = putAt  // nothing after our version existed when it was created
-                return next
-            } catch let e as StoreError {
+                let (v, e) = (view.version, view.manifest?.writerEpoch ?? 0)
+                action = action == .confirmView ? machine.viewConfirmed(version: v, writerEpoch: e, askedAt: askedAt)
+                    : machine.latestRead(version: v, writerEpoch: e, askedAt: askedAt)
+            case .build:
+                base = view
+                buildStart = ContinuousClock.now
+                if let m = base.manifest, m.writerID != writerID { othersSeen = true }
+                do {
+                    built = try await make(base)
+                } catch {
+                    action = machine.stepFailed(error)
+                    continue
+                }
+                built.manifest.version = base.version + 1
+                built.manifest.parentVersion = base.version
+                built.manifest.commitTimeMicros = max(Int64(Date().timeIntervalSince1970 * 1_000_000), (base.manifest?.commitTimeMicros ?? 0) + 1)
+                built.manifest.writerID = writerID
+                built.manifest.writerEpoch = max(built.manifest.writerEpoch, base.manifest?.writerEpoch ?? 0)
+                action = machine.built()
+            case .put:
+                do {
+                    try await remote.putIfAbsent(Manifest.objectName(version: built.manifest.version), try built.manifest.encode())
+                    action = machine.putAnswered()
+                } catch let e as StoreError {
+                    action = machine.putFailed(e)
+                } catch {
+                    throw VecgoError.wrap(error, label)  // not sent (encoding failed, cancelled before sending)
+                }
+            case .readBack:
                 // A retried create-if-absent whose first attempt landed also answers "exists",
                 // and a failed one may have landed too: if the manifest there is this very one,
                 // the commit succeeded. Not knowing is an error (retrying blindly could apply
                 // this batch twice).
-                var existing: Manifest?
-                for readAttempt in 1...4 {  // the store may still be recovering from what failed the put
-                    do {
-                        existing = try await Self.manifestAt(version: next.version, cached)
-                        break
-                    } catch let missing as VecgoError where missing.code == .notFound && e.code != .alreadyExists {
-                        throw VecgoError.wrap(e, "\(label)")  // it did not land
-                    } catch {
-                        guard readAttempt < 4, !Task.isCancelled else {
-                            throw VecgoError(.storage, "\(label): could not learn whether version \(next.version) is this commit (\(e)); reading it failed: \(error)", underlying: e)
-                        }
-                        try? await Task.sleep(nanoseconds: UInt64(250_000_000 << (readAttempt - 1)))
-                    }
+                do {
+                    let existing = try await Self.manifestAt(version: built.manifest.version, cached)
+                    if existing != built.manifest { othersSeen = true }
+                    action = machine.readBack(existing == built.manifest ? .ours : .other(version: existing.version))
+                } catch let e as VecgoError where e.code == .notFound {
+                    action = machine.readBack(.missing)
+                } catch {
+                    action = machine.readBackFailed(error)
                 }
-                if existing == next {
-                    advance(to: VersionView(next, store: cached, metric: metric, previous: base, pk: built.pk,
-                                            changes: built.live))
-                    viewConfirmedAt = putAt
-                    return next
+            case .sleep(let d):
+                do {
+                    try await Task.sleep(for: d)
+                    action = machine.slept()
+                } catch {
+                    action = machine.cancelled()
                 }
-                // Lost the race: move to the newest version and build on it.
-                guard attempt < config.commitAttempts else {
-                    throw VecgoError(.conflict, "\(label): other writers kept committing first (\(attempt) attempts); nothing was lost, retry later", underlying: e)
-                }
-                let delay = UInt64.random(in: 0...min(1_000, 10 << attempt), using: &rng)
-                try? await Task.sleep(nanoseconds: delay * 1_000_000)
-                let askedAt = ContinuousClock.now
-                let latest = try await Self.latestManifest(cached, after: base.version)
-                advance(to: VersionView(latest, store: cached, metric: metric, previous: base))
-                viewConfirmedAt = askedAt
+            case .done:
+                fairness.winningBackToBack = machine.racesLost == 0 && base.manifest?.writerID == writerID
+                fairness.commitsSinceOthers = othersSeen ? 0 : fairness.commitsSinceOthers + 1
+                fairness.lastCycle = ContinuousClock.now - buildStart
+                advance(to: VersionView(built.manifest, store: cached, metric: metric, previous: base, pk: built.pk,
+                                        changes: built.live))
+                return built.manifest
+            case .fail(let error):
+                throw error
             }
         }
-        throw VecgoError(.conflict, "\(label): no attempt was made")
     }
 
-    /// Whether the view was last confirmed as the newest longer than `maxCommitObjectAge` ago.
-    var isStale: Bool { ContinuousClock.now - viewConfirmedAt > .seconds(config.maxCommitObjectAge) }
+    /// What this handle's last commits tell about other writers (see ``CommitMachine/Policy/yieldCeiling``).
+    struct Fairness {
+        /// The last commit built on this handle's own previous version without losing a race.
+        var winningBackToBack = false
+        /// Commits of this handle since it last met a version of another writer.
+        var commitsSinceOthers = Int.max / 2
+        /// How long the last commit took from its last build to its version.
+        var lastCycle: Duration = .zero
+    }
 
-    /// Moves a stale view to the newest version (probing forward from it) and marks it confirmed.
-    func confirmView() async throws {
-        guard isStale else { return }
-        let askedAt = ContinuousClock.now
-        if let latest = try await Self.latestManifest(cached, after: view.version) {
-            advance(to: VersionView(latest, store: cached, metric: metric, previous: view))
-        }
-        viewConfirmedAt = askedAt
+    /// Commits after meeting another writer's version during which a writer winning back-to-back
+    /// still pauses before building (a writer alone stops pausing after this many).
+    static let fairnessWindow = 16
+
+    /// The limits of a commit, from the options.
+    var commitPolicy: CommitMachine.Policy {
+        CommitMachine.Policy(timeBudget: config.commitTimeout, maxAttempts: config.commitAttempts,
+                             maxViewAge: .seconds(config.maxCommitObjectAge))
     }
 
     /// A pk-index name no other commit attempt uses (a put overwrites, so names must differ).

@@ -9,7 +9,7 @@ public struct VecgoError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         enum Value: Hashable, Sendable {
             case invalidArgument, dimensionMismatch, readOnly, closed, notFound, corrupted,
-                 unsupportedFormat, conflict, fenced, storage, cancelled
+                 unsupportedFormat, conflict, fenced, storage, cancelled, timedOut
         }
         let value: Value
         /// The call is wrong (NaN in a vector, k out of range, bad option). Fix the call.
@@ -36,6 +36,11 @@ public struct VecgoError: Error, Sendable, CustomStringConvertible {
         public static let storage = Code(value: .storage)
         /// The task was cancelled.
         public static let cancelled = Code(value: .cancelled)
+        /// A commit did not finish within its time budget (``OpenOption/commitTimeout(_:)``) or
+        /// its attempts (``OpenOption/commitAttempts(_:)``), because other writers kept committing
+        /// first or the store kept failing. Nothing was published and the pending writes are
+        /// still in this handle: retry later, or allow more time.
+        public static let timedOut = Code(value: .timedOut)
         public var description: String { "\(value)" }
     }
 

@@ -275,6 +275,7 @@ do {
     case "tiers": try await tiers(Options(args.dropFirst(2)))
     case "ann": try ANNBench(args.dropFirst(2)).run()
     case "commits": try await commitsBench(CommitOptions(args.dropFirst(2)))
+    case "fairness": try await fairnessBench(FairnessOptions(args.dropFirst(2)))
     case "scale": try await scaleBench(ScaleOptions(args.dropFirst(2)), args: args.dropFirst(2))
     default:
         print("""
@@ -285,6 +286,7 @@ do {
                                    [--sq8-rerank R] [--json]
                    vecgo-bench commits --endpoint URL [--express-endpoint URL] [--table T] [--commits N] [--rows R]
                                        [--dim D] [--writers W] [--json]
+                   vecgo-bench fairness --endpoint URL [--writers 8] [--commits 50] [--rows 20] [--dim 16] [--json]
                    vecgo-bench scale [--rows N] [--dim D] [--queries Q] [--clusters C] [--seed S]
                                      [--base B.fvecs --queries-file Q.fvecs [--groundtruth G.ivecs]]
                                      [--latency s3-standard|s3-express|none | --endpoint URL [--bucket B] [--prefix P]]

@@ -89,6 +89,65 @@ import _VecgoTestSupport
         #expect(try await Vecgo.verify(store).ok)
     }
 
+    /// Issue 15, part 3: writers on disjoint keys beside a steady committer, all with default
+    /// options. Losing a race is no error (every commit succeeds, no `.conflict`), and no writer
+    /// starves: each of the others commits before the steady one has made `n` commits.
+    @Test func writersBesideASteadyCommitterAllCommitInTurn() async throws {
+        let (_, store) = try await Self.prefix("fair")
+        let setup = try await Vecgo.open(.remote(store), .create(dimension: Self.dimension, metric: .l2))
+        try await setup.upsert(id: 0, Self.vector(forKey: 0))
+        try await setup.close()
+        let n = 30, others = 3, commitsEach = 3, rows = 5
+        let steadyCommits = Locked(0), othersDone = Locked(0)
+        // For each other writer: how many commits the steady one had made when its first commit was acknowledged.
+        let firstCommitAt = Locked<[Int: Int]>([:])
+        let failures = Locked<[String]>([])
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                do {
+                    let db = try await Vecgo.open(.remote(store))
+                    var c = 0
+                    // It keeps committing while the others run (at most 10 n commits).
+                    while othersDone.withLock({ $0 }) < others, c < 10 * n {
+                        for i in 0..<rows {
+                            let key = UInt64(1) << 40 | UInt64(c) << 20 | UInt64(i)
+                            try await db.upsert(id: key, Self.vector(forKey: key))
+                        }
+                        try await db.commit()
+                        c += 1
+                        steadyCommits.withLock { $0 = c }
+                    }
+                    try await db.close()
+                } catch { failures.withLock { $0.append("steady committer: \(error)") } }
+            }
+            for w in 0..<others {
+                group.addTask {
+                    defer { othersDone.withLock { $0 += 1 } }
+                    do {
+                        let db = try await Vecgo.open(.remote(store))
+                        for c in 0..<commitsEach {
+                            for i in 0..<rows {
+                                let key = UInt64(w + 2) << 40 | UInt64(c) << 20 | UInt64(i)
+                                try await db.upsert(id: key, Self.vector(forKey: key))
+                            }
+                            try await db.commit()
+                            if c == 0 { firstCommitAt.withLock { $0[w] = steadyCommits.withLock { $0 } } }
+                        }
+                        try await db.close()
+                    } catch { failures.withLock { $0.append("writer \(w): \(error)") } }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 } == [], "a commit on disjoint keys failed")
+        let first = firstCommitAt.withLock { $0 }
+        #expect(first.count == others)
+        for (w, at) in first { #expect(at < n, "writer \(w) committed first only after \(at) commits of the steady writer") }
+        #expect(steadyCommits.withLock { $0 } >= 1)
+        // Everything acknowledged is there, once.
+        let seen = try await Self.everything(store)
+        #expect(seen.count == 1 + (steadyCommits.withLock { $0 } + others * commitsEach) * rows)
+    }
+
     @Test func writersKilledAtRandomPointsNeverLoseAnAcknowledgedCommit() async throws {
         let (url, store) = try await Self.prefix("kills")
         var rng = SeededRNG(seed: 7)

@@ -60,7 +60,9 @@ import _VecgoTestSupport
                 throw StoreError(.network, "injected: the commit's manifest put fails once")
             }
         })
-        let w = try await Vecgo.open(.remote(store), .create(dimension: Self.dim, metric: .l2), .maxSegmentBytes(Self.limit))
+        // One attempt: a commit puts a manifest that did not land again, so only then does it fail.
+        let w = try await Vecgo.open(.remote(store), .create(dimension: Self.dim, metric: .l2), .maxSegmentBytes(Self.limit),
+                                     .commitAttempts(1))
         let data = SegmentLayoutEngineTests.clustered(3_000, Self.dim, seed: 71)
         for (i, v) in data.enumerated() { try await w.upsert(id: UInt64(i), v) }
         await #expect(throws: VecgoError.self) { try await w.commit() }

@@ -1,0 +1,121 @@
+// vecgo-bench fairness: concurrent writers on disjoint keys against one S3 server, with default
+// commit options: how often the writer changes between versions, how long each writer waits
+// for its first commit, commit latency and the `.conflict`s they meet.
+import Foundation
+import Stores
+import Vecgo
+
+/// Options of `vecgo-bench fairness`.
+struct FairnessOptions {
+    var endpoint = ""
+    var writers = 8
+    var commits = 50
+    var rows = 20
+    var dimension = 16
+    var json = false
+
+    init(_ args: ArraySlice<String>) throws {
+        var flags = Flags(args)
+        while let a = flags.next() {
+            switch a {
+            case "--endpoint": endpoint = try flags.value()
+            case "--writers": writers = Int(try flags.value()) ?? 0
+            case "--commits": commits = Int(try flags.value()) ?? 0
+            case "--rows": rows = Int(try flags.value()) ?? 0
+            case "--dim": dimension = Int(try flags.value()) ?? 0
+            case "--json": json = true
+            default: throw flags.unknown
+            }
+        }
+        guard !endpoint.isEmpty else { throw BenchError(description: "fairness needs --endpoint (an S3 server, e.g. moto)") }
+        guard writers > 0, commits > 0, rows > 0, dimension > 0 else {
+            throw BenchError(description: "--writers, --commits, --rows, --dim must be positive")
+        }
+    }
+}
+
+struct FairnessResult: Codable {
+    var writers: Int
+    var commits_per_writer: Int
+    var versions: Int
+    /// Consecutive versions committed by different writers.
+    var writer_changes: Int
+    /// Per writer, seconds from the common start to its first acknowledged commit.
+    var first_commit_wait_s: [Double]
+    var commit_p50_ms: Double
+    var commit_p99_ms: Double
+    var commit_max_ms: Double
+    /// `commit()` calls that threw `.conflict` (retried by the bench).
+    var conflicts: Int
+    /// `commit()` calls that threw anything else (retried by the bench).
+    var other_errors: Int
+}
+
+func fairnessBench(_ o: FairnessOptions) async throws {
+    guard AWSEnvironment.current["AWS_ACCESS_KEY_ID"] != nil else { throw BenchError(description: "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (moto accepts any)") }
+    let bucket = "vecgo-bench-fair-\(UInt32.random(in: 0...UInt32.max))"
+    let store = try S3Store(try .fromEnvironment(bucket: bucket, prefix: "db/", endpoint: o.endpoint))
+    try await store.createBucketIfNeeded()
+    let setup = try await Vecgo.open(.remote(store), .create(dimension: o.dimension, metric: .l2))
+    try await setup.upsert(id: 0, [Float](repeating: 0, count: o.dimension))
+    try await setup.close()
+    let clock = ContinuousClock()
+    let start = clock.now
+    struct WriterOutcome { var versions: [UInt64] = []; var first: Duration?; var latencies: [Duration] = []; var conflicts = 0; var others = 0 }
+    let outcomes = try await withThrowingTaskGroup(of: WriterOutcome.self) { group in
+        for w in 0..<o.writers {
+            group.addTask {
+                var out = WriterOutcome()
+                let h = try await Vecgo.open(.remote(store))
+                for c in 0..<o.commits {
+                    for r in 0..<o.rows {
+                        try await h.upsert(id: UInt64(1_000_000 * (w + 1) + c * o.rows + r),
+                                           (0..<o.dimension).map { _ in Float.random(in: 0..<1) })
+                    }
+                    let t = clock.now
+                    while true {
+                        do {
+                            out.versions.append(try await h.commit())
+                            break
+                        } catch let e as VecgoError where e.code == .conflict {
+                            out.conflicts += 1
+                        } catch {
+                            out.others += 1
+                            guard out.others < 1_000 else { throw error }
+                        }
+                    }
+                    out.latencies.append(clock.now - t)
+                    if out.first == nil { out.first = clock.now - start }
+                }
+                try await h.close()
+                return out
+            }
+        }
+        var all: [WriterOutcome] = []
+        for try await r in group { all.append(r) }
+        return all
+    }
+    var writerOf: [UInt64: Int] = [:]
+    for (w, r) in outcomes.enumerated() { for v in r.versions { writerOf[v] = w } }
+    let ordered = writerOf.keys.sorted()
+    let changes = zip(ordered, ordered.dropFirst()).filter { writerOf[$0] != writerOf[$1] }.count
+    var samples = Samples()
+    for r in outcomes { for l in r.latencies { samples.add(l) } }
+    func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+    let result = FairnessResult(writers: o.writers, commits_per_writer: o.commits, versions: ordered.count, writer_changes: changes,
+                                first_commit_wait_s: outcomes.map { seconds($0.first ?? .zero) }.sorted(),
+                                commit_p50_ms: samples.percentile(0.5) / 1000, commit_p99_ms: samples.percentile(0.99) / 1000,
+                                commit_max_ms: samples.percentile(1) / 1000,
+                                conflicts: outcomes.map(\.conflicts).reduce(0, +), other_errors: outcomes.map(\.others).reduce(0, +))
+    if o.json {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(String(decoding: try e.encode(result), as: UTF8.self))
+        return
+    }
+    print("\(o.writers) writers × \(o.commits) commits of \(o.rows) rows on disjoint keys, default options; server \(o.endpoint)")
+    print("versions: \(result.versions), writer changes between consecutive versions: \(result.writer_changes)")
+    print("first-commit wait per writer (s): \(result.first_commit_wait_s.map { String(format: "%.2f", $0) }.joined(separator: " "))")
+    print(String(format: "commit latency p50 %.1f ms, p99 %.1f ms, max %.1f ms", result.commit_p50_ms, result.commit_p99_ms, result.commit_max_ms))
+    print("commit() calls that threw .conflict: \(result.conflicts), other errors: \(result.other_errors)")
+}
