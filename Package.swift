@@ -52,7 +52,8 @@ let package = Package(
         .executableTarget(name: "CloudTiered", dependencies: ["Vecgo", "Stores"], swiftSettings: swiftSettings),
 
         // MARK: Test support and tests
-        .target(name: "_VecgoTestSupport", dependencies: ["Stores"], swiftSettings: swiftSettings),
+        .target(name: "_VecgoTestSupport", dependencies: ["Stores", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: swiftSettings),
         // A writer process the crash and concurrency tests start and kill (not a product).
         .executableTarget(name: "VecgoStressWriter", dependencies: ["Vecgo", "Stores"], swiftSettings: swiftSettings),
         .testTarget(name: "SegmentFormatTests", dependencies: ["SegmentFormat", "_VecgoTestSupport"],
@@ -64,7 +65,7 @@ let package = Package(
         .testTarget(name: "TieringTests", dependencies: ["Tiering", "Stores", "_VecgoTestSupport",
                                                    .product(name: "Logging", package: "swift-log")],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "VecgoTests", dependencies: ["Vecgo", "Stores", "SegmentFormat", "_VecgoTestSupport",
+        .testTarget(name: "VecgoTests", dependencies: ["Vecgo", "Stores", "SegmentFormat", "Tiering", "_VecgoTestSupport",
                                                  .product(name: "Logging", package: "swift-log")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests",
