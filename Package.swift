@@ -18,6 +18,9 @@ let package = Package(
         .executable(name: "vecgo-bench", targets: ["VecgoBench"]),
         .executable(name: "cloud-tiered", targets: ["CloudTiered"]),
     ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
     targets: [
         // MARK: C (hidden)
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4",
@@ -33,9 +36,12 @@ let package = Package(
         .target(name: "SegmentFormat", dependencies: ["CLZ4", "CVecgoNative"], swiftSettings: swiftSettings),
         .target(name: "IndexCore", dependencies: ["CVecgoNative"], swiftSettings: swiftSettings),
         .target(name: "Stores", dependencies: ["CCurl", "COpenSSL", "CVecgoNative"], swiftSettings: swiftSettings),
-        .target(name: "Tiering", dependencies: ["Stores", "CVecgoNative"], swiftSettings: swiftSettings),
+        .target(name: "Tiering",
+                dependencies: ["Stores", "CVecgoNative", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: swiftSettings),
         .target(name: "Vecgo",
-                dependencies: ["SegmentFormat", "IndexCore", "Stores", "Tiering"],
+                dependencies: ["SegmentFormat", "IndexCore", "Stores", "Tiering",
+                               .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
 
         // MARK: Executables
@@ -46,7 +52,8 @@ let package = Package(
         .executableTarget(name: "CloudTiered", dependencies: ["Vecgo", "Stores"], swiftSettings: swiftSettings),
 
         // MARK: Test support and tests
-        .target(name: "_VecgoTestSupport", dependencies: ["Stores"], swiftSettings: swiftSettings),
+        .target(name: "_VecgoTestSupport", dependencies: ["Stores", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: swiftSettings),
         // A writer process the crash and concurrency tests start and kill (not a product).
         .executableTarget(name: "VecgoStressWriter", dependencies: ["Vecgo", "Stores"], swiftSettings: swiftSettings),
         .testTarget(name: "SegmentFormatTests", dependencies: ["SegmentFormat", "_VecgoTestSupport"],
@@ -55,9 +62,11 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "StoresTests", dependencies: ["Stores", "_VecgoTestSupport"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "TieringTests", dependencies: ["Tiering", "Stores", "_VecgoTestSupport"],
+        .testTarget(name: "TieringTests", dependencies: ["Tiering", "Stores", "_VecgoTestSupport",
+                                                   .product(name: "Logging", package: "swift-log")],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "VecgoTests", dependencies: ["Vecgo", "Stores", "SegmentFormat", "_VecgoTestSupport"],
+        .testTarget(name: "VecgoTests", dependencies: ["Vecgo", "Stores", "SegmentFormat", "Tiering", "_VecgoTestSupport",
+                                                 .product(name: "Logging", package: "swift-log")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["Vecgo", "Stores", "Tiering", "_VecgoTestSupport"],

@@ -58,6 +58,11 @@ public final class BlockCache: Sendable {
         if evicted > 0 { stats.ramEvictions.bump(evicted) }
     }
 
+    /// Drops a block (nothing happens when it is not held).
+    public func remove(_ key: BlockKey) {
+        shards[shard(key)].withLock { $0.remove(key) }
+    }
+
     /// Bytes held now.
     public var bytesUsed: Int { shards.reduce(0) { acc, s in acc + s.withLock { $0.used } } }
 }
@@ -116,6 +121,14 @@ struct LRUShard {
             evicted += 1
         }
         return evicted
+    }
+
+    mutating func remove(_ key: BlockKey) {
+        guard let i = index.removeValue(forKey: key) else { return }
+        unlink(i)
+        used -= values[i].count
+        values[i] = []
+        free.append(i)
     }
 
     private mutating func link(_ i: Int) {

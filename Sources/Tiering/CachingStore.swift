@@ -1,10 +1,13 @@
 // The BlobStore that reads through the tiers (RAM pages, disk blocks, the remote store) and
-// fetches from the remote store only the pages a read is missing.
+// fetches from the remote store only the pages a read is missing; and heals: a read whose bytes
+// fail their check is dropped from every tier and read once more straight from the store.
+public import Logging
 public import Stores
 
 /// A ``BlobStore`` that serves reads through the tiers: RAM pages (L1), then disk blocks (L2),
-/// then the remote store (L3). Objects are immutable, so nothing is ever invalidated; writes,
-/// listings, sizes and whole-object reads go straight to the remote store.
+/// then the remote store (L3). Objects are immutable; bytes are dropped from the tiers only when
+/// they fail a check (see ``readChecked(_:ranges:_:)``). Writes, listings, sizes and
+/// whole-object reads go straight to the remote store.
 ///
 /// A read is cut into pages of the RAM block size (4 KiB by default). The pages in neither RAM
 /// nor the disk cache are fetched from the remote store, and only they: each run of adjacent
@@ -14,6 +17,13 @@ public import Stores
 /// ``read(_:ranges:)``) are sent at once. Concurrent reads needing the same page share the one
 /// GET in flight for it. Every fetched page goes into RAM and, through the disk cache's
 /// background queue, into the file of its disk block.
+///
+/// Healing: ``readChecked(_:ranges:_:)`` reads through the tiers and runs the caller's check
+/// (a checksum, a decode); when the check fails, ``invalidate(_:range:)`` drops the pages from
+/// RAM, from the disk cache (queued pages and block files) and from the in-flight table, and
+/// the ranges are read once more from the remote store, bypassing the tiers; only bytes that
+/// pass the check then go back into them. A GET that was in flight when its object was
+/// invalidated still answers its waiters (who check what they get) but keeps nothing.
 public final class CachingStore: BlobStore {
     /// The store behind the caches.
     public let remote: any BlobStore
@@ -29,15 +39,28 @@ public final class CachingStore: BlobStore {
     public let coalesceGapBytes: Int
     /// Pages of one disk block (or, with no disk cache, of the 4 MiB unit its misses are counted by).
     private let unitPages: UInt64
-    /// The GET in flight for each page being fetched.
-    private let inflight = Locked<[BlockKey: PageFetch]>([:])
+    /// Where warnings go: bytes evicted because they failed a check (object and range).
+    public let logger: Logger
+    /// The GETs in flight and how often each object was invalidated, under one lock: bytes
+    /// enter the tiers under it, only when their object was not invalidated since they were asked for.
+    private let shared = Locked<Shared>(Shared())
+
+    struct Shared {
+        /// The GET in flight for each page being fetched.
+        var inflight: [BlockKey: PageFetch] = [:]
+        /// Invalidations per object (absent: none).
+        var generation: [String: UInt64] = [:]
+        var nextFetch: UInt64 = 0
+    }
 
     /// One ranged GET of the pages `first..<first + n`; its value has one entry per page (empty
     /// past the object's end).
     final class PageFetch: Sendable {
+        let id: UInt64
         let first: UInt64
         let task: Task<[[UInt8]], any Error>
-        init(first: UInt64, task: Task<[[UInt8]], any Error>) {
+        init(id: UInt64, first: UInt64, task: Task<[[UInt8]], any Error>) {
+            self.id = id
             self.first = first
             self.task = task
         }
@@ -53,8 +76,10 @@ public final class CachingStore: BlobStore {
     ///   - disk: the disk tier, or nil.
     ///   - maxRequestBytes: the largest single GET (8 MiB by default).
     ///   - coalesceGapBytes: missing runs at most this far apart share a GET (64 KiB by default).
+    ///   - logger: where warnings go (silent by default).
     public init(remote: any BlobStore, ram: BlockCache, disk: DiskCache?,
-                maxRequestBytes: Int = 8 << 20, coalesceGapBytes: Int = 64 << 10) {
+                maxRequestBytes: Int = 8 << 20, coalesceGapBytes: Int = 64 << 10,
+                logger: Logger = .silent) {
         precondition(disk == nil || disk!.stats === ram.stats, "the RAM and disk caches must share one TierStats")
         precondition(disk == nil || disk!.pageSize == ram.blockSize, "the disk page size must be the RAM block size")
         self.remote = remote
@@ -64,6 +89,7 @@ public final class CachingStore: BlobStore {
         self.maxRequestBytes = max(maxRequestBytes, ram.blockSize)
         self.coalesceGapBytes = max(0, coalesceGapBytes)
         self.unitPages = UInt64(max(1, (disk?.blockSize ?? 4 << 20) / ram.blockSize))
+        self.logger = logger
     }
 
     public func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
@@ -142,6 +168,7 @@ public final class CachingStore: BlobStore {
     /// files hold (one lookup per block), the rest from the remote store. Every page obtained
     /// goes into RAM.
     private func fetchPages(_ name: String, _ pages: [UInt64]) async throws -> [UInt64: [UInt8]] {
+        let asked = generation(of: name)
         var found: [UInt64: [UInt8]] = [:]
         var absent: [UInt64] = []
         var i = 0
@@ -160,11 +187,16 @@ public final class CachingStore: BlobStore {
             let got = disk.get(BlockKey(object: name, index: unit), pages: group.map { Int($0 - base) })
             for p in group {
                 if let bytes = got[Int(p - base)] {
-                    ram.put(BlockKey(object: name, index: p), bytes)
                     found[p] = bytes
                 } else {
                     absent.append(p)
                 }
+            }
+        }
+        if !found.isEmpty {
+            shared.withLock { s in
+                guard s.generation[name] == asked else { return }  // invalidated meanwhile: keep nothing
+                for (p, bytes) in found { ram.put(BlockKey(object: name, index: p), bytes) }
             }
         }
         guard !absent.isEmpty else { return found }
@@ -185,13 +217,13 @@ public final class CachingStore: BlobStore {
         -> (fetches: [(PageFetch, [UInt64])], settled: [UInt64: [UInt8]]) {
         let small = UInt64(ram.blockSize)
         let gapPages = UInt64(coalesceGapBytes) / small, maxPages = UInt64(maxRequestBytes) / small
-        return inflight.withLock { table in
+        return shared.withLock { s in
             var joined: [ObjectIdentifier: (PageFetch, [UInt64])] = [:]
             var settled: [UInt64: [UInt8]] = [:]
             var toFetch: [UInt64] = []
             for p in pages {
                 let key = BlockKey(object: name, index: p)
-                if let fetch = table[key] {
+                if let fetch = s.inflight[key] {
                     joined[ObjectIdentifier(fetch), default: (fetch, [])].1.append(p)
                 } else if let bytes = ram.peek(key) {
                     settled[p] = bytes  // fetched by a read that finished after ours missed RAM
@@ -201,12 +233,15 @@ public final class CachingStore: BlobStore {
             }
             var fetches = Array(joined.values)
             let requests = FetchPlan.requests(toFetch, gapPages: gapPages, maxPages: maxPages) {
-                table[BlockKey(object: name, index: $0)] != nil
+                s.inflight[BlockKey(object: name, index: $0)] != nil
             }
+            let asked = s.generation[name]
             var k = 0
             for run in requests {
-                let fetch = PageFetch(first: run.lowerBound, task: Task { try await self.fetchRun(name, run) })
-                for p in run { table[BlockKey(object: name, index: p)] = fetch }
+                let id = s.nextFetch
+                s.nextFetch += 1
+                let fetch = PageFetch(id: id, first: run.lowerBound, task: Task { try await self.fetchRun(name, run, id: id, asked: asked) })
+                for p in run { s.inflight[BlockKey(object: name, index: p)] = fetch }
                 var wanted: [UInt64] = []
                 while k < toFetch.count && toFetch[k] < run.upperBound {
                     wanted.append(toFetch[k])
@@ -218,28 +253,47 @@ public final class CachingStore: BlobStore {
         }
     }
 
-    /// One ranged GET of the pages `run`: counts it, puts every page into RAM and queues the
-    /// pages of each disk block it touches for the disk cache, then leaves the in-flight table.
-    private func fetchRun(_ name: String, _ run: Range<UInt64>) async throws -> [[UInt8]] {
+    /// One ranged GET of the pages `run` (fetch `id`, asked for when its object had been
+    /// invalidated `asked` times): its pages go into the tiers unless the object was invalidated
+    /// since; then it leaves the in-flight table (its own entries only).
+    private func fetchRun(_ name: String, _ run: Range<UInt64>, id: UInt64, asked: UInt64?) async throws -> [[UInt8]] {
         defer {
-            inflight.withLock { table in
-                for p in run { table[BlockKey(object: name, index: p)] = nil }
+            shared.withLock { s in
+                for p in run where s.inflight[BlockKey(object: name, index: p)]?.id == id {
+                    s.inflight[BlockKey(object: name, index: p)] = nil
+                }
             }
         }
-        let small = ram.blockSize
+        let bytes = try await getRun(name, run)
+        return keep(name, run, bytes, asked: asked)
+    }
+
+    /// One ranged GET of the pages `run` from the remote store, counted.
+    private func getRun(_ name: String, _ run: Range<UInt64>) async throws -> [UInt8] {
+        let small = UInt64(ram.blockSize)
         let start = ContinuousClock.now
-        let bytes = try await remote.read(name, range: run.lowerBound * UInt64(small)..<run.upperBound * UInt64(small))
+        let bytes = try await remote.read(name, range: run.lowerBound * small..<run.upperBound * small)
         stats.remote(bytes: bytes.count, nanos: start.elapsedNanos)
+        return bytes
+    }
+
+    /// Cuts the bytes of the pages `run` into pages and, unless `name` was invalidated since it
+    /// had been `asked` times, puts every page into RAM and queues the pages of each disk block
+    /// it touches for the disk cache (under the lock ``invalidate(_:range:)`` takes, so
+    /// nothing invalidated is put back).
+    private func keep(_ name: String, _ run: Range<UInt64>, _ bytes: [UInt8], asked: UInt64?) -> [[UInt8]] {
+        let small = ram.blockSize
         let endsObject = bytes.count < run.count * small
         var pieces: [[UInt8]] = []
         pieces.reserveCapacity(run.count)
-        for (i, p) in run.enumerated() {
+        for i in 0..<run.count {
             let lo = min(i * small, bytes.count), hi = min(lo + small, bytes.count)
-            let piece = Array(bytes[lo..<hi])  // empty past the object's end: remembered as such
-            ram.put(BlockKey(object: name, index: p), piece)
-            pieces.append(piece)
+            pieces.append(Array(bytes[lo..<hi]))  // empty past the object's end: remembered as such
         }
-        if let disk {
+        shared.withLock { s in
+            guard s.generation[name] == asked else { return }
+            for (i, p) in run.enumerated() { ram.put(BlockKey(object: name, index: p), pieces[i]) }
+            guard let disk else { return }
             var p = run.lowerBound
             while p < run.upperBound {
                 let unit = p / unitPages
@@ -256,6 +310,88 @@ public final class CachingStore: BlobStore {
         return pieces
     }
 
+    private func generation(of name: String) -> UInt64? { shared.withLock { $0.generation[name] } }
+
+    // MARK: healing
+
+    /// Drops the bytes of `range` of `name` from every tier: its RAM pages, the disk blocks
+    /// holding them (queued pages and files) and the in-flight GETs of those pages, which
+    /// still answer their waiters but keep nothing. The next read of them goes to the store.
+    ///
+    /// - Parameters:
+    ///   - name: the object.
+    ///   - range: the bytes to drop (whole pages and disk blocks around them go); an unbounded
+    ///     range is never cached, so nothing is dropped for it.
+    public func invalidate(_ name: String, range: Range<UInt64>) {
+        guard !range.isEmpty, range.upperBound != .max else { return }
+        let small = UInt64(ram.blockSize)
+        let pages = range.lowerBound / small...(range.upperBound - 1) / small
+        shared.withLock { s in
+            s.generation[name, default: 0] += 1
+            for p in pages {
+                let key = BlockKey(object: name, index: p)
+                s.inflight[key] = nil
+                ram.remove(key)
+            }
+        }
+        guard let disk else { return }
+        for unit in pages.lowerBound / unitPages...pages.upperBound / unitPages {
+            disk.invalidate(BlockKey(object: name, index: unit))
+        }
+    }
+
+    /// Reads `ranges` of `name` through the tiers and returns what `check` makes of them; when
+    /// `check` throws (a checksum or a decode failed), the ranges are dropped from every tier
+    /// (``invalidate(_:range:)``, logged as a warning) and read once more straight from the
+    /// remote store; only when those bytes fail `check` too is its error thrown. Bytes that
+    /// pass go back into the tiers.
+    ///
+    /// - Parameters:
+    ///   - name: the object.
+    ///   - ranges: the byte ranges `check` is given, in this order (an unbounded range reads
+    ///     the whole object, uncached, and is read again as a whole).
+    ///   - check: verifies and decodes the bytes; it must throw for damaged bytes. Errors of
+    ///     the reads themselves (the store's) are not retried here.
+    /// - Returns: what `check` returned.
+    /// - Throws: the store's errors, or `check`'s error on the bytes read from the store.
+    public func readChecked<T: Sendable>(_ name: String, ranges: [Range<UInt64>],
+                                         _ check: @Sendable ([[UInt8]]) throws -> T) async throws -> T {
+        let cachedBytes = try await read(name, ranges: ranges)
+        let firstError: any Error
+        do { return try check(cachedBytes) } catch { firstError = error }
+        logger.warning("bytes failed their check; evicted from the caches, reading them again from the store",
+                       metadata: ["object": "\(name)", "ranges": "\(ranges)", "error": "\(firstError)"])
+        stats.healed.bump()
+        if ranges.contains(where: { $0.upperBound == .max }) {
+            var again: [[UInt8]] = []
+            for r in ranges { again.append(r.upperBound == .max ? try await readWhole(name) : try await remote.read(name, range: r)) }
+            return try check(again)
+        }
+        for r in ranges { invalidate(name, range: r) }
+        let asked = generation(of: name)
+        let small = UInt64(ram.blockSize)
+        var pages = Set<UInt64>()
+        for r in ranges where !r.isEmpty { pages.formUnion(r.lowerBound / small...(r.upperBound - 1) / small) }
+        let runs = FetchPlan.requests(pages.sorted(), gapPages: UInt64(coalesceGapBytes) / small,
+                                      maxPages: UInt64(maxRequestBytes) / small) { _ in false }
+        let fetched = try await withThrowingTaskGroup(of: (Int, [UInt8]).self) { group in
+            for (i, run) in runs.enumerated() { group.addTask { (i, try await self.getRun(name, run)) } }
+            var out = [[UInt8]](repeating: [], count: runs.count)
+            for try await (i, bytes) in group { out[i] = bytes }
+            return out
+        }
+        var pieces: [UInt64: [UInt8]] = [:]
+        for (run, bytes) in zip(runs, fetched) {
+            for (i, p) in run.enumerated() {
+                let lo = min(i * Int(small), bytes.count), hi = min(lo + Int(small), bytes.count)
+                pieces[p] = Array(bytes[lo..<hi])
+            }
+        }
+        let value = try check(ranges.map { Self.assemble($0, pieces, blockSize: ram.blockSize) })
+        for (run, bytes) in zip(runs, fetched) { _ = keep(name, run, bytes, asked: asked) }
+        return value
+    }
+
     public func put(_ name: String, _ bytes: [UInt8]) async throws { try await remote.put(name, bytes) }
     public func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws { try await remote.putIfAbsent(name, bytes) }
     public func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] {
@@ -265,4 +401,21 @@ public final class CachingStore: BlobStore {
     }
     public func delete(_ name: String) async throws { try await remote.delete(name) }
     public func size(_ name: String) async throws -> UInt64 { try await remote.size(name) }
+}
+
+extension BlobStore {
+    /// Reads `ranges` of `name` and returns what `check` makes of them. Through a
+    /// ``CachingStore`` this is ``CachingStore/readChecked(_:ranges:_:)`` (bytes failing
+    /// `check` are dropped from the tiers and read once more from the store); any other store
+    /// is read once.
+    public func readChecked<T: Sendable>(_ name: String, ranges: [Range<UInt64>],
+                                         _ check: @Sendable ([[UInt8]]) throws -> T) async throws -> T {
+        if let caching = self as? CachingStore { return try await caching.readChecked(name, ranges: ranges, check) }
+        return try check(try await read(name, ranges: ranges))
+    }
+}
+
+extension Logger {
+    /// A logger that drops everything: the default of every component taking a logger.
+    public static var silent: Logger { Logger(label: "vecgo", factory: { _ in SwiftLogNoOpLogHandler() }) }
 }

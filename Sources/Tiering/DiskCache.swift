@@ -1,7 +1,10 @@
 // The L2 disk tier: sparse block files in a directory that outlives the process, read page by
-// page on the query path and written by one background writer that merges new pages in.
+// page on the query path and written by one background writer that merges new pages in; local
+// faults (a full, read-only or vanished directory) are logged once and leave it RAM-only, never failing a read.
 import Foundation
+public import Logging
 import Stores
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,6 +29,12 @@ import Glibc
 /// - A restarted process finds the blocks by name: the directory is the index.
 /// - The total size of the files stays under `capacityBytes`: the least recently used files are
 ///   removed, under an exclusive `flock` on the directory's lock file.
+/// - ``invalidate(_:)`` drops a block (its queued pages and its file) whose bytes failed a
+///   check above; a write of the block already under way is not renamed into place.
+/// - Local faults never fail a read: a write that fails (disk full, directory not writable)
+///   is dropped and its temporary file removed; a directory that vanished is created again,
+///   and when it cannot be, the cache stops using the disk (the tiers above run RAM-only).
+///   Each condition is logged once, as a warning.
 public final class DiskCache: Sendable {
     /// The directory holding the block files.
     public let directory: String
@@ -44,6 +53,7 @@ public final class DiskCache: Sendable {
     private let pending: AtomicCounter
     private let maxQueuedBytes: Int
     private let worker: Task<Void, Never>
+    let faults: LocalFaults
 
     struct IndexState {
         var sizes: [String: Int] = [:]
@@ -52,10 +62,12 @@ public final class DiskCache: Sendable {
         var total = 0
     }
 
-    /// Pages waiting to be written, merged per block.
+    /// Pages waiting to be written, merged per block, and how often each block was invalidated
+    /// (a write renames its file into place only when that did not change since it was dequeued).
     struct WriteQueue {
         var blocks: [BlockKey: PendingBlock] = [:]
         var bytes = 0
+        var generation: [BlockKey: UInt64] = [:]
     }
 
     /// The runs of pages queued for one block, applied in order (a later run wins), and where
@@ -79,9 +91,10 @@ public final class DiskCache: Sendable {
     ///   - queueDepth: how many blocks' worth of bytes may wait to be written before new pages
     ///     are dropped.
     ///   - stats: the counters to update.
+    ///   - logger: where warnings about local faults go (silent by default).
     /// - Throws: ``TieringError`` when the directory cannot be created or the sizes do not fit.
     public init(directory: String, capacityBytes: Int, blockSize: Int = 4 << 20, pageSize: Int = 4096,
-                queueDepth: Int = 32, stats: TierStats = TierStats()) throws {
+                queueDepth: Int = 32, stats: TierStats = TierStats(), logger: Logger = .silent) throws {
         guard pageSize > 0, blockSize >= pageSize, blockSize % pageSize == 0, blockSize <= Int(UInt32.max - 1) else {
             throw TieringError("the disk block size (\(blockSize)) must be a multiple of its page size (\(pageSize))")
         }
@@ -92,6 +105,8 @@ public final class DiskCache: Sendable {
         self.stats = stats
         self.geometry = BlockGeometry(pageSize: pageSize, pagesPerBlock: blockSize / pageSize)
         self.maxQueuedBytes = max(1, queueDepth) * blockSize
+        let faults = LocalFaults(directory: directory, logger: logger)
+        self.faults = faults
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
@@ -120,13 +135,14 @@ public final class DiskCache: Sendable {
         let dir = directory, cap = capacityBytes, g = geometry
         self.worker = Task.detached(priority: .utility) { [stats] in
             for await key in stream {
-                let block = queued.withLock { q -> PendingBlock? in
+                let taken = queued.withLock { q -> (PendingBlock, UInt64)? in
                     guard let b = q.blocks.removeValue(forKey: key) else { return nil }
                     q.bytes -= b.bytes
-                    return b
+                    return (b, q.generation[key, default: 0])
                 }
-                if let block {
-                    DiskCache.writeBlock(dir: dir, key: key, block, g, state: state, capacity: cap, stats: stats)
+                if let (block, generation) = taken, !faults.ramOnly {
+                    DiskCache.writeBlock(dir: dir, key: key, block, g, state: state, capacity: cap, stats: stats,
+                                         queued: queued, generation: generation, faults: faults)
                 }
                 pending.add(-1)
             }
@@ -208,6 +224,7 @@ public final class DiskCache: Sendable {
     /// The pages the block's file holds among `pages`, or nil without a usable file (a damaged
     /// one is removed and counted). Counts no hit or miss.
     private func lookup(_ key: BlockKey, pages: [Int]) -> [Int: [UInt8]]? {
+        guard !faults.ramOnly else { return nil }
         let name = Self.fileName(key)
         let known = state.withLock { s -> Bool in
             guard s.sizes[name] != nil else { return false }
@@ -245,7 +262,7 @@ public final class DiskCache: Sendable {
     public func enqueue(_ key: BlockKey, firstPage: Int, _ bytes: [UInt8], endsObject: Bool) {
         let offset = firstPage * pageSize
         guard firstPage >= 0, offset + bytes.count <= blockSize, endsObject || bytes.count % pageSize == 0,
-              !bytes.isEmpty || endsObject else { return }
+              !bytes.isEmpty || endsObject, !faults.ramOnly else { return }
         let accepted = queued.withLock { q -> Bool in
             guard q.bytes + bytes.count <= maxQueuedBytes else { return false }
             let isNew = q.blocks[key] == nil
@@ -261,6 +278,27 @@ public final class DiskCache: Sendable {
         }
         if !accepted { stats.diskDropped.bump() }
     }
+
+    /// Drops a block whose bytes failed a check: its queued pages and its file. A write of the
+    /// block already under way is not renamed into place, so the dropped bytes never return.
+    public func invalidate(_ key: BlockKey) {
+        queued.withLock { q in
+            q.generation[key, default: 0] += 1
+            if let b = q.blocks.removeValue(forKey: key) { q.bytes -= b.bytes }  // its signal finds nothing
+        }
+        let name = Self.fileName(key)
+        unlink(directory + "/" + name)
+        state.withLock { s in Self.forget(name, &s) }
+    }
+
+    /// Makes every later write of a block file fail as if `write` had returned this `errno`
+    /// (nil: writes work again), to test how local faults are handled.
+    @_spi(Testing) public func injectWriteFailure(_ code: Int32?) {
+        faults.injected.withLock { $0 = code }
+    }
+
+    /// Whether the cache stopped using its directory (it vanished and could not be created again).
+    public var isRAMOnly: Bool { faults.ramOnly }
 
     /// Queues a whole block from its start (shorter than ``blockSize`` when the object ends in
     /// it), as ``enqueue(_:firstPage:_:endsObject:)`` does.
@@ -396,25 +434,63 @@ public final class DiskCache: Sendable {
     }
 
     static func writeBlock(dir: String, key: BlockKey, _ block: PendingBlock, _ g: BlockGeometry,
-                           state: Locked<IndexState>, capacity: Int, stats: TierStats) {
+                           state: Locked<IndexState>, capacity: Int, stats: TierStats,
+                           queued: Locked<WriteQueue>, generation: UInt64, faults: LocalFaults) {
         let name = fileName(key), path = dir + "/" + name
         let merged = merge(block, existing: readAllPages(path: path, key: key, g), g)
         guard !merged.pages.isEmpty else { return }
         let file = BlockFile.encode(key, g, end: merged.end, pages: merged.pages)
         guard file.count <= capacity else { return }
         let tmp = "\(dir)/.tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return }
-        var done = 0
+        var fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        if fd < 0 && errno == ENOENT {
+            // The directory vanished under us: create it again (the files it held are gone).
+            guard (try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil else {
+                faults.stopUsingDisk("the cache directory vanished and cannot be created again")
+                return
+            }
+            state.withLock { $0 = IndexState(clock: $0.clock) }
+            faults.warnOnce(.vanished, "the cache directory vanished; created it again (its cached blocks are lost)")
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        }
+        guard fd >= 0 else {
+            let code = errno
+            if code == ENOTDIR {
+                faults.stopUsingDisk("the cache directory is no longer a directory")
+            } else {
+                faults.writeFailed(code)
+            }
+            return
+        }
+        var done = 0, failure: Int32 = 0
         while done < file.count {
+            if let injected = faults.injected.withLock({ $0 }) {
+                failure = injected
+                break
+            }
             let n = file.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { break }
+            guard n > 0 else {
+                failure = n < 0 ? errno : ENOSPC  // a write of 0 bytes: no room
+                break
+            }
             done += n
         }
         close(fd)
-        guard done == file.count, rename(tmp, path) == 0 else {
+        if failure != 0 {
             unlink(tmp)
+            faults.writeFailed(failure)
+            return
+        }
+        // Renamed into place only when the block was not invalidated since it was dequeued
+        // (under the queue's lock, which ``invalidate(_:)`` takes before removing the file).
+        let renamed = queued.withLock { q -> Int32 in
+            guard q.generation[key, default: 0] == generation else { return -1 }
+            return rename(tmp, path) == 0 ? 0 : errno
+        }
+        guard renamed == 0 else {
+            unlink(tmp)
+            if renamed > 0 { faults.writeFailed(renamed) }
             return
         }
         stats.diskWrites.bump()
@@ -441,6 +517,51 @@ public final class DiskCache: Sendable {
     static func forget(_ name: String, _ s: inout IndexState) {
         if let size = s.sizes.removeValue(forKey: name) { s.total -= size }
         s.lastUse[name] = nil
+    }
+}
+
+/// The local faults of a disk cache: which were logged (each once), whether it stopped using
+/// its directory, and a write failure a test injects.
+final class LocalFaults: Sendable {
+    enum Condition: Hashable, Sendable { case full, notWritable, vanished, ramOnly, writeFailed(Int32) }
+
+    let directory: String
+    let logger: Logger
+    private let logged = Mutex<Set<Condition>>([])
+    private let disabled = Atomic<Bool>(false)
+    let injected = Mutex<Int32?>(nil)
+
+    init(directory: String, logger: Logger) {
+        self.directory = directory
+        self.logger = logger
+    }
+
+    /// Whether the cache stopped using its directory.
+    var ramOnly: Bool { disabled.load(ordering: .relaxed) }
+
+    /// Logs `message` as a warning the first time `condition` happens.
+    func warnOnce(_ condition: Condition, _ message: String) {
+        guard logged.withLock({ $0.insert(condition).inserted }) else { return }
+        logger.warning("disk cache: \(message)", metadata: ["directory": "\(directory)"])
+    }
+
+    /// A block file could not be written (`code` is the `errno`): the write is dropped.
+    func writeFailed(_ code: Int32) {
+        let reason = String(cString: strerror(code))
+        switch code {
+        case ENOSPC, EDQUOT:
+            warnOnce(.full, "the disk is full (\(reason)); pages are not cached on disk until there is room")
+        case EACCES, EROFS, EPERM:
+            warnOnce(.notWritable, "the cache directory is not writable (\(reason)); pages are not cached on disk")
+        default:
+            warnOnce(.writeFailed(code), "writing a block file failed (\(reason)); pages are not cached on disk")
+        }
+    }
+
+    /// The directory cannot be used any more: from now on the cache neither reads nor writes.
+    func stopUsingDisk(_ why: String) {
+        disabled.store(true, ordering: .relaxed)
+        warnOnce(.ramOnly, "\(why); caching in RAM only from now on")
     }
 }
 

@@ -6,7 +6,7 @@ public final class TierStats: Sendable {
     let ramHits = Atomic<Int>(0), ramMisses = Atomic<Int>(0), ramEvictions = Atomic<Int>(0)
     let diskHits = Atomic<Int>(0), diskMisses = Atomic<Int>(0), diskWrites = Atomic<Int>(0)
     let diskCorrupt = Atomic<Int>(0), diskEvictions = Atomic<Int>(0), diskDropped = Atomic<Int>(0)
-    let remoteRequests = Atomic<Int>(0), remoteBytes = Atomic<Int>(0)
+    let remoteRequests = Atomic<Int>(0), remoteBytes = Atomic<Int>(0), healed = Atomic<Int>(0)
     let ramBytes = Atomic<Int>(0), diskBytes = Atomic<Int>(0)
     let ramLatency = LatencyHistogram(), diskLatency = LatencyHistogram(), remoteLatency = LatencyHistogram()
 
@@ -33,6 +33,9 @@ public final class TierStats: Sendable {
         public var diskEvictions = 0
         /// Disk writes (runs of pages) dropped because the write queue was full.
         public var diskDropped = 0
+        /// Reads whose bytes failed their check, were dropped from every tier and read again
+        /// from the remote store (``CachingStore/readChecked(_:ranges:_:)``).
+        public var healed = 0
         /// Requests sent to the remote store (each ranged GET, whole-object read and listing).
         public var remoteRequests = 0
         /// Bytes received from the remote store.
@@ -63,6 +66,7 @@ public final class TierStats: Sendable {
             d.diskCorrupt = diskCorrupt - earlier.diskCorrupt
             d.diskEvictions = diskEvictions - earlier.diskEvictions
             d.diskDropped = diskDropped - earlier.diskDropped
+            d.healed = healed - earlier.healed
             d.remoteRequests = remoteRequests - earlier.remoteRequests
             d.remoteBytes = remoteBytes - earlier.remoteBytes
             d.ramBytes = ramBytes - earlier.ramBytes
@@ -134,6 +138,7 @@ public final class TierStats: Sendable {
         s.diskCorrupt = diskCorrupt.load(ordering: .relaxed)
         s.diskEvictions = diskEvictions.load(ordering: .relaxed)
         s.diskDropped = diskDropped.load(ordering: .relaxed)
+        s.healed = healed.load(ordering: .relaxed)
         s.remoteRequests = remoteRequests.load(ordering: .relaxed)
         s.remoteBytes = remoteBytes.load(ordering: .relaxed)
         s.ramBytes = ramBytes.load(ordering: .relaxed)

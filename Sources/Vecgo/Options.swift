@@ -1,5 +1,6 @@
 public import Foundation
 public import IndexCore
+public import Logging
 public import Stores
 
 /// Where a database lives.
@@ -69,6 +70,10 @@ public enum OpenOption: Sendable {
     /// before it gives up with `.timedOut` (nothing published, pending writes kept). Losing a
     /// race on disjoint keys is retried at once; only throttling waits. Default 120 seconds.
     case commitTimeout(Duration)
+    /// Where warnings go: disk cache faults (a full, read-only or vanished cache directory) and
+    /// cached bytes evicted because they failed a checksum (object and range, never a secret).
+    /// Silent by default.
+    case logger(Logger)
 }
 
 /// The validated configuration an open handle runs with.
@@ -91,6 +96,7 @@ struct Configuration: Sendable {
     var commitTimeout: Duration = .seconds(120)
     var maxCommitObjectAge = 600.0
     var memtableBudget: Int?
+    var logger = Logger.silent
 
     init(_ options: [OpenOption]) throws(VecgoError) {
         for o in options {
@@ -142,6 +148,7 @@ struct Configuration: Sendable {
             case .maxCommitObjectAge(let t):
                 guard t > 0, t.isFinite else { throw VecgoError(.invalidArgument, "maxCommitObjectAge \(t) must be a positive number of seconds") }
                 maxCommitObjectAge = t
+            case .logger(let l): logger = l
             case .commitAttempts(let n):
                 guard n >= 1 else { throw VecgoError(.invalidArgument, "commitAttempts \(n) must be positive") }
                 commitAttempts = n

@@ -1,6 +1,10 @@
+// Reading one committed segment for a search: its tail, IVF codes and partitions, graph or
+// flat rows, each read through the cache tiers with its checksum checked (bytes that fail are
+// dropped from the tiers and read once more from the store, ``CachingStore/readChecked(_:ranges:_:)``).
 import IndexCore
 import SegmentFormat
 import Stores
+import Tiering
 
 /// How far a search looks: the HNSW candidate list, the IVF partitions probed, and how IVF
 /// partitions are scanned (compact codes first, then exact vectors of the best candidates).
@@ -112,17 +116,24 @@ final class SegmentReader: Sendable {
     func tail() async throws -> SegmentTail {
         let ref = self.ref, store = self.store
         return try await Self.once(tailTask) {
-            let bytes = try await store.read(ref.name, range: ref.tailOffset..<ref.size)
-            return try SegmentTail.decode(bytes, tailOffset: ref.tailOffset, objectSize: ref.size, object: ref.name)
+            try await store.readChecked(ref.name, ranges: [ref.tailOffset..<ref.size]) {
+                try SegmentTail.decode($0[0], tailOffset: ref.tailOffset, objectSize: ref.size, object: ref.name)
+            }
         }
     }
 
-    private func read(_ range: Range<UInt64>, _ what: String) async throws -> [UInt8] {
-        let bytes = try await store.read(ref.name, range: range)
-        guard bytes.count == Int(range.upperBound - range.lowerBound) else {
-            throw FormatError(.truncated, object: ref.name, offset: range.lowerBound + UInt64(bytes.count), "\(what) is cut short")
+    /// Reads `range` (`what` of the segment, for messages) and decodes it with `decode`, which
+    /// checks it: through the tiers, read once more from the store when the check fails.
+    private func read<T: Sendable>(_ range: Range<UInt64>, _ what: String,
+                                   _ decode: @escaping @Sendable ([UInt8]) throws -> T) async throws -> T {
+        let name = ref.name
+        return try await store.readChecked(name, ranges: [range]) { parts in
+            let bytes = parts[0]
+            guard bytes.count == Int(range.upperBound - range.lowerBound) else {
+                throw FormatError(.truncated, object: name, offset: range.lowerBound + UInt64(bytes.count), "\(what) is cut short")
+            }
+            return try decode(bytes)
         }
-        return bytes
     }
 
     /// The top `k` rows of this segment for `query` among the `allowed` rows (all when nil).
@@ -199,11 +210,9 @@ final class SegmentReader: Sendable {
     private func flatRows(_ f: SegmentFooter, vd: SectionDescriptor, idd: SectionDescriptor) async throws -> ([Float], [UInt64]) {
         let ref = self.ref
         return try await kept(flatTask, "flat", cost: { $0.0.count * 4 + $0.1.count * 8 }) {
-            async let vectorBytes = self.read(vd.range, "vector section")
-            async let idBytes = self.read(idd.range, "id section")
-            let vectors = try SegmentCodec.decodeVectors(try await vectorBytes, vd, footer: f, object: ref.name)
-            let ids = try SegmentCodec.decodeIDs(try await idBytes, idd, footer: f, object: ref.name)
-            return (vectors, ids)
+            async let vectors = self.read(vd.range, "vector section") { try SegmentCodec.decodeVectors($0, vd, footer: f, object: ref.name) }
+            async let ids = self.read(idd.range, "id section") { try SegmentCodec.decodeIDs($0, idd, footer: f, object: ref.name) }
+            return (try await vectors, try await ids)
         }
     }
 
@@ -211,7 +220,8 @@ final class SegmentReader: Sendable {
     func ids() async throws -> [UInt64] {
         let f = try await tail().footer
         guard let idd = f.section(.ids) else { return [] }
-        return try SegmentCodec.decodeIDs(try await read(idd.range, "id section"), idd, footer: f, object: ref.name)
+        let name = ref.name
+        return try await read(idd.range, "id section") { try SegmentCodec.decodeIDs($0, idd, footer: f, object: name) }
     }
 
     /// The metadata of every row (empty maps when the segment has none), read once and kept.
@@ -220,7 +230,7 @@ final class SegmentReader: Sendable {
         return try await kept(metadataTask, "metadata", cost: Self.metadataBytes) {
             let f = try await self.tail().footer
             guard let md = f.section(.metadata) else { return Array(repeating: [:], count: Int(f.rowCount)) }
-            return try SegmentCodec.decodeMetadata(try await self.read(md.range, "metadata section"), md, footer: f, object: ref.name)
+            return try await self.read(md.range, "metadata section") { try SegmentCodec.decodeMetadata($0, md, footer: f, object: ref.name) }
         }
     }
 
@@ -236,7 +246,8 @@ final class SegmentReader: Sendable {
         var payloads: [[UInt8]]?
         if include.contains(.payload) {
             if let pd = f.section(.payloads) {
-                payloads = try SegmentCodec.decodePayloads(try await read(pd.range, "payload section"), pd, footer: f, object: ref.name)
+                let name = ref.name
+                payloads = try await read(pd.range, "payload section") { try SegmentCodec.decodePayloads($0, pd, footer: f, object: name) }
             } else {
                 payloads = Array(repeating: [], count: Int(f.rowCount))
             }
@@ -246,7 +257,7 @@ final class SegmentReader: Sendable {
             if f.section(.hnswGraph) != nil, t.ivf == nil {
                 let g = try await graph(t)
                 for r in rows { vectorOf[r] = g.index.vector(row: r) }
-            } else if let ivf = t.ivf, let book = t.codebook, let cd = f.section(.ivfCodes) {
+            } else if t.ivf != nil, let book = t.codebook, let cd = f.section(.ivfCodes) {
                 // Each wanted row's vector and its row info alone, checked against the row's CRC.
                 let dim4 = UInt64(f.dimension * 4)
                 var ranges: [Range<UInt64>] = []
@@ -255,27 +266,34 @@ final class SegmentReader: Sendable {
                     ranges.append(vd.offset + UInt64(r) * dim4..<vd.offset + UInt64(r + 1) * dim4)
                     ranges.append(info..<info + 12)
                 }
-                let parts = try await store.read(ref.name, ranges: ranges)
-                for (i, r) in rows.enumerated() {
-                    let vector = parts[2 * i], info = parts[2 * i + 1]
-                    guard vector.count == Int(dim4), info.count == 12,
-                          info.withUnsafeBytes({ UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }) == crc32c(vector) else {
-                        throw FormatError(.corrupted, object: ref.name, offset: ranges[2 * i].lowerBound, "the vector of row \(r) does not match its checksum")
+                let name = ref.name, wanted = rows, checkedRanges = ranges
+                let vectors = try await store.readChecked(name, ranges: ranges) { parts in
+                    var out: [Int: [Float]] = [:]
+                    for (i, r) in wanted.enumerated() {
+                        let vector = parts[2 * i], info = parts[2 * i + 1]
+                        guard vector.count == Int(dim4), info.count == 12,
+                              info.withUnsafeBytes({ UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) }) == crc32c(vector) else {
+                            throw FormatError(.corrupted, object: name, offset: checkedRanges[2 * i].lowerBound, "the vector of row \(r) does not match its checksum")
+                        }
+                        var reader = ByteReader(vector, object: name, baseOffset: checkedRanges[2 * i].lowerBound)
+                        out[r] = try reader.readFloats(f.dimension)
                     }
-                    var reader = ByteReader(vector, object: ref.name, baseOffset: ranges[2 * i].lowerBound)
-                    vectorOf[r] = try reader.readFloats(f.dimension)
+                    return out
                 }
+                vectorOf.merge(vectors) { a, _ in a }
             } else if let ivf = t.ivf, let idd = f.section(.ids) {
                 // One checked partition read per partition holding a wanted row.
                 let dim4 = UInt64(f.dimension * 4)
                 for p in Set(rows.map { ivf.partition(ofRow: $0) }) {
                     let pr = ivf.rows(p)
                     let lo = UInt64(pr.lowerBound), hi = UInt64(pr.upperBound)
-                    let parts = try await store.read(ref.name, ranges: [vd.offset + lo * dim4..<vd.offset + hi * dim4,
-                                                                         idd.offset + lo * 8..<idd.offset + hi * 8])
-                    try ivf.check(partition: p, vectors: parts[0], ids: parts[1], object: ref.name, offset: vd.offset + lo * dim4)
-                    var reader = ByteReader(parts[0], object: ref.name, baseOffset: vd.offset + lo * dim4)
-                    let floats = try reader.readFloats(pr.count * f.dimension)
+                    let name = ref.name
+                    let floats = try await store.readChecked(name, ranges: [vd.offset + lo * dim4..<vd.offset + hi * dim4,
+                                                                              idd.offset + lo * 8..<idd.offset + hi * 8]) { parts in
+                        try ivf.check(partition: p, vectors: parts[0], ids: parts[1], object: name, offset: vd.offset + lo * dim4)
+                        var reader = ByteReader(parts[0], object: name, baseOffset: vd.offset + lo * dim4)
+                        return try reader.readFloats(pr.count * f.dimension)
+                    }
                     for r in rows where pr.contains(r) {
                         let i = r - pr.lowerBound
                         vectorOf[r] = Array(floats[i * f.dimension..<(i + 1) * f.dimension])
@@ -316,7 +334,18 @@ final class SegmentReader: Sendable {
                 ranges.append(cd.offset + r.lowerBound..<cd.offset + r.upperBound)
             }
         }
-        let bytes = try await store.read(ref.name, ranges: ranges)
+        let name = ref.name, checkedRanges = ranges
+        let bytes = try await store.readChecked(name, ranges: ranges) { bytes in
+            for (i, p) in probe.enumerated() {
+                for (got, b, r) in [(bytes[2 * i], IVFCodebook.Block.rowInfo, checkedRanges[2 * i]), (bytes[2 * i + 1], block, checkedRanges[2 * i + 1])] {
+                    guard got.count == r.count else {
+                        throw FormatError(.truncated, object: name, offset: r.lowerBound + UInt64(got.count), "partition \(p) \(b) codes are cut short")
+                    }
+                    try book.check(b, partition: p, bytes: got, object: name, offset: r.lowerBound)
+                }
+            }
+            return bytes
+        }
         let rabitq = block == .binary ? quantizer.withLock { q in
             if q == nil { q = RaBitQ(dimension: dim, seed: book.seed) }
             return q
@@ -330,12 +359,6 @@ final class SegmentReader: Sendable {
         for (i, p) in probe.enumerated() {
             let rows = ivf.rows(p), n = rows.count
             let info = bytes[2 * i], codes = bytes[2 * i + 1]
-            for (got, b, r) in [(info, IVFCodebook.Block.rowInfo, ranges[2 * i]), (codes, block, ranges[2 * i + 1])] {
-                guard got.count == r.count else {
-                    throw FormatError(.truncated, object: ref.name, offset: r.lowerBound + UInt64(got.count), "partition \(p) \(b) codes are cut short")
-                }
-                try book.check(b, partition: p, bytes: got, object: ref.name, offset: r.lowerBound)
-            }
             var estimates = [Float](repeating: 0, count: n), lower = [Float](repeating: 0, count: n), upper = [Float](repeating: 0, count: n)
             if let rabitq, let rotatedQuery {
                 let prepared = ivf.centroids.withUnsafeBufferPointer { rabitq.prepare(rotatedQuery, centroid: $0.baseAddress! + p * dim, metric: metric) }
@@ -372,16 +395,21 @@ final class SegmentReader: Sendable {
         guard let vd = f.section(.vectors) else { return [] }
         let dim = f.dimension, dim4 = UInt64(dim * 4)
         let rowRanges = chosen.map { vd.offset + UInt64($0.row) * dim4..<vd.offset + UInt64($0.row + 1) * dim4 }
-        let vectors = try await store.read(ref.name, ranges: rowRanges)
+        let name = ref.name
+        let vectors = try await store.readChecked(name, ranges: rowRanges) { vectors in
+            for (i, c) in chosen.enumerated() {
+                guard vectors[i].count == Int(dim4) else {
+                    throw FormatError(.truncated, object: name, offset: rowRanges[i].lowerBound + UInt64(vectors[i].count), "the vector of row \(c.row) is cut short")
+                }
+                guard crc32c(vectors[i]) == c.crc else {
+                    throw FormatError(.corrupted, object: name, offset: rowRanges[i].lowerBound, "the vector of row \(c.row) does not match its checksum")
+                }
+            }
+            return vectors
+        }
         var hits: [SegmentHit] = []
         hits.reserveCapacity(chosen.count)
         for (i, c) in chosen.enumerated() {
-            guard vectors[i].count == Int(dim4) else {
-                throw FormatError(.truncated, object: ref.name, offset: rowRanges[i].lowerBound + UInt64(vectors[i].count), "the vector of row \(c.row) is cut short")
-            }
-            guard crc32c(vectors[i]) == c.crc else {
-                throw FormatError(.corrupted, object: ref.name, offset: rowRanges[i].lowerBound, "the vector of row \(c.row) does not match its checksum")
-            }
             let d = query.withUnsafeBufferPointer { q in
                 vectors[i].withUnsafeBytes { Distance.distance(metric, q.baseAddress!, $0.baseAddress!.assumingMemoryBound(to: Float.self), dim) }
             }
@@ -437,18 +465,23 @@ final class SegmentReader: Sendable {
             ranges.append(vd.offset + lo * dim4..<vd.offset + hi * dim4)
             ranges.append(idd.offset + lo * 8..<idd.offset + hi * 8)
         }
-        let bytes = try await store.read(ref.name, ranges: ranges)
+        let name = ref.name, checkedRanges = ranges
+        let bytes = try await store.readChecked(name, ranges: ranges) { bytes in
+            for (i, p) in probe.enumerated() {
+                let vr = checkedRanges[2 * i], ir = checkedRanges[2 * i + 1]
+                for (got, r, what) in [(bytes[2 * i], vr, "vectors"), (bytes[2 * i + 1], ir, "ids")] where got.count != r.count {
+                    throw FormatError(.truncated, object: name, offset: r.lowerBound + UInt64(got.count), "partition \(p) \(what) are cut short")
+                }
+                try ivf.check(partition: p, vectors: bytes[2 * i], ids: bytes[2 * i + 1], object: name, offset: vr.lowerBound)
+            }
+            return bytes
+        }
         var top = TopK(k: k)  // of row numbers
         var keys: [(rows: Range<Int>, ids: [UInt64])] = []
         for (i, p) in probe.enumerated() {
             let rows = ivf.rows(p)
             let vr = ranges[2 * i], ir = ranges[2 * i + 1]
             let vectorBytes = bytes[2 * i], idBytes = bytes[2 * i + 1]
-            for (got, r, what) in [(vectorBytes, vr, "vectors"), (idBytes, ir, "ids")] where got.count != r.count {
-                throw FormatError(.truncated, object: ref.name, offset: r.lowerBound + UInt64(got.count),
-                                  "partition \(p) \(what) are cut short")
-            }
-            try ivf.check(partition: p, vectors: vectorBytes, ids: idBytes, object: ref.name, offset: vr.lowerBound)
             var reader = ByteReader(vectorBytes, object: ref.name, baseOffset: vr.lowerBound)
             var idReader = ByteReader(idBytes, object: ref.name, baseOffset: ir.lowerBound)
             let vectors = try reader.readFloats(rows.count * f.dimension)
@@ -478,7 +511,7 @@ final class SegmentReader: Sendable {
         if t.footer.section(.hnswGraph) != nil, t.ivf == nil {
             _ = try await graph(t)
         } else if ref.tailOffset > 0 {
-            _ = try await read(0..<ref.tailOffset, "segment data")
+            _ = try await read(0..<ref.tailOffset, "segment data") { $0.count }
         }
         return ref.size
     }
@@ -492,12 +525,10 @@ final class SegmentReader: Sendable {
             guard let vd = f.section(.vectors), let idd = f.section(.ids), let gd = f.section(.hnswGraph) else {
                 throw FormatError(.corrupted, object: ref.name, offset: ref.tailOffset, "graph segment lacks a section")
             }
-            async let vb = self.read(vd.range, "vector section")
-            async let ib = self.read(idd.range, "id section")
-            async let gb = self.read(gd.range, "graph section")
-            let vectors = try SegmentCodec.decodeVectors(try await vb, vd, footer: f, object: ref.name)
-            let ids = try SegmentCodec.decodeIDs(try await ib, idd, footer: f, object: ref.name)
-            let g = try SegmentCodec.decodeGraph(try await gb, gd, footer: f, object: ref.name)
+            async let vb = self.read(vd.range, "vector section") { try SegmentCodec.decodeVectors($0, vd, footer: f, object: ref.name) }
+            async let ib = self.read(idd.range, "id section") { try SegmentCodec.decodeIDs($0, idd, footer: f, object: ref.name) }
+            async let gb = self.read(gd.range, "graph section") { try SegmentCodec.decodeGraph($0, gd, footer: f, object: ref.name) }
+            let vectors = try await vb, ids = try await ib, g = try await gb
             let index = HNSWIndex(dimension: f.dimension, metric: metric, parameters: .init(m: g.m), vectors: vectors,
                                   ids: (0..<UInt64(ids.count)).map { $0 },
                                   graph: HNSWGraph(m: g.m, entryPoint: g.entryPoint, maxLevel: g.maxLevel, levels: g.levels,

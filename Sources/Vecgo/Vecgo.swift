@@ -158,14 +158,14 @@ public actor Vecgo {
         let stats = TierStats()
         let disk: DiskCache?
         if let dir = config.cacheDirectory {
-            do { disk = try DiskCache(directory: dir, capacityBytes: config.diskCacheSize, stats: stats) } catch {
+            do { disk = try DiskCache(directory: dir, capacityBytes: config.diskCacheSize, stats: stats, logger: config.logger) } catch {
                 throw VecgoError(.invalidArgument, "cannot use cache directory '\(dir)': \(error)")
             }
         } else {
             disk = nil
         }
         let cached = CachingStore(remote: remote, ram: BlockCache(capacityBytes: config.blockCacheSize, stats: stats),
-                                  disk: disk)
+                                  disk: disk, logger: config.logger)
         let manifest: Manifest?
         do {
             if let v = config.atVersion {
@@ -275,7 +275,9 @@ public actor Vecgo {
         async let newer = manifestExists(newest + 1, store)
         async let read: Result<Manifest, any Error> = { () async -> Result<Manifest, any Error> in
             do {  // a ranged read of the listed size: cached like any other read
-                return .success(try Manifest.decode(try await store.read(info.name, range: 0..<info.size), object: info.name))
+                return .success(try await store.readChecked(info.name, ranges: [0..<info.size]) {
+                    try Manifest.decode($0[0], object: info.name)
+                })
             } catch { return .failure(error) }
         }()
         if try await newer {
@@ -317,11 +319,11 @@ public actor Vecgo {
     /// The manifest of `version`: one read by name, no listing.
     static func manifestAt(version: UInt64, _ store: any BlobStore) async throws -> Manifest {
         let name = Manifest.objectName(version: version)
-        let bytes: [UInt8]
-        do { bytes = try await store.read(name) } catch let e as StoreError where e.code == .notFound {
+        do {
+            return try await store.readChecked(name, ranges: [0..<UInt64.max]) { try Manifest.decode($0[0], object: name) }
+        } catch let e as StoreError where e.code == .notFound {
             throw VecgoError(.notFound, "version \(version) does not exist (no \(name)); vacuum may have removed it", underlying: e)
         }
-        return try Manifest.decode(bytes, object: name)
     }
 
     /// The newest manifest committed at or before `date`: versions are committed in time

@@ -2,6 +2,7 @@ import Foundation
 import IndexCore
 import SegmentFormat
 import Stores
+import Tiering
 
 /// A version's key index in memory: its pk-index layers combined into one index over the
 /// version's segments, and how big the layers are (the writer's rule for the next layer).
@@ -156,7 +157,7 @@ final class VersionView: Sendable {
     private static func readLayers(_ layers: [PKIndexLayer], _ store: any BlobStore) async throws -> [PKIndex.Layer] {
         try await withThrowingTaskGroup(of: (Int, PKIndex).self) { group in
             for (i, l) in layers.enumerated() {
-                group.addTask { (i, try PKIndex.decode(try await store.read(l.name, range: 0..<l.size), object: l.name)) }
+                group.addTask { (i, try await store.readChecked(l.name, ranges: [0..<l.size]) { try PKIndex.decode($0[0], object: l.name) }) }
             }
             var out = [PKIndex?](repeating: nil, count: layers.count)
             for try await (i, pk) in group { out[i] = pk }

@@ -1,3 +1,4 @@
+// A store that forwards to another and lets a test count, fail or change what passes through.
 public import Stores
 
 /// A store that forwards every call to another and lets a test step in: count calls, fail
@@ -12,22 +13,25 @@ public final class InterceptingStore: BlobStore {
     private let onWrite: @Sendable (String, Write) throws -> Void
     private let afterPutIfAbsent: @Sendable (String) throws -> Void
     private let onList: @Sendable ([ObjectInfo]) -> [ObjectInfo]
+    private let afterRead: @Sendable (String, Range<UInt64>, [UInt8]) -> [UInt8]
 
     public init(_ base: any BlobStore = MemoryBlobStore(),
                 onRead: @escaping @Sendable (String) throws -> Void = { _ in },
                 onWrite: @escaping @Sendable (String, Write) throws -> Void = { _, _ in },
                 afterPutIfAbsent: @escaping @Sendable (String) throws -> Void = { _ in },
-                onList: @escaping @Sendable ([ObjectInfo]) -> [ObjectInfo] = { $0 }) {
+                onList: @escaping @Sendable ([ObjectInfo]) -> [ObjectInfo] = { $0 },
+                afterRead: @escaping @Sendable (_ name: String, _ range: Range<UInt64>, _ body: [UInt8]) -> [UInt8] = { $2 }) {
         self.base = base
         self.onRead = onRead
         self.onWrite = onWrite
         self.afterPutIfAbsent = afterPutIfAbsent
         self.onList = onList
+        self.afterRead = afterRead
     }
 
     public func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
         try onRead(name)
-        return try await base.read(name, range: range)
+        return afterRead(name, range, try await base.read(name, range: range))
     }
     public func put(_ name: String, _ bytes: [UInt8]) async throws {
         try onWrite(name, .put)
