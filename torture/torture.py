@@ -320,15 +320,30 @@ class Run:
         with open(acks_file, "w") as f:
             for v, w, c, _ in acks:
                 f.write(f"{v} {w} {c}\n")
-        checker = self.agent("check", "checker", "--acks", acks_file, "--rows", a.rows, endpoint=self.moto)
+            if a.sabotage == "fake-ack":
+                # A batch nobody wrote, acknowledged as the newest version: the checker must object.
+                f.write(f"{max(v for v, *_ in acks)} 999999 0\n")
+        if a.sabotage == "delete-segment":
+            # One segment object removed behind the database's back: the checks must notice.
+            listing = http("GET", f"{self.moto}/{self.bucket}?list-type=2&prefix=db/segment_").decode()
+            name = listing.split("<Key>")[1].split("</Key>")[0]
+            subprocess.run(["curl", "-sf", "-X", "DELETE", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "testing:testing",
+                            f"{self.moto}/{self.bucket}/{name}"], check=True)
+            print(f"sabotage: deleted {name}", flush=True)
+        checker = self.agent("check", "checker", "--acks", acks_file, "--rows", a.rows, "--max-versions", a.check_versions,
+                             endpoint=self.moto)
+        started = time.monotonic()
         checker.finish(timeout=1800)
         out = checker.output()
         for line in out:
             if line.startswith("VIOLATION "):
                 self.violation("store: " + line[len("VIOLATION "):])
         summary = next((json.loads(l[6:]) for l in out if l.startswith("CHECK ")), None)
+        print(f"store checked in {time.monotonic() - started:.0f} s", flush=True)
         if summary is None:
-            self.violation(f"the checker failed (exit {checker.proc.returncode}; see {self.work}/checker.stderr)")
+            with open(os.path.join(self.work, "checker.stderr")) as f:
+                why = (f.read().strip().splitlines() or ["no message"])[-1]
+            self.violation(f"the checker failed (exit {checker.proc.returncode}): {why}")
         self.check_summary = summary or {}
         verify = subprocess.run([self.vecgo_bin, "verify", self.url, "--endpoint", self.moto], env=self.env,
                                 capture_output=True, text=True)
@@ -463,16 +478,21 @@ def main():
     p.add_argument("--grace", type=float, default=20, help="vacuum's grace period, seconds")
     p.add_argument("--max-commit-age", type=float, default=10, help="writers' maxCommitObjectAge, seconds (at most --grace)")
     p.add_argument("--disk-cache-mib", type=float, default=8, help="each reader's disk cache limit")
+    p.add_argument("--check-versions", type=int, help="kept versions the checker reads batch by batch (newest first; default all, soak 5)")
     p.add_argument("--sample-seconds", type=float, default=10)
     p.add_argument("--rss-growth-mib", type=float, default=128, help="soak: most RSS growth allowed after warm-up")
     p.add_argument("--bin-dir", default=os.path.join(ROOT, ".build", "debug"))
     p.add_argument("--work-dir", help="logs, caches and acks (default: a new temporary directory, removed on success)")
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--sabotage", choices=["fake-ack", "delete-segment"],
+                   help="damage the run before the checks, to show they fail (the run must exit 1)")
     a = p.parse_args()
     defaults = SIZES["soak" if a.soak else a.size]
     for k, v in defaults.items():
         if getattr(a, k) is None:
             setattr(a, k, v)
+    if a.check_versions is None:
+        a.check_versions = 5 if a.soak else 10**9
     a.disk_cache_bytes = int(a.disk_cache_mib * 2**20)
     run = Run(a)
     try:

@@ -12,19 +12,44 @@ import Foundation
 import Stores
 import Vecgo
 
-/// The rows of one version by key, read with filtered exhaustive searches over writer ids
-/// (a range of ids is split until each search returns fewer than its 10 000 limit).
-func allRows(_ db: Vecgo, dimension: Int, writers: ClosedRange<Int64>) async throws -> (rows: [UInt64: SearchResult], duplicates: Int) {
+/// The rows of one version by key, read with filtered exhaustive searches over writer ids and
+/// batch numbers (a range is split until each search returns fewer than its 10 000 limit).
+func allRows(_ db: Vecgo, dimension: Int, writers: ClosedRange<Int64>, batches: ClosedRange<Int64> = 0...0xFFFFF)
+    async throws -> (rows: [UInt64: SearchResult], duplicates: Int) {
     let limit = 10_000
-    let found = try await db.search([Float](repeating: 0, count: dimension), k: limit,
-                                    filter: .range("w", min: .int(writers.lowerBound), max: .int(writers.upperBound)),
-                                    include: [.vector, .metadata])
+    if writers.lowerBound == 0 && batches == 0...0xFFFFF {
+        // Everything at once when it fits in one answer.
+        let all = try await db.search([Float](repeating: 0, count: dimension), k: limit, include: [.vector, .metadata])
+        if all.count < limit {
+            var rows: [UInt64: SearchResult] = [:], duplicates = 0
+            for r in all {
+                if rows[r.id] != nil { duplicates += 1 }
+                rows[r.id] = r
+            }
+            return (rows, duplicates)
+        }
+    }
+    let filter: Filter = .and([.range("w", min: .int(writers.lowerBound), max: .int(writers.upperBound)),
+                               .range("c", min: .int(batches.lowerBound), max: .int(batches.upperBound))])
+    let found = try await db.search([Float](repeating: 0, count: dimension), k: limit, filter: filter, include: [.vector, .metadata])
     if found.count == limit {
-        guard writers.count > 1 else { throw StoreError(.invalidArgument, "writer \(writers.lowerBound) has \(limit) rows or more: use fewer rows per batch") }
-        let mid = writers.lowerBound + (writers.upperBound - writers.lowerBound) / 2
-        let low = try await allRows(db, dimension: dimension, writers: writers.lowerBound...mid)
-        let high = try await allRows(db, dimension: dimension, writers: (mid + 1)...writers.upperBound)
-        return (low.rows.merging(high.rows) { a, _ in a }, low.duplicates + high.duplicates + low.rows.keys.filter { high.rows[$0] != nil }.count)
+        let halves: [(ClosedRange<Int64>, ClosedRange<Int64>)]
+        if writers.count > 1 {
+            let mid = writers.lowerBound + (writers.upperBound - writers.lowerBound) / 2
+            halves = [(writers.lowerBound...mid, batches), ((mid + 1)...writers.upperBound, batches)]
+        } else if batches.count > 1 {
+            let mid = batches.lowerBound + (batches.upperBound - batches.lowerBound) / 2
+            halves = [(writers, batches.lowerBound...mid), (writers, (mid + 1)...batches.upperBound)]
+        } else {
+            throw StoreError(.invalidArgument, "batch \(batches.lowerBound) of writer \(writers.lowerBound) has \(limit) rows or more")
+        }
+        var rows: [UInt64: SearchResult] = [:], duplicates = 0
+        for (w, c) in halves {
+            let part = try await allRows(db, dimension: dimension, writers: w, batches: c)
+            duplicates += part.duplicates + part.rows.keys.filter { rows[$0] != nil }.count
+            rows.merge(part.rows) { a, _ in a }
+        }
+        return (rows, duplicates)
     }
     var rows: [UInt64: SearchResult] = [:], duplicates = 0
     for r in found {
@@ -44,7 +69,9 @@ func runCheck() async throws -> Bool {
     guard let acksFile = argument("--acks"), let rowsPerBatch = argument("--rows").flatMap(Int.init) else {
         throw StoreError(.invalidArgument, "the checker needs --acks FILE and --rows R")
     }
-    let dim: Int = try number("--dim", 8)
+    let dim: Int = try number("--dim", 8), maxVersions: Int = try number("--max-versions", Int.max)
+    // Each handle keeps what it read in RAM (read fault-free from the store, once).
+    let cache: OpenOption = .blockCacheSize(try number("--block-cache-size", 64 << 20))
     let acks: [(version: UInt64, batch: BatchID)] = try String(contentsOfFile: acksFile, encoding: .utf8)
         .split(separator: "\n").compactMap { line in
             let f = line.split(separator: " ")
@@ -95,7 +122,7 @@ func runCheck() async throws -> Bool {
         versionsAcked[a.version] = a.batch
         if a.version > newest { violation("\(a.batch) acknowledged as version \(a.version), newer than the newest \(newest)") }
     }
-    let latest = try await Vecgo.open(.remote(direct), .readOnly, .blockCacheSize(0))
+    let latest = try await Vecgo.open(.remote(direct), .readOnly, cache)
     let present = try await batches(latest, label: "version \(newest)")
     try await latest.close()
     for a in acks where !present.contains(a.batch) {
@@ -103,10 +130,10 @@ func runCheck() async throws -> Bool {
     }
     // Every kept version: whole batches only, and the batch its commit acknowledged is in it.
     var checked = 0
-    for v in versions where v != newest {
+    for v in versions.dropLast().suffix(maxVersions - 1) {
         let db: Vecgo
         do {
-            db = try await Vecgo.open(.remote(direct), .atVersion(v), .blockCacheSize(0))
+            db = try await Vecgo.open(.remote(direct), .atVersion(v), cache)
         } catch let e as VecgoError where e.code == .notFound && v == versions.first {
             continue  // vacuumed since the listing
         }
