@@ -47,7 +47,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SIZES = {
-    "small": dict(writers=3, commits=8, rows=10, dim=8, kills=6, readers=2, fault_rate=0.10, flip_get=0.01, flip_list=0.01,
+    "small": dict(writers=3, commits=20, rows=10, dim=8, kills=10, readers=2, fault_rate=0.10, flip_get=0.01, flip_list=0.01,
                   maintain_interval=3.0, timeout=900),
     "large": dict(writers=8, commits=50, rows=10, dim=8, kills=100, readers=3, fault_rate=0.10, flip_get=0.01, flip_list=0.01,
                   maintain_interval=5.0, timeout=7200),
