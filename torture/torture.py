@@ -228,8 +228,10 @@ class Run:
                 if ag is not None:
                     slot["owed"] -= len([l for l in ag.output() if l.startswith("ACK ")])
                     if not ag.killed and ag.proc.returncode != 0:
-                        failed = [l for l in ag.output() if l.startswith("FAILED")]
-                        print(f"writer {ag.name} failed ({failed[-1] if failed else ag.proc.returncode}); restarting", flush=True)
+                        ag.stderr.flush()
+                        with open(os.path.join(self.work, f"{ag.name}.stderr")) as f:
+                            why = (f.read().strip().splitlines() or [f"exit {ag.proc.returncode}"])[-1]
+                        print(f"{ag.name} failed, restarting: {why}", flush=True)
                     slot["agent"] = None
                 if slot["owed"] > 0 and not (a.soak and now >= deadline):
                     slot["agent"] = self.start_writer(next_id, slot["owed"])
@@ -392,8 +394,9 @@ class Run:
             ("reader queries compared", count("reader", "QUERY")),
             ("reader mismatches", count("reader", "MISMATCH")),
             ("reader skips (version vacuumed)", count("reader", "SKIP")),
-            ("compactions / vacuums", f"{count('maintainer', 'COMPACT ') - sum(1 for r, l in lines if r == 'maintainer' and l in ('COMPACT none', 'COMPACT conflict'))}"
-                                      f" / {count('maintainer', 'VACUUM')}"),
+            ("compactions committed / none / conflict", f"{count('maintainer', 'COMPACT ') - count('maintainer', 'COMPACT none') - count('maintainer', 'COMPACT conflict')}"
+                                                        f" / {count('maintainer', 'COMPACT none')} / {count('maintainer', 'COMPACT conflict')}"),
+            ("vacuums", count("maintainer", "VACUUM")),
             ("errors by code", ", ".join(f"{k} {v}" for k, v in sorted(errors.items())) or "none"),
             ("store check", json.dumps(self.check_summary, sort_keys=True)),
             ("vecgo verify", self.verify_line),
