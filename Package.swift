@@ -54,8 +54,9 @@ let package = Package(
         // MARK: Test support and tests
         .target(name: "_VecgoTestSupport", dependencies: ["Stores", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
-        // A writer process the crash and concurrency tests start and kill (not a product).
-        .executableTarget(name: "VecgoStressWriter", dependencies: ["Vecgo", "Stores"], swiftSettings: swiftSettings),
+        // The agent process the crash tests and the torture suite (torture/) start and kill: writer,
+        // reader, maintainer or checker (not a product).
+        .executableTarget(name: "VecgoStressWriter", dependencies: ["Vecgo", "Stores", "_VecgoTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SegmentFormatTests", dependencies: ["SegmentFormat", "_VecgoTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "IndexCoreTests", dependencies: ["IndexCore", "_VecgoTestSupport"],

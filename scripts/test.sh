@@ -3,7 +3,8 @@
 # 127.0.0.1 ports (one checking signatures) and the S3 Express emulating proxy in front of the
 # other, runs the whole suite against them (unit + integration), runs the demo and
 # `vecgo verify` against moto and against an S3 Express directory bucket committing through
-# DynamoDB, stops the servers, then fuzzes every decoder for a bounded time
+# DynamoDB, runs the small torture suite and a 2-minute soak (torture/: their own moto and
+# fault-injecting proxy), stops the servers, then fuzzes every decoder for a bounded time
 # (VECGO_FUZZ_SECONDS, default 60 per decoder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +79,11 @@ clang_bin="$(dirname "$(readlink -f "$(command -v swift)")")/clang"
 "$clang_bin" --target=aarch64-linux-gnu -ffreestanding -fsyntax-only -Wall -Werror \
     -ISources/CVecgoNative/include Sources/CVecgoNative/kernels.c Sources/CVecgoNative/crc32c.c
 echo "arm64 kernels compile"
+echo "== torture (small): writers killed and restarted, readers checked against a fault-free reference, under injected faults"
+python3 torture/fault_proxy.py --selftest
+python3 torture/torture.py --size small --bin-dir .build/debug
+echo "== soak (2 minutes): 2 writers, 2 refreshing readers, compaction and vacuum, 5 % faults"
+python3 torture/torture.py --soak 120 --maintain-interval 30 --bin-dir .build/debug
 echo "== fuzzing every decoder"
 bash scripts/fuzz.sh "${VECGO_FUZZ_SECONDS:-60}"
 echo "all checks passed"
