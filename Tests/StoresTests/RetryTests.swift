@@ -36,6 +36,10 @@ import _VecgoTestSupport
     static func quick(_ attempts: Int) -> RetryConfiguration {
         var r = RetryConfiguration()
         r.setAttempts(attempts)
+        // Attempts alone decide: a loaded machine must not run a test out of retry time.
+        for budget in [\RetryConfiguration.reads, \.writes, \.conditionalWrites, \.listings] {
+            r[keyPath: budget].maxRetryTime = .seconds(3600)
+        }
         r.baseDelay = .milliseconds(1)
         r.maxDelay = .milliseconds(1)
         return r
