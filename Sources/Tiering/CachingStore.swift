@@ -407,11 +407,18 @@ extension BlobStore {
     /// Reads `ranges` of `name` and returns what `check` makes of them. Through a
     /// ``CachingStore`` this is ``CachingStore/readChecked(_:ranges:_:)`` (bytes failing
     /// `check` are dropped from the tiers and read once more from the store); any other store
-    /// is read once.
+    /// is read once more when `check` fails, so bytes damaged on the way are told apart from
+    /// bytes damaged in the store (the second failure is the one reported).
     public func readChecked<T: Sendable>(_ name: String, ranges: [Range<UInt64>],
                                          _ check: @Sendable ([[UInt8]]) throws -> T) async throws -> T {
         if let caching = self as? CachingStore { return try await caching.readChecked(name, ranges: ranges, check) }
-        return try check(try await read(name, ranges: ranges))
+        let first = try await read(name, ranges: ranges)
+        do {
+            return try check(first)
+        } catch {
+            // Bytes damaged on the way are not damaged in the store: one more read tells them apart.
+            return try check(try await read(name, ranges: ranges))
+        }
     }
 }
 

@@ -2,6 +2,7 @@ public import Foundation
 import IndexCore
 import SegmentFormat
 import Stores
+import Tiering
 
 /// What ``Vecgo/compact(maxRows:)`` did.
 public struct CompactionReport: Sendable, Hashable {
@@ -69,7 +70,9 @@ extension Vecgo {
             for i in chosen {
                 let ref = snapshot.segments[i].ref
                 let contents = try await Task.detached {
-                    try SegmentCodec.decode(try await remote.read(ref.name, range: 0..<ref.size), object: ref.name)
+                    try await remote.readChecked(ref.name, ranges: [0..<ref.size]) { parts in
+                        try SegmentCodec.decode(parts[0], object: ref.name)
+                    }
                 }.value
                 guard contents.dimension == dimension, UInt64(contents.rowCount) == ref.rowCount else {
                     throw FormatError(.corrupted, object: ref.name, offset: 0,

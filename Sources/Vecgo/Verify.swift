@@ -1,4 +1,6 @@
+// Vecgo.verify: reads every object of a prefix (fault-free reads checked twice before blaming the store) and reports what is damaged or missing.
 public import Stores
+import Tiering
 import SegmentFormat
 
 /// What ``Vecgo/verify(_:)`` found.
@@ -61,7 +63,7 @@ extension Vecgo {
             guard let version = Manifest.version(fromObjectName: o.name) else { continue }
             report.manifests += 1
             let m: Manifest
-            do { m = try Manifest.decode(try await store.read(o.name), object: o.name) } catch {
+            do { m = try await store.readChecked(o.name, ranges: [0..<UInt64.max]) { try Manifest.decode($0[0], object: o.name) } } catch {
                 problem(o.name, "\(error)")
                 continue
             }
@@ -77,7 +79,7 @@ extension Vecgo {
                     continue
                 }
                 do {
-                    let c = try SegmentCodec.decode(try await store.read(s.name), object: s.name)
+                    let c = try await store.readChecked(s.name, ranges: [0..<s.size]) { try SegmentCodec.decode($0[0], object: s.name) }
                     if c.rowCount != Int(s.rowCount) { problem(s.name, "holds \(c.rowCount) rows, \(o.name) records \(s.rowCount)") }
                     if c.dimension != m.dimension { problem(s.name, "has dimension \(c.dimension), the manifest \(m.dimension)") }
                 } catch {
@@ -104,7 +106,7 @@ extension Vecgo {
                     continue
                 }
                 do {
-                    let layer = try PKIndex.decode(try await store.read(l.name), object: l.name)
+                    let layer = try await store.readChecked(l.name, ranges: [0..<l.size]) { try PKIndex.decode($0[0], object: l.name) }
                     layers[l.name] = layer
                     chain.append((l.name, layer))
                 } catch {

@@ -194,6 +194,35 @@ final class ByteFlipper: Sendable {
 }
 
 /// The disk cache's local faults: queries keep answering from the store, one warning per condition.
+/// Reads that go straight to the store (compaction, `verify`) read once more when a check fails:
+/// a byte damaged on the way is not damage in the store (seen in the torture suite: compactions
+/// failing `.corrupted` under flipped GET bodies).
+@Suite struct UncachedReadTests {
+    @Test func compactionAndVerifyReadAgainWhenABodyWasDamagedOnTheWay() async throws {
+        let memory = try await HealTests.database(ivf: false)
+        let segments = try await ByteFlipper(memory, prefix: "segment_", offset: { $0 / 3 })
+        let report = try await Vecgo.verify(InterceptingStore(memory, afterRead: { segments.apply($0, $1, $2) }))
+        #expect(report.ok, "\(report.problems)")
+        #expect(segments.count >= 1, "no segment byte was damaged: the test proves nothing")
+
+        let again = try await ByteFlipper(memory, prefix: "segment_", offset: { $0 / 3 })
+        let writer = try await Vecgo.open(.remote(InterceptingStore(memory, afterRead: { again.apply($0, $1, $2) })))
+        let compacted = try await writer.compact()
+        try await writer.close()
+        #expect(compacted.version != nil && compacted.rowsDropped == 50)
+        #expect(again.count >= 1, "compaction read no damaged byte: the test proves nothing")
+        #expect(try await Vecgo.verify(memory).ok)
+    }
+
+    @Test func damageThatStaysInTheStoreIsStillReported() async throws {
+        let memory = try await HealTests.database(ivf: false)
+        let always = try await ByteFlipper(memory, prefix: "segment_", persistent: true, offset: { $0 / 3 })
+        let report = try await Vecgo.verify(InterceptingStore(memory, afterRead: { always.apply($0, $1, $2) }))
+        #expect(!report.ok)
+        #expect(report.problems.contains { $0.object.hasPrefix("segment_") })
+    }
+}
+
 @Suite struct DiskCacheFaultTests {
     /// A reader that keeps nothing in RAM or decoded, so every query reads through the disk tier.
     static func reader(_ store: MemoryBlobStore, _ dir: String, _ log: LogCapture) async throws -> Vecgo {
