@@ -9,7 +9,7 @@ public struct VecgoError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         enum Value: Hashable, Sendable {
             case invalidArgument, dimensionMismatch, readOnly, closed, notFound, corrupted,
-                 unsupportedFormat, conflict, fenced, storage, cancelled, timedOut
+                 unsupportedFormat, conflict, fenced, unavailable, permissionDenied, storage, cancelled, timedOut
         }
         let value: Value
         /// The call is wrong (NaN in a vector, k out of range, bad option). Fix the call.
@@ -32,7 +32,14 @@ public struct VecgoError: Error, Sendable, CustomStringConvertible {
         /// A newer exclusive writer took over this database (its writer epoch is higher); this
         /// handle may no longer commit. Its pending writes are kept; open a new writer.
         public static let fenced = Code(value: .fenced)
-        /// The object store failed (network, throttling, access); see ``underlying``.
+        /// The store could not be reached or kept refusing (network failures, throttling, 5xx)
+        /// until the retries ran out. Nothing was changed by the failed call: retry later.
+        public static let unavailable = Code(value: .unavailable)
+        /// The store refused the credentials (missing, wrong, expired or not allowed). Retrying
+        /// will not help: fix the credentials or the policy.
+        public static let permissionDenied = Code(value: .permissionDenied)
+        /// The object store failed otherwise (an answer this client cannot read, a local file
+        /// error, a commit whose outcome could not be learned); see ``underlying``.
         public static let storage = Code(value: .storage)
         /// The task was cancelled.
         public static let cancelled = Code(value: .cancelled)
@@ -76,6 +83,9 @@ public struct VecgoError: Error, Sendable, CustomStringConvertible {
             case .notFound: .notFound
             case .cancelled: .cancelled
             case .alreadyExists, .conflict: .conflict
+            case .network, .throttled: .unavailable
+            case .accessDenied: .permissionDenied
+            case .invalidArgument: .invalidArgument
             default: .storage
             }
             return VecgoError(code, "\(context()): \(e.message)", underlying: e)

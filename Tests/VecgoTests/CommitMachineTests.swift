@@ -94,13 +94,13 @@ import _VecgoTestSupport
         _ = n.start()
         _ = n.built()
         _ = n.putFailed(StoreError(.accessDenied, "denied"))
-        #expect(code(n.readBack(.missing)) == .storage)
+        #expect(code(n.readBack(.missing)) == .permissionDenied)
         // With one attempt allowed, the store's error is reported.
         var one = Self.machine(clock, attempts: 1)
         _ = one.start()
         _ = one.built()
         _ = one.putFailed(Self.lost)
-        #expect(code(one.readBack(.missing)) == .storage)
+        #expect(code(one.readBack(.missing)) == .unavailable)
     }
 
     @Test func aRePutOnAStaleViewChecksForALateLanding() {
@@ -205,7 +205,7 @@ import _VecgoTestSupport
         guard case .sleep = n.stepFailed(throttled) else { Issue.record("no pause after throttling"); return }
         #expect(n.slept() == .readLatest(after: 6))
         // Anything other than throttling ends the commit.
-        #expect(code(n.stepFailed(StoreError(.accessDenied, "denied"))) == .storage)
+        #expect(code(n.stepFailed(StoreError(.accessDenied, "denied"))) == .permissionDenied)
     }
 
     @Test func runningOutOfTheTimeBudgetIsTimedOutNotConflict() {
@@ -253,5 +253,21 @@ import _VecgoTestSupport
         var replica = SeededRNG(seed: 3)
         #expect(m.start() == .sleep(.nanoseconds(Int64(replica.next() % 40_000_001))))
         #expect(m.slept() == .build)
+    }
+}
+
+/// A caller tells "retry later" from "fix the credentials" from "fix the call" by the code alone.
+@Suite struct ErrorCodeTests {
+    @Test func storeErrorsMapToCodesACallerCanActOn() {
+        let expected: [(StoreError.Code, VecgoError.Code)] = [
+            (.network, .unavailable), (.throttled, .unavailable), (.accessDenied, .permissionDenied),
+            (.invalidArgument, .invalidArgument), (.notFound, .notFound), (.alreadyExists, .conflict),
+            (.conflict, .conflict), (.cancelled, .cancelled), (.invalidResponse, .storage), (.io, .storage),
+        ]
+        for (store, vecgo) in expected {
+            let e = VecgoError.wrap(StoreError(store, "it failed"), "reading x")
+            #expect(e.code == vecgo, "StoreError.\(store) became \(e.code)")
+            #expect(e.underlying is StoreError)
+        }
     }
 }

@@ -304,7 +304,7 @@ final class FlakyCommits: Sendable {
         var answer: [UInt64] = []
         for _ in 0..<5 where answer.isEmpty {
             do { answer = try await reader.search([0, 0], k: 100).map(\.id) } catch let e as VecgoError {
-                #expect(e.code == .storage, "\(e)")
+                #expect(e.code == .unavailable, "\(e)")
                 failed += 1
             }
         }
@@ -347,7 +347,7 @@ final class FlakyCommits: Sendable {
         try await w.upsert(id: 5, [5, 5])
         flaky.failing.withLock { $0 = true }
         let error = await #expect(throws: VecgoError.self) { try await w.commit() }
-        #expect(error?.code == .storage)
+        #expect(error?.code == .unavailable)
         try await w.upsert(id: 5, [50, 50])  // newer than the failed batch
         flaky.failing.withLock { $0 = false }
         try await w.commit()
@@ -364,7 +364,7 @@ final class FlakyCommits: Sendable {
         flaky.failing.withLock { $0 = true }
         for i in 1...10 { try await w.upsert(id: UInt64(i), [Float(i), 0]) }  // reaches the budget
         for _ in 0..<500 where await w.backgroundCommitError == nil { try await Task.sleep(nanoseconds: 10_000_000) }
-        #expect(await w.backgroundCommitError?.code == .storage)
+        #expect(await w.backgroundCommitError?.code == .unavailable)
         let attempts = flaky.attempts.withLock { $0 }
         for i in 11..<20 { try await w.upsert(id: UInt64(i), [Float(i), 0]) }
         try await Task.sleep(nanoseconds: 50_000_000)
