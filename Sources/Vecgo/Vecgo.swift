@@ -244,12 +244,21 @@ public actor Vecgo {
     ///   (listings cost more, and on S3 Express read the whole prefix). Versions are
     ///   contiguous, and vacuum deletes the oldest first, so if `known` still exists every
     ///   version after it up to the newest does too.
+    /// - Holding `known`'s manifest (`knownManifest`, e.g. what a lost race's read-back found):
+    ///   one probe of `MANIFEST-<known+1>`; when it is absent that manifest is the newest, read
+    ///   no second time. This keeps a writer that lost a race as few round trips from its next
+    ///   put as the winner is (issue 15, part 3).
     /// - Otherwise (opening, or `known` was vacuumed): one LIST of `MANIFEST-` names, then one
     ///   read of the last.
-    static func latestManifest(_ store: any BlobStore, after known: UInt64 = 0) async throws -> Manifest? {
+    static func latestManifest(_ store: any BlobStore, after known: UInt64 = 0,
+                               knownManifest: Manifest? = nil) async throws -> Manifest? {
         if let versioned = ((store as? CachingStore)?.remote ?? store) as? any VersionedBlobStore {
             guard let v = try await versioned.latestVersion() else { return nil }
             return try await manifestAt(version: v, store)
+        }
+        if known > 0, let held = knownManifest, held.version == known {
+            guard try await manifestExists(known + 1, store) else { return held }
+            return try await manifestAt(version: newestVersion(after: known + 1, store) ?? known + 1, store)
         }
         if known > 0, let v = try await newestVersion(after: known, store) {
             return try await manifestAt(version: v, store)
@@ -649,6 +658,7 @@ public actor Vecgo {
         var base = view
         var built = NextVersion(manifest: try template(base))
         var othersSeen = false, buildStart = ContinuousClock.now
+        var lostTo: Manifest?  // the other writer's manifest a read-back found, the base of the next attempt
         var action = machine.start()
         while true {
             switch action {
@@ -657,7 +667,7 @@ public actor Vecgo {
                 var after = view.version
                 if case .readLatest(let v) = action { after = v }
                 do {
-                    if let latest = try await Self.latestManifest(cached, after: after) {
+                    if let latest = try await Self.latestManifest(cached, after: after, knownManifest: lostTo) {
                         advance(to: VersionView(latest, store: cached, metric: metric, previous: view))
                     }
                 } catch {
@@ -699,7 +709,7 @@ public actor Vecgo {
                 // this batch twice).
                 do {
                     let existing = try await Self.manifestAt(version: built.manifest.version, cached)
-                    if existing != built.manifest { othersSeen = true }
+                    if existing != built.manifest { othersSeen = true; lostTo = existing }
                     action = machine.readBack(existing == built.manifest ? .ours : .other(version: existing.version))
                 } catch let e as VecgoError where e.code == .notFound {
                     action = machine.readBack(.missing)

@@ -14,19 +14,22 @@ public final class InterceptingStore: BlobStore {
     private let afterPutIfAbsent: @Sendable (String) throws -> Void
     private let onList: @Sendable ([ObjectInfo]) -> [ObjectInfo]
     private let afterRead: @Sendable (String, Range<UInt64>, [UInt8]) -> [UInt8]
+    private let onSize: @Sendable (String) throws -> Void
 
     public init(_ base: any BlobStore = MemoryBlobStore(),
                 onRead: @escaping @Sendable (String) throws -> Void = { _ in },
                 onWrite: @escaping @Sendable (String, Write) throws -> Void = { _, _ in },
                 afterPutIfAbsent: @escaping @Sendable (String) throws -> Void = { _ in },
                 onList: @escaping @Sendable ([ObjectInfo]) -> [ObjectInfo] = { $0 },
-                afterRead: @escaping @Sendable (_ name: String, _ range: Range<UInt64>, _ body: [UInt8]) -> [UInt8] = { $2 }) {
+                afterRead: @escaping @Sendable (_ name: String, _ range: Range<UInt64>, _ body: [UInt8]) -> [UInt8] = { $2 },
+                onSize: @escaping @Sendable (String) throws -> Void = { _ in }) {
         self.base = base
         self.onRead = onRead
         self.onWrite = onWrite
         self.afterPutIfAbsent = afterPutIfAbsent
         self.onList = onList
         self.afterRead = afterRead
+        self.onSize = onSize
     }
 
     public func read(_ name: String, range: Range<UInt64>) async throws -> [UInt8] {
@@ -49,5 +52,8 @@ public final class InterceptingStore: BlobStore {
         try onWrite(name, .delete)
         try await base.delete(name)
     }
-    public func size(_ name: String) async throws -> UInt64 { try await base.size(name) }
+    public func size(_ name: String) async throws -> UInt64 {
+        try onSize(name)
+        return try await base.size(name)
+    }
 }

@@ -271,3 +271,42 @@ import _VecgoTestSupport
         }
     }
 }
+
+/// A writer that lost a race is as few round trips from its next put as the winner: the
+/// read-back's manifest is the base of the next attempt (one probe says it is the newest), not
+/// probed for and read again (issue 15, part 3: losers needed ~5 sequential requests to the
+/// winner's ~3 and starved).
+@Suite struct LostRaceCostTests {
+    @Test func aLostRaceCostsOneReadBackAndOneProbe() async throws {
+        let memory = MemoryBlobStore()
+        let setup = try await Vecgo.open(.remote(memory), .create(dimension: 2, metric: .l2))
+        try await setup.upsert(id: 1, [1, 1])
+        try await setup.close()
+        let manifestRequests = Locked<[String]>([])
+        let counting = InterceptingStore(memory, onRead: { name in
+            if name.hasPrefix("MANIFEST-") { manifestRequests.withLock { $0.append("read \(name)") } }
+        }, onWrite: { name, _ in
+            if name.hasPrefix("MANIFEST-") { manifestRequests.withLock { $0.append("put \(name)") } }
+        }, onSize: { name in
+            if name.hasPrefix("MANIFEST-") { manifestRequests.withLock { $0.append("size \(name)") } }
+        })
+        let loser = try await Vecgo.open(.remote(counting))  // on version 1
+        let winner = try await Vecgo.open(.remote(memory))
+        try await winner.upsert(id: 2, [2, 2])
+        try await winner.commit()  // version 2
+        try await loser.upsert(id: 3, [3, 3])
+        manifestRequests.withLock { $0 = [] }
+        let version = try await loser.commit()
+        #expect(version == 3)
+        #expect(manifestRequests.withLock { $0 } == [
+            "put MANIFEST-00000000000000000002.bin",   // lost
+            "read MANIFEST-00000000000000000002.bin",  // the read-back: another writer's
+            "size MANIFEST-00000000000000000003.bin",  // nothing newer
+            "put MANIFEST-00000000000000000003.bin",
+        ])
+        try await winner.close()
+        try await loser.close()
+        let reader = try await Vecgo.open(.remote(memory), .readOnly)
+        #expect(Set(try await reader.search([0, 0], k: 10).map(\.id)) == [1, 2, 3])
+    }
+}
