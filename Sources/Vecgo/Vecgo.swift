@@ -648,8 +648,8 @@ public actor Vecgo {
         await acquireManifestTurn()
         defer { releaseManifestTurn() }
         var policy = commitPolicy
-        if fairness.winningBackToBack, fairness.commitsSinceOthers < Self.fairnessWindow {
-            policy.yieldCeiling = min(fairness.lastCycle * 4, .milliseconds(500))
+        if fairness.winningBackToBack, fairness.othersAbout {
+            policy.yieldCeiling = min(fairness.lastCycle * 4, Self.fairnessMaxPause)
         }
         var machine = CommitMachine(label: label, policy: policy, epoch: epoch, viewVersion: view.version,
                                     viewEpoch: view.manifest?.writerEpoch ?? 0, viewConfirmedAt: viewConfirmedAt,
@@ -726,6 +726,7 @@ public actor Vecgo {
             case .done:
                 fairness.winningBackToBack = machine.racesLost == 0 && base.manifest?.writerID == writerID
                 fairness.commitsSinceOthers = othersSeen ? 0 : fairness.commitsSinceOthers + 1
+                if othersSeen { fairness.othersSeenAt = ContinuousClock.now }
                 fairness.lastCycle = ContinuousClock.now - buildStart
                 advance(to: VersionView(built.manifest, store: cached, metric: metric, previous: base, pk: built.pk,
                                         changes: built.live))
@@ -742,13 +743,29 @@ public actor Vecgo {
         var winningBackToBack = false
         /// Commits of this handle since it last met a version of another writer.
         var commitsSinceOthers = Int.max / 2
+        /// When this handle last met a version of another writer.
+        var othersSeenAt: ContinuousClock.Instant?
         /// How long the last commit took from its last build to its version.
         var lastCycle: Duration = .zero
+
+        /// Whether other writers were about lately: met within the last `fairnessWindow`
+        /// commits or `fairnessWindowTime`. Both, because a writer the winner starves makes no
+        /// version the winner could meet: a window of commits alone closes on it (seen in the
+        /// soak: a writer out of time after losing 22 races in a row).
+        var othersAbout: Bool {
+            commitsSinceOthers < Vecgo.fairnessWindow
+                || othersSeenAt.map { ContinuousClock.now - $0 < Vecgo.fairnessWindowTime } ?? false
+        }
     }
 
     /// Commits after meeting another writer's version during which a writer winning back-to-back
-    /// still pauses before building (a writer alone stops pausing after this many).
+    /// still pauses before building.
     static let fairnessWindow = 16
+    /// The time after meeting another writer's version during which it still pauses (a writer
+    /// alone stops pausing after both windows).
+    static let fairnessWindowTime: Duration = .seconds(120)
+    /// The longest pause (the pause is random, up to 4× the last commit's build-to-version time).
+    static let fairnessMaxPause: Duration = .seconds(1)
 
     /// The limits of a commit, from the options.
     var commitPolicy: CommitMachine.Policy {
