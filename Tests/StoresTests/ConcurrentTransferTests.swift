@@ -67,6 +67,8 @@ import _VecgoTestSupport
               + "while all in flight \(threadsWhileAllInFlight.withLock { $0 }), peak sampled \(sampled.withLock { $0 }); "
               + "server saw \(server.peakOpenConnections) connections open at once")
         #expect(server.peakOpenConnections >= n, "only \(server.peakOpenConnections) of \(n) reads were in flight together")
-        #expect(peak < 64, "\(n) concurrent reads ran on \(peak) threads (\(before) before they began)")
+        // Other suites run in this process at the same time and have threads of their own: the
+        // bound is on growth. A thread per transfer would need about 256 more.
+        #expect(peak - before < 64, "\(n) concurrent reads ran on \(peak) threads (\(before) before they began)")
     }
 }
