@@ -2,7 +2,7 @@
 #define VECGO_CCURL_SHIM_H
 #include <curl/curl.h>
 
-// curl_easy_setopt and curl_easy_getinfo are variadic, which Swift cannot call.
+// curl_easy_setopt, curl_multi_setopt and curl_easy_getinfo are variadic, which Swift cannot call.
 // These typed wrappers are the only way Swift code reaches them.
 
 typedef size_t (*vecgo_curl_data_cb)(char *ptr, size_t size, size_t nmemb, void *userdata);
@@ -29,6 +29,9 @@ static inline CURLcode vecgo_curl_setopt_data_cb(CURL *h, CURLoption opt, vecgo_
 }
 static inline CURLcode vecgo_curl_setopt_xferinfo_cb(CURL *h, vecgo_curl_xferinfo_cb cb) {
     return curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, cb);
+}
+static inline CURLMcode vecgo_curl_multi_setopt_long(CURLM *m, CURLMoption opt, long v) {
+    return curl_multi_setopt(m, opt, v);
 }
 static inline CURLcode vecgo_curl_getinfo_long(CURL *h, CURLINFO info, long *out) {
     return curl_easy_getinfo(h, info, out);

@@ -336,6 +336,7 @@ extension RefreshingCredentials {
 /// The body of a successful GET/PUT to a credentials source, or a typed error naming it.
 private func fetch(_ http: CurlHTTPClient, _ request: HTTPRequest, source: String) async throws -> [UInt8] {
     let (response, code) = try await http.perform(request)
+    if code == .abortedByCallback { throw StoreError(.cancelled, "request to \(source) cancelled") }
     guard let response else { throw StoreError(.network, "cannot reach \(source): \(code)") }
     guard (200..<300).contains(response.status) else {
         let kind: StoreError.Code = response.status == 401 || response.status == 403 ? .accessDenied : .network
