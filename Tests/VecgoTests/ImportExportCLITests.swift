@@ -153,6 +153,9 @@ import Vecgo
         let original = try await Self.liveRows(dir + "/a"), copy = try await Self.liveRows(dir + "/b")
         #expect(original.count == 34)
         #expect(copy == original)
+        let (old, first) = try VerifyTests.run(["export", dir + "/a", "--version", "1"])
+        #expect(old == 0 && first.contains("exported 30 rows of version 1"), "\(first)")
+        #expect(first.split(separator: "\n").filter { $0.hasPrefix("{\"id\":3,") }.count == 1, "version 1 still has row 3")
         let (f, _) = try VerifyTests.run(["export", dir + "/b", "--format", "fvecs", "--output", dir + "/out.fvecs"])
         #expect(f == 0)
         let size = try FileManager.default.attributesOfItem(atPath: dir + "/out.fvecs")[.size] as? Int
