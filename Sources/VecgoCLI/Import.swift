@@ -106,7 +106,10 @@ struct Import: AsyncParsableCommand {
                             try await db!.upsert(id: row.id ?? idOffset &+ rowNumber, row.vector, metadata: row.metadata, payload: row.payload)
                         }
                     } catch let e as VecgoError where e.code != .invalidArgument && e.code != .dimensionMismatch {
-                        throw e  // the store failed, not the row
+                        // The store failed, not the row: nothing of this batch is committed.
+                        progress.interrupt()
+                        throw CLIError("\(e)\n  \(committed) rows are committed\(lastVersion > 0 ? " (up to version \(lastVersion))" : ""); "
+                                       + "run the same import again to finish it (it upserts the same ids)")
                     } catch let e as CLIError where db == nil {
                         throw e
                     } catch {
