@@ -20,6 +20,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // MARK: C (hidden)
@@ -45,11 +46,14 @@ let package = Package(
                 swiftSettings: swiftSettings),
 
         // MARK: Executables
-        .executableTarget(name: "VecgoCLI", dependencies: ["Vecgo", "Stores", "SegmentFormat"],
+        .executableTarget(name: "VecgoCLI", dependencies: ["Vecgo", "Stores", "SegmentFormat",
+                                                   .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swiftSettings),
         .executableTarget(name: "VecgoBench", dependencies: ["Vecgo", "Stores", "Tiering", "IndexCore"],
                           swiftSettings: swiftSettings),
-        .executableTarget(name: "CloudTiered", dependencies: ["Vecgo", "Stores"], swiftSettings: swiftSettings),
+        .executableTarget(name: "CloudTiered",
+                          dependencies: ["Vecgo", "Stores", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: swiftSettings),
 
         // MARK: Test support and tests
         .target(name: "_VecgoTestSupport", dependencies: ["Stores", .product(name: "Logging", package: "swift-log")],

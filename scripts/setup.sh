@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Vecgo needs on Debian 12 (sourced by demo.sh and test.sh; safe to run again).
 #   apt:  liblz4-dev libcurl4-openssl-dev libssl-dev pkg-config lz4 openssl (the TLS test makes a certificate)
-#   PyPI: moto[server] (only with --with-moto: the test servers)
+#   PyPI: moto[server] and numpy (only with --with-moto: the test servers; numpy writes the .npy `vecgo import` reads)
 set -euo pipefail
 need_apt=()
 for pkg in liblz4-dev libcurl4-openssl-dev libssl-dev pkg-config lz4 openssl; do
@@ -19,5 +19,6 @@ if [ "${1:-}" = "--with-moto" ]; then
         python3 -m pip install -q 'moto[server]'
         hash -r
     fi
+    python3 -c 'import numpy' >/dev/null 2>&1 || { echo "setup: installing numpy from PyPI"; python3 -m pip install -q numpy; }
 fi
 command -v swift >/dev/null || { echo "setup: no 'swift' on PATH: install the Swift 6.x toolchain for Debian 12 first" >&2; exit 1; }

@@ -3,7 +3,7 @@
 # 127.0.0.1 ports (one checking signatures) and the S3 Express emulating proxy in front of the
 # other, runs the whole suite against them (unit + integration), runs the demo and
 # `vecgo verify` against moto and against an S3 Express directory bucket committing through
-# DynamoDB, runs the small torture suite and a 2-minute soak (torture/: their own moto and
+# DynamoDB, imports .npy, .fvecs and JSON Lines files into moto with `vecgo import`, runs the small torture suite and a 2-minute soak (torture/: their own moto and
 # fault-injecting proxy), stops the servers, then fuzzes every decoder for a bounded time
 # (VECGO_FUZZ_SECONDS, default 60 per decoder).
 set -euo pipefail
@@ -34,6 +34,35 @@ curl -sf -X PUT "$VECGO_TEST_S3_ENDPOINT/$xbucket" >/dev/null  # directory bucke
         --rows 3000 --dim 32
     swift run vecgo verify "s3://$xbucket/cloud-tiered/" --endpoint "$VECGO_TEST_EXPRESS_ENDPOINT" --commit-table vecgo-demo-commits
 )
+echo "== vecgo import into moto: a generated .npy, an .fvecs and a JSON Lines file; counts and a search"
+ibucket="vecgo-import-$RANDOM"
+curl -sf -X PUT "$VECGO_TEST_S3_ENDPOINT/$ibucket" >/dev/null
+python3 - <<'PY'
+import json, numpy as np
+a = np.random.default_rng(13).standard_normal((3000, 16)).astype("<f4")
+np.save(".build/import.npy", a[:2000])
+with open(".build/import.fvecs", "wb") as f:
+    for r in a[2000:2500]:
+        f.write(np.int32(16).tobytes() + r.tobytes())
+with open(".build/import.jsonl", "w") as f:
+    for i, r in enumerate(a[2500:]):
+        f.write(json.dumps({"key": "doc-%d" % i, "vector": [float(x) for x in r], "metadata": {"n": i}}) + "\n")
+PY
+iurl="s3://$ibucket/imported/"
+swift run vecgo import "$iurl" .build/import.npy .build/import.fvecs .build/import.jsonl --metric l2 --batch 1000 \
+    --endpoint "$VECGO_TEST_S3_ENDPOINT"
+swift run vecgo import "$iurl" .build/import.npy --endpoint "$VECGO_TEST_S3_ENDPOINT"  # again: upserts, same count
+swift run vecgo info "$iurl" --endpoint "$VECGO_TEST_S3_ENDPOINT" > .build/import-info.txt
+query=$(python3 -c 'import numpy as np; print(",".join(map(str, np.load(".build/import.npy")[1234])))')
+swift run vecgo search "$iurl" --endpoint "$VECGO_TEST_S3_ENDPOINT" --vector "$query" -k 3 > .build/import-search.txt
+python3 - <<'PY'
+info = open(".build/import-info.txt").read().splitlines()
+assert info[0].endswith("dimension 16, metric l2"), info
+assert info[1].startswith("3000 live rows"), info
+hits = [l.split("\t") for l in open(".build/import-search.txt").read().splitlines()]
+assert hits[0][0] == "1234" and float(hits[0][1]) == 0.0, hits
+print("import into moto: 3000 live rows after a repeated import; search finds row 1234 first")
+PY
 echo "== vecgo-bench commits (small): every commit path, versions exactly once"
 AWS_ACCESS_KEY_ID="$VECGO_TEST_EXPRESS_KEY" AWS_SECRET_ACCESS_KEY="$VECGO_TEST_EXPRESS_SECRET" \
     swift run vecgo-bench commits --endpoint "$VECGO_TEST_S3_ENDPOINT" --express-endpoint "$VECGO_TEST_EXPRESS_ENDPOINT" \

@@ -6,62 +6,55 @@
 //   swift run -c release cloud-tiered --endpoint http://127.0.0.1:5055 --bucket demo [--prefix p/] [--region r]
 //                                     [--commit-table T]   # commits through DynamoDB
 //   (a bucket named <base>--<az-id>--x-s3 is an S3 Express directory bucket; it must exist)
+import ArgumentParser
 import Foundation
 import Stores
 import Vecgo
 
-struct DemoOptions {
+struct DemoOptions: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cloud-tiered",
+        abstract: "The cloud-tiered example: a writer builds an index on an object store; a stateless reader searches it cold, warm and after a restart.")
+
+    @Option(help: ArgumentHelp("An S3-compatible endpoint (without it: an embedded local store with injected latency).", valueName: "url"))
     var endpoint: String?
+
+    @Option(help: "The bucket (needed with --endpoint; <base>--<az-id>--x-s3 is an S3 Express directory bucket, which must exist).")
     var bucket: String?
+
+    @Option(help: "The key prefix in the bucket.")
     var prefix = "cloud-tiered/"
+
+    @Option(help: "The AWS region.")
     var region = "us-east-1"
+
+    @Option(name: .customLong("commit-table"),
+            help: ArgumentHelp("Commit through this DynamoDB table (created if missing), at the same endpoint unless AWS_ENDPOINT_URL_DYNAMODB says otherwise.",
+                               valueName: "table"))
     var commitTable: String?
+
+    @Option(help: "Rows to write.")
     var rows = 20_000
+
+    @Option(name: .customLong("dim"), help: "Their dimension.")
     var dimension = 128
-    var latency = LatencyInjectingStore.Profile.s3Standard
-    var latencyName = "s3-standard"
+
+    @Option(help: ArgumentHelp("The injected latency of the embedded store.", valueName: "s3-standard|s3-express|none"))
+    var latency = "s3-standard"
+
+    @Option(name: .customLong("work-dir"), help: ArgumentHelp("Where the embedded store and the disk cache go.", valueName: "dir"))
     var workDirectory = FileManager.default.temporaryDirectory.path + "/vecgo-cloud-tiered-\(getpid())"
 
-    static let usage = """
-        usage: cloud-tiered [--endpoint URL --bucket NAME [--prefix P] [--region R] [--commit-table T]]
-                            [--rows N] [--dim D] [--latency s3-standard|s3-express|none] [--work-dir DIR]
-        Without --endpoint the store is an embedded local directory with injected S3-like latency.
-        With --endpoint, credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN).
-        A bucket named <base>--<az-id>--x-s3 is used as an S3 Express directory bucket (it must exist).
-        --commit-table commits versions through that DynamoDB table, at the same endpoint unless
-        AWS_ENDPOINT_URL_DYNAMODB says otherwise (created if missing).
-        """
+    /// The latency profile --latency names.
+    var latencyProfile: LatencyInjectingStore.Profile { LatencyInjectingStore.Profile(named: latency)! }
 
-    init(_ args: [String]) throws {
-        var i = 0
-        func value() throws -> String {
-            i += 1
-            guard i < args.count else { throw DemoError("\(args[i - 1]) needs a value\n\(Self.usage)") }
-            return args[i]
+    func validate() throws {
+        guard rows > 0 else { throw ValidationError("--rows must be a positive integer, got \(rows)") }
+        guard dimension > 0 else { throw ValidationError("--dim must be a positive integer, got \(dimension)") }
+        guard LatencyInjectingStore.Profile(named: latency) != nil else {
+            throw ValidationError("--latency must be s3-standard, s3-express or none, got '\(latency)'")
         }
-        while i < args.count {
-            switch args[i] {
-            case "--endpoint": endpoint = try value()
-            case "--bucket": bucket = try value()
-            case "--prefix": prefix = try value()
-            case "--region": region = try value()
-            case "--commit-table": commitTable = try value()
-            case "--rows": rows = Int(try value()) ?? -1
-            case "--dim": dimension = Int(try value()) ?? -1
-            case "--work-dir": workDirectory = try value()
-            case "--latency":
-                latencyName = try value()
-                guard let p = LatencyInjectingStore.Profile(named: latencyName) else {
-                    throw DemoError("unknown latency profile '\(latencyName)'\n\(Self.usage)")
-                }
-                latency = p
-            case "-h", "--help": print(Self.usage); exit(0)
-            default: throw DemoError("unknown argument '\(args[i])'\n\(Self.usage)")
-            }
-            i += 1
-        }
-        guard rows > 0, dimension > 0 else { throw DemoError("--rows and --dim must be positive integers") }
-        if endpoint != nil && bucket == nil { throw DemoError("--endpoint needs --bucket\n\(Self.usage)") }
+        if endpoint != nil && bucket == nil { throw ValidationError("--endpoint needs --bucket") }
     }
 }
 
@@ -98,8 +91,7 @@ struct SplitMix: RandomNumberGenerator {
     }
 }
 
-func run() async throws {
-    let opts = try DemoOptions(Array(CommandLine.arguments.dropFirst()))
+func run(_ opts: DemoOptions) async throws {
     let clock = ContinuousClock()
     let store: any BlobStore
     var describe: String
@@ -129,8 +121,8 @@ func run() async throws {
         }
     } else {
         let local = try LocalDirectoryStore(root: opts.workDirectory + "/store")
-        store = LatencyInjectingStore(local, profile: opts.latency)
-        describe = "embedded store \(local.root) with injected \(opts.latencyName) latency"
+        store = LatencyInjectingStore(local, profile: opts.latencyProfile)
+        describe = "embedded store \(local.root) with injected \(opts.latency) latency"
     }
     let cacheDir = opts.workDirectory + "/cache"
     try? FileManager.default.removeItem(atPath: cacheDir)
@@ -190,8 +182,9 @@ func run() async throws {
     if opts.endpoint == nil { try? FileManager.default.removeItem(atPath: opts.workDirectory) }
 }
 
+let options = DemoOptions.parseOrExit()  // usage errors: the parser's message, exit status 64
 do {
-    try await run()
+    try await run(options)
 } catch {
     FileHandle.standardError.write("cloud-tiered: \(error)\n".data(using: .utf8)!)
     exit(1)
