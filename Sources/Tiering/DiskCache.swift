@@ -117,9 +117,9 @@ public final class DiskCache: Sendable {
         for name in names where name.hasSuffix(Self.fileSuffix) {
             var st = stat()
             guard stat(directory + "/" + name, &st) == 0 else { continue }
-            s.sizes[name] = Int(st.st_size)
+            s.sizes[name] = Self.allocated(Int(st.st_size))
             s.lastUse[name] = UInt64(st.st_mtim.tv_sec)  // older files first in line for eviction
-            s.total += Int(st.st_size)
+            s.total += Self.allocated(Int(st.st_size))
         }
         s.clock = s.lastUse.values.max() ?? 0
         let state = Locked(s)
@@ -440,7 +440,8 @@ public final class DiskCache: Sendable {
         let merged = merge(block, existing: readAllPages(path: path, key: key, g), g)
         guard !merged.pages.isEmpty else { return }
         let file = BlockFile.encode(key, g, end: merged.end, pages: merged.pages)
-        guard file.count <= capacity else { return }
+        let size = allocated(file.count)
+        guard size <= capacity else { return }
         let tmp = "\(dir)/.tmp-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         var fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         if fd < 0 && errno == ENOENT {
@@ -482,6 +483,24 @@ public final class DiskCache: Sendable {
             faults.writeFailed(failure)
             return
         }
+        // Room is made before the file is published, so the directory never holds more than
+        // `capacity`, not even between a rename and the evictions it causes.
+        let victims = state.withLock { s -> [String] in
+            let replaced = s.sizes[name] ?? 0
+            var victims: [String] = []
+            while s.total - replaced + size > capacity, let oldest = s.lastUse.filter({ $0.key != name }).min(by: { $0.value < $1.value })?.key {
+                victims.append(oldest)
+                forget(oldest, &s)
+            }
+            return victims
+        }
+        if !victims.isEmpty {
+            let lock = open(dir + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            if lock >= 0 { flock(lock, LOCK_EX) }
+            for v in victims { unlink(dir + "/" + v) }
+            if lock >= 0 { flock(lock, LOCK_UN); close(lock) }
+            stats.diskEvictions.bump(victims.count)
+        }
         // Renamed into place only when the block was not invalidated since it was dequeued
         // (under the queue's lock, which ``invalidate(_:)`` takes before removing the file).
         let renamed = queued.withLock { q -> Int32 in
@@ -494,25 +513,17 @@ public final class DiskCache: Sendable {
             return
         }
         stats.diskWrites.bump()
-        let victims = state.withLock { s -> [String] in
-            s.total += file.count - (s.sizes[name] ?? 0)
-            s.sizes[name] = file.count
+        state.withLock { s in
+            s.total += size - (s.sizes[name] ?? 0)
+            s.sizes[name] = size
             s.clock += 1
             s.lastUse[name] = s.clock
-            var victims: [String] = []
-            while s.total > capacity, let oldest = s.lastUse.min(by: { $0.value < $1.value })?.key, oldest != name {
-                victims.append(oldest)
-                forget(oldest, &s)
-            }
-            return victims
         }
-        guard !victims.isEmpty else { return }
-        let lock = open(dir + "/.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        if lock >= 0 { flock(lock, LOCK_EX) }
-        for v in victims { unlink(dir + "/" + v) }
-        if lock >= 0 { flock(lock, LOCK_UN); close(lock) }
-        stats.diskEvictions.bump(victims.count)
     }
+
+    /// The bytes a file of `length` takes on disk (whole 4 KiB file-system blocks): what the
+    /// capacity counts, so the directory's real use stays under it.
+    static func allocated(_ length: Int) -> Int { (length + 4095) / 4096 * 4096 }
 
     static func forget(_ name: String, _ s: inout IndexState) {
         if let size = s.sizes.removeValue(forKey: name) { s.total -= size }
