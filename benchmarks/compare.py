@@ -196,18 +196,19 @@ def main():
               f"{platform.machine()}, {os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.1f}")
     print(header)
     for name, prefix in sets:
-        rows = []
+        rows, notes = [], []
         for case in ctx.indexes.split(","):
             load = os.getloadavg()[0]
             rows += CASES[case](ctx, name, prefix)
-            print(f"\n== {name} {case} (kernel {ctx.kernel}, load average {load:.1f} -> {os.getloadavg()[0]:.1f})")
+            notes.append(f"{name} {case}: kernel {ctx.kernel}, load average {load:.1f} -> {os.getloadavg()[0]:.1f}")
+            print(f"\n== {notes[-1]}")
             print("\n".join(table([r for r in rows if r["case"] == case])))
         all_rows += rows
         if not ctx.no_write:
             os.makedirs(ctx.results_dir, exist_ok=True)
             base = os.path.join(ctx.results_dir, f"{name}-{ctx.kernel.replace('+', '-')}")
             with open(base + ".txt", "w") as f:
-                f.write(header + f", kernel {ctx.kernel}\n" + "\n".join(table(rows)) + "\n")
+                f.write(header + "\n" + "".join(f"# {n}\n" for n in notes) + "\n".join(table(rows)) + "\n")
             with open(base + ".json", "w") as f:
                 json.dump({"rows": rows, "raw": ctx.raw.get(name, {})}, f, indent=1)
             for index, r in ctx.raw.get(name, {}).items():
