@@ -285,8 +285,8 @@ public final class HNSWIndex: @unchecked Sendable {
     private func walk0(_ q: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int,
                        scratch: SearchScratch, allowed: UnsafePointer<UInt64>? = nil) -> UnsafeBufferPointer<vecgo_scored> {
         var g = layer0
-        let n = vecgo_hnsw_search0(&g, scratch.raw, q, entry, entryDistance, ef, allowed)
-        precondition(n != Int.max &* 2 &+ 1 && n <= ef, "out of memory in an HNSW search")
+        let n = vecgo_hnsw_search0(&g, scratch.raw, q, entry, entryDistance, ef, allowed)  // SIZE_MAX (-1): no memory
+        precondition(n >= 0 && n <= ef, "out of memory in an HNSW search")
         return UnsafeBufferPointer(start: scratch.raw.pointee.results, count: n)
     }
 
