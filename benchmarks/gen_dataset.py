@@ -3,8 +3,16 @@
 
   python3 benchmarks/gen_dataset.py --kind clustered --n 100000 --dim 128 --queries 1000 --out benchmarks/data/c100k-128
 
-Kinds: `clustered` (Gaussian mixture: 100 centres, sd 0.1 around unit-cube centres) and
-`uniform` (uniform in [-1, 1]). Ground truth (exact L2 top-100) is computed in batches.
+Kinds: `clustered` (Gaussian mixture: 100 centres, sd 0.1 around unit-cube centres),
+`uniform` (uniform in [-1, 1]) and `hard` (anisotropic Gaussian mixture: 200 clusters of
+Zipf-like sizes, each with its own random rotation, a decaying spectrum of axis scales and an
+overall scale drawn log-uniformly over 10x; queries drawn from the same mixture). Ground truth
+(exact L2 top-100, float64) is computed in batches.
+
+The three sets of `compare.py`:
+  --kind clustered --n 100000 --dim 128 --out benchmarks/data/c100k-128
+  --kind clustered --n 50000 --dim 768 --out benchmarks/data/c50k-768
+  --kind hard --n 100000 --dim 96 --out benchmarks/data/hard100k-96
 """
 import argparse
 import os
@@ -21,9 +29,30 @@ def write_vecs(path, rows, dtype):
     out.tofile(path)
 
 
+def hard_mixture(rng, total, dim, clusters=200):
+    """Anisotropic clusters of uneven sizes and scales: what makes graphs and IVF work harder
+    than on round, equal clusters (a query near a small tight cluster, a wide cluster
+    overlapping others, most variance in few directions of each cluster)."""
+    weights = 1.0 / np.arange(1, clusters + 1) ** 1.1          # Zipf-like sizes
+    weights /= weights.sum()
+    members = rng.choice(clusters, size=total, p=weights)
+    centres = rng.normal(0, 1, (clusters, dim))
+    spectrum = np.arange(1, dim + 1, dtype=np.float64) ** -0.8   # variance falls along the axes
+    data = np.empty((total, dim), dtype=np.float32)
+    for c in range(clusters):
+        rows = np.flatnonzero(members == c)
+        if len(rows) == 0:
+            continue
+        rotation, _ = np.linalg.qr(rng.normal(0, 1, (dim, dim)))
+        scale = 0.25 * np.exp(rng.uniform(np.log(0.3), np.log(3.0)))  # per-cluster scale, 10x range
+        z = rng.normal(0, 1, (len(rows), dim)) * (spectrum * scale)
+        data[rows] = (centres[c] + z @ rotation.T).astype(np.float32)
+    return data
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--kind", choices=["clustered", "uniform"], default="clustered")
+    p.add_argument("--kind", choices=["clustered", "uniform", "hard"], default="clustered")
     p.add_argument("--n", type=int, default=100_000)
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--queries", type=int, default=1000)
@@ -36,6 +65,8 @@ def main():
     if a.kind == "clustered":
         centres = rng.uniform(-1, 1, (100, a.dim)).astype(np.float32)
         data = centres[rng.integers(0, 100, total)] + rng.normal(0, 0.1, (total, a.dim)).astype(np.float32)
+    elif a.kind == "hard":
+        data = hard_mixture(rng, total, a.dim)
     else:
         data = rng.uniform(-1, 1, (total, a.dim)).astype(np.float32)
     base, queries = data[: a.n], data[a.n:]

@@ -32,6 +32,14 @@ def timed(fn):
     return out, time.perf_counter() - t
 
 
+def timed_cpu(fn):
+    """Wall seconds and this thread's CPU seconds (steadier when other processes share the
+    cores; meaningful for work that runs on the calling thread)."""
+    t, c = time.perf_counter(), time.thread_time()
+    out = fn()
+    return out, time.perf_counter() - t, time.thread_time() - c
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--base", required=True)
@@ -56,17 +64,19 @@ def main():
         import hnswlib
         idx = hnswlib.Index("l2", dim)
         idx.init_index(n, M=a.m, ef_construction=a.ef_construction, random_seed=1)
-        _, build = timed(lambda: idx.add_items(base, np.arange(n), num_threads=1))
+        # num_threads=1 runs on the calling thread, so its CPU time is the build's.
+        _, build, build_cpu = timed_cpu(lambda: idx.add_items(base, np.arange(n), num_threads=1))
         report.update(peer="hnswlib", index="hnsw", m=a.m, ef_construction=a.ef_construction, build_seconds=build,
-                      build_threads=1)
+                      build_cpu_seconds=build_cpu, build_threads=1)
         for ef in [10, 16, 32, 48, 64, 96, 128, 256]:
             idx.set_ef(ef)
             # All queries in one call on one thread: no Python overhead per query, so the
             # single-thread figure is hnswlib's own speed (stricter for vecgo than a per-query loop).
-            (found, _), t1 = timed(lambda: idx.knn_query(queries, k, num_threads=1))
+            (found, _), t1, c1 = timed_cpu(lambda: idx.knn_query(queries, k, num_threads=1))
             _, tn = timed(lambda: idx.knn_query(queries, k, num_threads=a.threads))
             points.append({"parameter": "ef", "value": ef, "recall": recall(found, truth, k),
-                           "qps_1_thread": len(queries) / t1, "qps_all_threads": len(queries) / tn})
+                           "qps_1_thread": len(queries) / t1, "qps_all_threads": len(queries) / tn,
+                           "qps_1_thread_cpu": len(queries) / c1})
     else:
         import faiss
         if a.index == "flat":
@@ -91,11 +101,12 @@ def main():
             if name == "nprobe":
                 idx.nprobe = value
             faiss.omp_set_num_threads(1)
-            found, t1 = timed(lambda: [idx.search(q[None, :], k)[1][0] for q in queries])
+            found, t1, c1 = timed_cpu(lambda: [idx.search(q[None, :], k)[1][0] for q in queries])
             faiss.omp_set_num_threads(a.threads)
             _, tn = timed(lambda: idx.search(queries, k))
             points.append({"parameter": name, "value": value, "recall": recall(found, truth, k),
-                           "qps_1_thread": len(queries) / t1, "qps_all_threads": len(queries) / tn})
+                           "qps_1_thread": len(queries) / t1, "qps_all_threads": len(queries) / tn,
+                           "qps_1_thread_cpu": len(queries) / c1})
     report["sweep"] = points
     print(json.dumps(report, indent=2))
 

@@ -29,6 +29,13 @@ public struct Bitmap: Sendable, Hashable {
         words[i >> 6] &= ~(1 << UInt64(i & 63))
     }
 
+    /// The bit words (64 rows per word, row `i` at bit `i % 64` of word `i / 64`), padded with
+    /// clear words to cover `rows` rows: what a C scan reads one bit per row from.
+    func covering(_ rows: Int) -> [UInt64] {
+        let need = (rows + 63) / 64
+        return words.count >= need ? words : words + [UInt64](repeating: 0, count: need - words.count)
+    }
+
     /// Rows in the set.
     public var cardinality: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
 

@@ -1,13 +1,16 @@
+/// The HNSW graph index (Malkov & Yashunin): inserts, searches, deletion marks. Persistence is in
+/// HNSWGraph.swift, the per-search working memory in HNSWScratch.swift, and the level-0 walk
+/// (the hot path) in CVecgoNative/hnsw.c.
 internal import CVecgoNative
 import Foundation
-import Synchronization
 
 /// A hierarchical navigable small-world graph (Malkov & Yashunin) over float32 vectors.
 ///
-/// Memory layout follows hnswlib: vectors in one contiguous buffer; level-0 links in one
-/// buffer of `2M + 1` slots per node (count, then neighbours); upper-level links per node.
-/// Searches run concurrently with each other and interleave safely with one writer's inserts
-/// (a readers-writer lock); deleted rows are marked, traversed and never returned.
+/// Memory layout follows hnswlib: one block per node, 64-byte aligned, holding the node's vector
+/// then its level-0 links (a count, then up to `2M` neighbours), so a visit touches one region;
+/// upper-level links per node. Searches run concurrently with each other and interleave safely
+/// with one writer's inserts (a readers-writer lock); deleted rows are marked, traversed and
+/// never returned.
 public final class HNSWIndex: @unchecked Sendable {
     /// Build and search parameters.
     public struct Parameters: Sendable, Hashable {
@@ -36,10 +39,13 @@ public final class HNSWIndex: @unchecked Sendable {
 
     let m: Int, m0: Int
     private let levelMultiplier: Double
+    /// Bytes from one node's block to the next (a multiple of 64).
+    private let blockStride: Int
+    /// Where a block's level-0 links start (after the vector).
+    private let linksOffset: Int
     private var capacity = 0
     private(set) var nodeCount = 0
-    private var vectors: UnsafeMutablePointer<Float>
-    private(set) var level0: UnsafeMutablePointer<UInt32>
+    private var blocks: UnsafeMutableRawPointer
     private(set) var upper: [[UInt32]] = []   // per node: (level-1) * (m + 1) slots
     private(set) var levels: [UInt8] = []
     private var externalIDs: [UInt64] = []
@@ -49,7 +55,7 @@ public final class HNSWIndex: @unchecked Sendable {
     private(set) var maxLevel = -1
     private var rng: SplitMix64
     let lock = ReadWriteLock()
-    private let visitedPool = Mutex<[VisitedSet]>([])  // VisitedSet is used by one search at a time
+    private let scratches = ScratchPool()
     private let kernel: vecgo_pair_fn
 
     /// Creates an empty graph.
@@ -62,24 +68,20 @@ public final class HNSWIndex: @unchecked Sendable {
         m0 = 2 * parameters.m
         levelMultiplier = 1 / log(Double(parameters.m))
         rng = SplitMix64(seed: parameters.seed)
-        vectors = .allocate(capacity: 1)
-        level0 = .allocate(capacity: 1)
+        linksOffset = dimension * 4
+        blockStride = (dimension * 4 + (m0 + 1) * 4 + 63) & ~63
+        blocks = .allocate(byteCount: 64, alignment: 64)
         kernel = metric == .l2 ? vecgo_l2sq_fn() : vecgo_dot_fn()
     }
 
-    deinit {
-        vectors.deallocate()
-        level0.deallocate()
-    }
+    deinit { blocks.deallocate() }
 
     /// Live (not deleted) rows.
     public var count: Int { lock.read { nodeCount - deletedCount } }
 
-    /// Bytes held by vectors and links (not counting Swift array headers).
+    /// Bytes held by node blocks and upper links (not counting Swift array headers).
     public var memoryBytes: Int {
-        lock.read {
-            nodeCount * (dimension * 4 + (m0 + 1) * 4 + 8 + 2) + upper.reduce(0) { $0 + $1.count * 4 }
-        }
+        lock.read { nodeCount * (blockStride + 8 + 2) + upper.reduce(0) { $0 + $1.count * 4 } }
     }
 
     @inline(__always)
@@ -92,26 +94,34 @@ public final class HNSWIndex: @unchecked Sendable {
         }
     }
 
-    @inline(__always) private func vector(_ i: UInt32) -> UnsafeMutablePointer<Float> { vectors + Int(i) * dimension }
-    @inline(__always) private func links0(_ i: UInt32) -> UnsafeMutablePointer<UInt32> { level0 + Int(i) * (m0 + 1) }
+    @inline(__always) private func vector(_ i: UInt32) -> UnsafeMutablePointer<Float> {
+        (blocks + Int(i) * blockStride).assumingMemoryBound(to: Float.self)
+    }
+    @inline(__always) private func links0(_ i: UInt32) -> UnsafeMutablePointer<UInt32> {
+        (blocks + Int(i) * blockStride + linksOffset).assumingMemoryBound(to: UInt32.self)
+    }
 
     private func grow(to newCapacity: Int) {
-        let v = UnsafeMutablePointer<Float>.allocate(capacity: newCapacity * dimension)
-        v.update(from: vectors, count: nodeCount * dimension)
-        vectors.deallocate()
-        vectors = v
-        let l = UnsafeMutablePointer<UInt32>.allocate(capacity: newCapacity * (m0 + 1))
-        l.update(from: level0, count: nodeCount * (m0 + 1))
-        level0.deallocate()
-        level0 = l
+        let b = UnsafeMutableRawPointer.allocate(byteCount: max(newCapacity, 1) * blockStride, alignment: 64)
+        b.copyMemory(from: blocks, byteCount: nodeCount * blockStride)
+        blocks.deallocate()
+        blocks = b
         capacity = newCapacity
     }
 
+    /// Loads stored vectors and links (the stored layout: vectors contiguous, level-0 links
+    /// `2m + 1` slots per node) into node blocks.
     func load(vectors v: [Float], ids: [UInt64], graph: HNSWGraph) {
         lock.write {
             grow(to: max(ids.count, 1))
-            v.withUnsafeBufferPointer { vectors.update(from: $0.baseAddress!, count: v.count) }
-            graph.level0.withUnsafeBufferPointer { level0.update(from: $0.baseAddress!, count: graph.level0.count) }
+            v.withUnsafeBufferPointer { src in
+                graph.level0.withUnsafeBufferPointer { l0 in
+                    for i in 0..<ids.count {
+                        vector(UInt32(i)).update(from: src.baseAddress! + i * dimension, count: dimension)
+                        links0(UInt32(i)).update(from: l0.baseAddress! + i * (m0 + 1), count: m0 + 1)
+                    }
+                }
+            }
             nodeCount = ids.count
             upper = graph.upper
             levels = graph.levels
@@ -119,6 +129,16 @@ public final class HNSWIndex: @unchecked Sendable {
             deleted = [Bool](repeating: false, count: ids.count)
             entryPoint = graph.entryPoint
             maxLevel = graph.maxLevel
+        }
+    }
+
+    /// Level-0 links in the stored layout (`2m + 1` slots per node). Under the lock.
+    func exportLevel0() -> [UInt32] {
+        [UInt32](unsafeUninitializedCapacity: nodeCount * (m0 + 1)) { out, n in
+            for i in 0..<nodeCount {
+                (out.baseAddress! + i * (m0 + 1)).initialize(from: links0(UInt32(i)), count: m0 + 1)
+            }
+            n = nodeCount * (m0 + 1)
         }
     }
 
@@ -132,7 +152,7 @@ public final class HNSWIndex: @unchecked Sendable {
         if nodeCount == capacity { grow(to: max(1024, capacity * 2)) }
         let node = UInt32(nodeCount)
         v.withUnsafeBufferPointer { vector(node).update(from: $0.baseAddress!, count: dimension) }
-        links0(node).pointee = 0
+        links0(node).update(repeating: 0, count: m0 + 1)
         let level = Int(-log(Double.random(in: Double.ulpOfOne..<1, using: &rng)) * levelMultiplier)
         levels.append(UInt8(min(level, 255)))
         upper.append(level > 0 ? [UInt32](repeating: 0, count: level * (m + 1)) : [])
@@ -152,14 +172,11 @@ public final class HNSWIndex: @unchecked Sendable {
                 greedy(q, &current, &currentDistance, level: l)
             }
         }
-        let visited = takeVisited()
-        defer { returnVisited(visited) }
-        var candidates = MinHeap(capacity: parameters.efConstruction * 4)
-        var results = MaxHeap(capacity: parameters.efConstruction + 1)
+        let scratch = scratches.take()
+        defer { scratches.give(scratch) }
         for l in stride(from: min(level, maxLevel), through: 0, by: -1) {
-            searchLayer(q, entry: current, entryDistance: currentDistance, ef: parameters.efConstruction, level: l,
-                        visited: visited, candidates: &candidates, results: &results)
-            var found = results.drainAscending()
+            var found = searchLayer(q, entry: current, entryDistance: currentDistance, ef: parameters.efConstruction,
+                                    level: l, scratch: scratch)
             let selected = selectNeighbors(&found, max: m)
             setLinks(node, level: l, selected.map(\.id))
             let limit = l == 0 ? m0 : m
@@ -216,6 +233,15 @@ public final class HNSWIndex: @unchecked Sendable {
     }
 
     private func addLink(from node: UInt32, to new: UInt32, level: Int, limit: Int) {
+        if level == 0 {
+            let p = links0(node)
+            let n = Int(p.pointee)
+            if n < limit {
+                p[1 + n] = new
+                p.pointee = UInt32(n + 1)
+                return
+            }
+        }
         var current = neighbors(node, level: level)
         if current.count < limit {
             current.append(new)
@@ -248,79 +274,52 @@ public final class HNSWIndex: @unchecked Sendable {
         }
     }
 
-    /// The ef nearest nodes on `level`. With `allowed`, every node is traversed but only
-    /// allowed ones enter the results (filtered graph search).
+    /// The level-0 view the C walk reads.
+    private var layer0: vecgo_hnsw_layer0 {
+        vecgo_hnsw_layer0(blocks: UnsafePointer(blocks.assumingMemoryBound(to: UInt8.self)), stride: blockStride,
+                          links_offset: linksOffset, dimension: dimension, degree: m0, count: nodeCount,
+                          metric: metric == .l2 ? 0 : metric == .cosine ? 1 : 2)
+    }
+
+    /// Level 0 by the C walk: the `ef` nearest (allowed) nodes, ascending.
+    private func walk0(_ q: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int,
+                       scratch: SearchScratch, allowed: UnsafePointer<UInt64>? = nil) -> UnsafeBufferPointer<vecgo_scored> {
+        var g = layer0
+        let n = vecgo_hnsw_search0(&g, scratch.raw, q, entry, entryDistance, ef, allowed)  // SIZE_MAX (-1): no memory
+        precondition(n >= 0 && n <= ef, "out of memory in an HNSW search")
+        return UnsafeBufferPointer(start: scratch.raw.pointee.results, count: n)
+    }
+
+    /// The ef nearest nodes on `level`, ascending.
     private func searchLayer(_ q: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, level: Int,
-                             visited: VisitedSet, candidates: inout MinHeap, results: inout MaxHeap,
-                             allowed: Bitmap? = nil) {
-        if let allowed {
-            searchFiltered(q, entry: entry, entryDistance: entryDistance, ef: ef, visited: visited, candidates: &candidates,
-                           results: &results, allowed: allowed)
-            return
+                             scratch: SearchScratch) -> [Scored] {
+        if level == 0 {
+            return walk0(q, entry: entry, entryDistance: entryDistance, ef: ef, scratch: scratch)
+                .map { Scored(distance: $0.distance, id: $0.id) }
         }
-        visited.reset(nodeCount)
-        candidates.removeAll()
-        results.removeAll()
-        _ = visited.insert(entry)
+        scratch.begin(nodes: nodeCount, ef: ef, degree: m0)
+        var candidates = BinaryHeap<NearestFirst>(capacity: ef * 4)
+        var results = BinaryHeap<FarthestFirst>(capacity: ef + 1)
+        _ = scratch.visit(entry)
         candidates.push(Scored(distance: entryDistance, id: entry))
         results.push(Scored(distance: entryDistance, id: entry))
-        while let c = candidates.popMin() {
+        let base = (level - 1) * (m + 1)
+        while let c = candidates.pop() {
             if results.count >= ef && c.distance > results.top.distance { break }
-            if level == 0 {
-                let p = links0(c.id)
-                let n = Int(p.pointee)
-                if n > 0 { vecgo_prefetch(vector(p[1])) }
-                for i in 0..<n {
-                    let nb = p[1 + i]
-                    if i + 1 < n { vecgo_prefetch(vector(p[2 + i])) }
-                    if visited.insert(nb) {
-                        let d = distance(q, vector(nb))
-                        if results.count < ef || d < results.top.distance {
-                            candidates.push(Scored(distance: d, id: nb))
-                            results.push(Scored(distance: d, id: nb))
-                            if results.count > ef { _ = results.popMax() }
-                        }
-                    }
-                }
-            } else {
-                for nb in neighbors(c.id, level: level) where visited.insert(nb) {
+            upper[Int(c.id)].withUnsafeBufferPointer { row in
+                for i in 0..<Int(row[base]) {
+                    let nb = row[base + 1 + i]
+                    guard scratch.visit(nb) else { continue }
                     let d = distance(q, vector(nb))
                     if results.count < ef || d < results.top.distance {
                         candidates.push(Scored(distance: d, id: nb))
                         results.push(Scored(distance: d, id: nb))
-                        if results.count > ef { _ = results.popMax() }
+                        if results.count > ef { results.pop() }
                     }
                 }
             }
         }
-    }
-
-    /// Level-0 search where only `allowed` nodes count as results; the walk continues until the
-    /// nearest unexplored candidate is farther than the ef-th allowed result.
-    private func searchFiltered(_ q: UnsafePointer<Float>, entry: UInt32, entryDistance: Float, ef: Int, visited: VisitedSet,
-                                candidates: inout MinHeap, results: inout MaxHeap, allowed: Bitmap) {
-        visited.reset(nodeCount)
-        candidates.removeAll()
-        results.removeAll()
-        _ = visited.insert(entry)
-        candidates.push(Scored(distance: entryDistance, id: entry))
-        if allowed.contains(Int(entry)) { results.push(Scored(distance: entryDistance, id: entry)) }
-        while let c = candidates.popMin() {
-            if results.count >= ef && c.distance > results.top.distance { break }
-            let p = links0(c.id)
-            for i in 0..<Int(p.pointee) {
-                let nb = p[1 + i]
-                guard visited.insert(nb) else { continue }
-                let d = distance(q, vector(nb))
-                if results.count < ef || d < results.top.distance {
-                    candidates.push(Scored(distance: d, id: nb))
-                    if allowed.contains(Int(nb)) {
-                        results.push(Scored(distance: d, id: nb))
-                        if results.count > ef { _ = results.popMax() }
-                    }
-                }
-            }
-        }
+        return results.items.sorted { $0.distance < $1.distance || ($0.distance == $1.distance && $0.id < $1.id) }
     }
 
     /// The `k` nearest live rows to `query`, nearest first, with candidate list size `ef`
@@ -338,18 +337,26 @@ public final class HNSWIndex: @unchecked Sendable {
                 if maxLevel > 0 {
                     for l in stride(from: maxLevel, through: 1, by: -1) { greedy(q, &current, &currentDistance, level: l) }
                 }
-                let visited = takeVisited()
-                defer { returnVisited(visited) }
-                var candidates = MinHeap(capacity: ef * 4)
-                var results = MaxHeap(capacity: ef + 1)
+                let scratch = scratches.take()
+                defer { scratches.give(scratch) }
                 let want = deletedCount > 0 ? ef + min(deletedCount, ef) : ef
-                searchLayer(q, entry: current, entryDistance: currentDistance, ef: want, level: 0,
-                            visited: visited, candidates: &candidates, results: &results, allowed: allowed)
                 var out: [Neighbor] = []
                 out.reserveCapacity(k)
-                for s in results.drainAscending() where !deleted[Int(s.id)] {
-                    out.append(Neighbor(id: externalIDs[Int(s.id)], distance: s.distance))
-                    if out.count == k { break }
+                let collect = { (found: UnsafeBufferPointer<vecgo_scored>) in
+                    for s in found where !self.deleted[Int(s.id)] {
+                        out.append(Neighbor(id: self.externalIDs[Int(s.id)], distance: s.distance))
+                        if out.count == k { break }
+                    }
+                }
+                if let allowed {
+                    // The walk reads one bit per node: a bitmap shorter than the graph is padded.
+                    let words = allowed.covering(nodeCount)
+                    words.withUnsafeBufferPointer { w in
+                        collect(walk0(q, entry: current, entryDistance: currentDistance, ef: want, scratch: scratch,
+                                      allowed: w.baseAddress))
+                    }
+                } else {
+                    collect(walk0(q, entry: current, entryDistance: currentDistance, ef: want, scratch: scratch))
                 }
                 return out
             }
@@ -362,10 +369,11 @@ public final class HNSWIndex: @unchecked Sendable {
         precondition(query.count == dimension && k > 0)
         return lock.read {
             var top = TopK(k: k)
-            query.withUnsafeBufferPointer { q in
-                FlatSearch.search(query: q.baseAddress!, vectors: UnsafeBufferPointer(start: vectors, count: nodeCount * dimension),
-                                  dimension: dimension, metric: metric, into: &top, id: { externalIDs[$0] },
-                                  skip: { deleted[$0] || !(allowed?.contains($0) ?? true) })
+            query.withUnsafeBufferPointer { qb in
+                for row in 0..<nodeCount where !deleted[row] && (allowed?.contains(row) ?? true) {
+                    let d = distance(qb.baseAddress!, vector(UInt32(row)))
+                    if d <= top.threshold { top.offer(Neighbor(id: externalIDs[row], distance: d)) }
+                }
             }
             return top.sorted()
         }
@@ -375,7 +383,7 @@ public final class HNSWIndex: @unchecked Sendable {
     public func vector(row: Int) -> [Float] {
         lock.read {
             precondition(row >= 0 && row < nodeCount)
-            return Array(UnsafeBufferPointer(start: vectors + row * dimension, count: dimension))
+            return Array(UnsafeBufferPointer(start: vector(UInt32(row)), count: dimension))
         }
     }
 
@@ -392,14 +400,6 @@ public final class HNSWIndex: @unchecked Sendable {
             return true
         }
     }
-
-    private func takeVisited() -> VisitedSet {
-        visitedPool.withLock { $0.popLast() } ?? VisitedSet()
-    }
-
-    private func returnVisited(_ v: VisitedSet) {
-        visitedPool.withLock { $0.append(v) }
-    }
 }
 
 /// A candidate: a node and its distance to the query.
@@ -408,218 +408,12 @@ struct Scored {
     var id: UInt32
 }
 
-/// Visited marks with a generation counter: O(1) reset, no bounds or uniqueness checks on
-/// the hot path. Owned by one search at a time (taken from and returned to a pool).
-final class VisitedSet: @unchecked Sendable {
-    private var marks: UnsafeMutablePointer<UInt16>
-    private var capacity = 0
-    private var generation: UInt16 = 0
-
-    init() { marks = .allocate(capacity: 1) }
-    deinit { marks.deallocate() }
-
-    func reset(_ n: Int) {
-        if capacity < n {
-            let newCapacity = max(n, capacity * 2)
-            marks.deallocate()
-            marks = .allocate(capacity: newCapacity)
-            marks.initialize(repeating: 0, count: newCapacity)
-            capacity = newCapacity
-            generation = 0
-        }
-        generation &+= 1
-        if generation == 0 {
-            marks.update(repeating: 0, count: capacity)
-            generation = 1
-        }
-    }
-
-    /// Marks `i`; returns true when it was not yet marked.
-    @inline(__always)
-    func insert(_ i: UInt32) -> Bool {
-        if marks[Int(i)] == generation { return false }
-        marks[Int(i)] = generation
-        return true
-    }
+/// Candidates: the nearest on top.
+enum NearestFirst: HeapOrder {
+    static func before(_ a: Scored, _ b: Scored) -> Bool { a.distance < b.distance }
 }
 
-/// A binary min-heap of candidates.
-struct MinHeap {
-    private var items: [Scored] = []
-    init(capacity: Int) { items.reserveCapacity(capacity) }
-    var count: Int { items.count }
-    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
-    mutating func push(_ s: Scored) {
-        items.append(s)
-        items.withUnsafeMutableBufferPointer { h in
-            var i = h.count - 1
-            while i > 0 {
-                let p = (i - 1) >> 1
-                if h[p].distance <= h[i].distance { break }
-                h.swapAt(p, i)
-                i = p
-            }
-        }
-    }
-    mutating func popMin() -> Scored? {
-        guard !items.isEmpty else { return nil }
-        let top = items[0]
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items.withUnsafeMutableBufferPointer { h in
-                h[0] = last
-                var i = 0
-                let n = h.count
-                while true {
-                    let l = 2 * i + 1
-                    if l >= n { break }
-                    let r = l + 1
-                    let c = r < n && h[r].distance < h[l].distance ? r : l
-                    if h[i].distance <= h[c].distance { break }
-                    h.swapAt(i, c)
-                    i = c
-                }
-            }
-        }
-        return top
-    }
-}
-
-/// A binary max-heap of results (the worst on top).
-struct MaxHeap {
-    private var items: [Scored] = []
-    init(capacity: Int) { items.reserveCapacity(capacity) }
-    var count: Int { items.count }
-    var top: Scored { items[0] }
-    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
-    mutating func push(_ s: Scored) {
-        items.append(s)
-        items.withUnsafeMutableBufferPointer { h in
-            var i = h.count - 1
-            while i > 0 {
-                let p = (i - 1) >> 1
-                if h[p].distance >= h[i].distance { break }
-                h.swapAt(p, i)
-                i = p
-            }
-        }
-    }
-    mutating func popMax() -> Scored? {
-        guard !items.isEmpty else { return nil }
-        let top = items[0]
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items.withUnsafeMutableBufferPointer { h in
-                h[0] = last
-                var i = 0
-                let n = h.count
-                while true {
-                    let l = 2 * i + 1
-                    if l >= n { break }
-                    let r = l + 1
-                    let c = r < n && h[r].distance > h[l].distance ? r : l
-                    if h[i].distance >= h[c].distance { break }
-                    h.swapAt(i, c)
-                    i = c
-                }
-            }
-        }
-        return top
-    }
-    /// Empties the heap, returning its items nearest first.
-    mutating func drainAscending() -> [Scored] {
-        let out = items.sorted { $0.distance < $1.distance || ($0.distance == $1.distance && $0.id < $1.id) }
-        items.removeAll(keepingCapacity: true)
-        return out
-    }
-}
-
-/// SplitMix64: a small, fast, seedable generator for level draws.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-/// A pthread readers-writer lock.
-final class ReadWriteLock: @unchecked Sendable {
-    /// Allocated once: a pthread lock must not move, and `&` on a stored property does not
-    /// promise a stable address.
-    private let rw: UnsafeMutablePointer<pthread_rwlock_t>
-    init() {
-        rw = .allocate(capacity: 1)
-        rw.initialize(to: pthread_rwlock_t())
-        pthread_rwlock_init(rw, nil)
-    }
-    deinit {
-        pthread_rwlock_destroy(rw)
-        rw.deinitialize(count: 1)
-        rw.deallocate()
-    }
-    func read<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_rwlock_rdlock(rw)
-        defer { pthread_rwlock_unlock(rw) }
-        return try body()
-    }
-    func write<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_rwlock_wrlock(rw)
-        defer { pthread_rwlock_unlock(rw) }
-        return try body()
-    }
-}
-
-/// A graph's links, node `i` being the `i`-th inserted row: what a segment stores so a reader
-/// loads the graph without rebuilding it.
-public struct HNSWGraph: Sendable, Equatable {
-    /// Links per node on upper levels (level 0 holds up to `2m`).
-    public var m: Int
-    /// The entry node.
-    public var entryPoint: UInt32
-    /// The top level (−1 when empty).
-    public var maxLevel: Int
-    /// Each node's level.
-    public var levels: [UInt8]
-    /// Level-0 links: per node `2m + 1` slots, a count then the neighbours.
-    public var level0: [UInt32]
-    /// Upper links of each node: `level × (m + 1)` slots.
-    public var upper: [[UInt32]]
-
-    public init(m: Int, entryPoint: UInt32, maxLevel: Int, levels: [UInt8], level0: [UInt32], upper: [[UInt32]]) {
-        self.m = m
-        self.entryPoint = entryPoint
-        self.maxLevel = maxLevel
-        self.levels = levels
-        self.level0 = level0
-        self.upper = upper
-    }
-}
-
-extension HNSWIndex {
-    /// The graph's links, for storing beside the vectors.
-    public func exportGraph() -> HNSWGraph {
-        lock.read {
-            HNSWGraph(m: m, entryPoint: entryPoint, maxLevel: maxLevel, levels: levels,
-                      level0: Array(UnsafeBufferPointer(start: level0, count: nodeCount * (m0 + 1))), upper: upper)
-        }
-    }
-
-    /// Rebuilds an index from stored vectors, ids and links without running inserts.
-    ///
-    /// The caller has checked the graph (every link in range, counts within `2m`/`m`), as the
-    /// segment decoder does.
-    public convenience init(dimension: Int, metric: Metric, parameters: Parameters, vectors: [Float], ids: [UInt64],
-                            graph: HNSWGraph) {
-        var p = parameters
-        p.m = graph.m
-        self.init(dimension: dimension, metric: metric, parameters: p)
-        precondition(vectors.count == ids.count * dimension && graph.levels.count == ids.count
-                     && graph.level0.count == ids.count * (2 * graph.m + 1))
-        load(vectors: vectors, ids: ids, graph: graph)
-    }
+/// Results: the farthest on top.
+enum FarthestFirst: HeapOrder {
+    static func before(_ a: Scored, _ b: Scored) -> Bool { a.distance > b.distance }
 }

@@ -61,6 +61,52 @@ void vecgo_rabitq_estimate(const float *tables, size_t groups, const vecgo_rabit
                            const uint8_t *records, size_t stride, size_t count,
                            float *estimates, float *lower, float *upper);
 
+/// A search candidate: a node and its distance to the query.
+typedef struct {
+    float distance;
+    uint32_t id;
+} vecgo_scored;
+
+/// A graph's level 0 as HNSW searches it: node `i` is the block at `blocks + i * stride`,
+/// holding the node's `dimension` floats at offset 0 and, at `links_offset`, a uint32 count
+/// followed by up to `degree` uint32 neighbour ids.
+typedef struct {
+    const uint8_t *blocks;
+    size_t stride, links_offset, dimension, degree, count;
+    /// 0 squared L2, 1 cosine (1 - dot), 2 negative dot product.
+    int metric;
+} vecgo_hnsw_layer0;
+
+/// One search's working memory: visited marks tagged with a generation (no clearing per
+/// query), the candidate and result heaps, the neighbours awaiting distances. Used by one
+/// search at a time; grown on demand.
+typedef struct {
+    uint16_t *marks;
+    size_t marks_capacity;
+    uint16_t generation;
+    vecgo_scored *candidates;
+    size_t candidates_capacity;
+    /// After `vecgo_hnsw_search0`: its results, nearest first (ties by id).
+    vecgo_scored *results;
+    size_t results_capacity;
+    uint32_t *pending;
+    size_t pending_capacity;
+} vecgo_hnsw_scratch;
+
+/// A zeroed scratch (NULL when out of memory); free with `vecgo_hnsw_scratch_free`.
+vecgo_hnsw_scratch *vecgo_hnsw_scratch_new(void);
+void vecgo_hnsw_scratch_free(vecgo_hnsw_scratch *s);
+/// Starts a walk over `nodes` nodes with up to `ef` results and `degree` links per node: a new
+/// visited generation (marks cleared only on wrap or growth). 0 when out of memory.
+int vecgo_hnsw_scratch_begin(vecgo_hnsw_scratch *s, size_t nodes, size_t ef, size_t degree);
+
+/// The `ef` nearest nodes to `q` on level 0, by best-first search from `entry` (at
+/// `entry_distance`), into `s->results` nearest first; returns how many, or SIZE_MAX when out of
+/// memory. With `allowed` (a bitmap of `count` bits, 64 per word), every node is traversed but
+/// only allowed ones enter the results.
+size_t vecgo_hnsw_search0(const vecgo_hnsw_layer0 *g, vecgo_hnsw_scratch *s, const float *q, uint32_t entry,
+                          float entry_distance, size_t ef, const uint64_t *allowed);
+
 /// Hints the CPU to fetch the cache line at `p` (graph traversal fetches the next vectors early).
 static inline void vecgo_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
