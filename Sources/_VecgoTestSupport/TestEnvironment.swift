@@ -116,3 +116,13 @@ extension TestEnvironment {
         return json.compactMapValues { $0 as? Int }
     }
 }
+
+/// Runs blocking work (reading a child process's output to its end, waiting for it to exit) on
+/// a thread of its own. A test that blocks inside a task holds one of the few threads Swift
+/// concurrency runs every task on (two on a 2-core machine); with two such tests at once every
+/// other test's continuations stall, and their retry and time budgets run out.
+public func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}

@@ -51,8 +51,8 @@ import _VecgoTestSupport
     }
 
     /// The (version, writer, commit) of every "ACK" line.
-    static func acks(_ pipe: Pipe) -> [(version: UInt64, writer: Int, commit: Int)] {
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    static func acks(_ pipe: Pipe) async throws -> [(version: UInt64, writer: Int, commit: Int)] {
+        let text = try await offThePool { String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
         return text.split(separator: "\n").compactMap { line in
             let f = line.split(separator: " ")
             guard f.count == 4, f[0] == "ACK", let v = UInt64(f[1]), let w = Int(f[2]), let c = Int(f[3]) else { return nil }
@@ -77,8 +77,8 @@ import _VecgoTestSupport
         let started = try (0..<writers).map { try Self.startWriter(url, writer: $0 + 1, commits: commits, rows: rows) }
         var acked: [(version: UInt64, writer: Int, commit: Int)] = []
         for (p, pipe) in started {
-            acked += Self.acks(pipe)
-            p.waitUntilExit()
+            acked += try await Self.acks(pipe)
+            try await offThePool { p.waitUntilExit() }
             #expect(p.terminationStatus == 0, "a writer process failed")
         }
         #expect(acked.count == writers * commits)
@@ -157,8 +157,8 @@ import _VecgoTestSupport
             let (p, pipe) = try Self.startWriter(url, writer: k + 1, commits: 1_000, rows: rows)
             try await Task.sleep(nanoseconds: UInt64.random(in: 300_000_000...1_500_000_000, using: &rng))
             kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-            acked += Self.acks(pipe)
+            try await offThePool { p.waitUntilExit() }
+            acked += try await Self.acks(pipe)
             // After each kill a reader opens and every acknowledged commit is there. On a loaded
             // machine the first writers may be killed before they created the database.
             let seen: [UInt64: SearchResult]

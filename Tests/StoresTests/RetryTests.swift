@@ -21,6 +21,9 @@ import _VecgoTestSupport
     static func s3(_ server: LocalHTTPServer, attempts: Int = 3, timeout: Double = 10) throws -> S3Store {
         var c = S3Configuration(bucket: "b", endpoint: server.url, credentials: S3Credentials(accessKeyID: "k", secretAccessKey: "s"))
         c.maxAttempts = attempts
+        for budget in [\RetryConfiguration.reads, \.writes, \.conditionalWrites, \.listings] {
+            c.retry[keyPath: budget].maxRetryTime = .seconds(3600)  // attempts alone decide, however loaded the machine
+        }
         c.requestTimeoutSeconds = timeout
         return try S3Store(c)
     }

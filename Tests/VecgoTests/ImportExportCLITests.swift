@@ -78,14 +78,14 @@ import Vecgo
         let db = dir + "/db"
         let offset: UInt64 = file.hasSuffix(".jsonl") ? 0 : 1000  // JSON rows carry their own ids
         for run in 0..<2 {  // the second run upserts the same ids
-            let (status, out) = try VerifyTests.run(["import", db, path, "--metric", "l2", "--batch", "25", "--id-offset", "\(offset)"])
+            let (status, out) = try await VerifyTests.run(["import", db, path, "--metric", "l2", "--batch", "25", "--id-offset", "\(offset)"])
             #expect(status == 0, "run \(run): \(out)")
             #expect(out.contains("imported \(Self.rows) rows"), "\(out)")
             let rows = try await Self.liveRows(db)
             #expect(rows.map(\.id) == (0..<UInt64(Self.rows)).map { $0 + offset }, "run \(run)")
         }
         let query = file.hasSuffix(".bvecs") ? [17, 17 % 7, (2 * 17) % 5, 1].map(Float.init) : Self.vector(17)
-        let (status, hits) = try VerifyTests.run(["search", db, "--vector", query.map { "\($0)" }.joined(separator: ","), "-k", "3"])
+        let (status, hits) = try await VerifyTests.run(["search", db, "--vector", query.map { "\($0)" }.joined(separator: ","), "-k", "3"])
         #expect(status == 0)
         #expect(hits.split(separator: "\n").first?.hasPrefix("\(offset + 17)\t0.0") == true, "\(hits)")
         if file.hasSuffix(".jsonl") {
@@ -101,14 +101,14 @@ import Vecgo
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/mid.jsonl"
         try Self.jsonl(path, rows: 0..<60, badLine: 46)
-        let (status, out) = try VerifyTests.run(["import", dir + "/db", path, "--metric", "l2", "--batch", "20"])
+        let (status, out) = try await VerifyTests.run(["import", dir + "/db", path, "--metric", "l2", "--batch", "20"])
         #expect(status == 2, "\(out)")
         #expect(out.contains("mid.jsonl: line 46: invalid JSON"), "\(out)")
         #expect(out.contains("40 rows are committed"), "\(out)")
         #expect(try await Self.liveRows(dir + "/db").map(\.id) == Array(0..<40), "rows 40..44 of the bad batch must not be visible")
     }
 
-    @Test func badArgumentsNameTheirFlag() throws {
+    @Test func badArgumentsNameTheirFlag() async throws {
         let dir = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for (args, flag) in [(["search", dir, "--vector", "1,2", "-k", "abc"], "-k"),
@@ -117,15 +117,15 @@ import Vecgo
                              (["vacuum", dir, "--retain", "0"], "--retain"),
                              (["import", dir, "a.npy", "--batch", "0"], "--batch"),
                              (["import", dir, "a.npy", "--metric", "manhattan"], "--metric")] {
-            let (status, out) = try VerifyTests.run(args)
+            let (status, out) = try await VerifyTests.run(args)
             #expect(status == 64, "\(args): \(out)")
             #expect(out.contains(flag), "\(args) should name \(flag): \(out)")
         }
     }
 
     @Test(arguments: ["info", "verify", "search", "versions", "compact", "vacuum", "import", "export"])
-    func everySubcommandHasHelp(command: String) throws {
-        let (status, out) = try VerifyTests.run([command, "--help"])
+    func everySubcommandHasHelp(command: String) async throws {
+        let (status, out) = try await VerifyTests.run([command, "--help"])
         #expect(status == 0)
         #expect(out.contains("USAGE: vecgo \(command)") && out.contains("--endpoint"), "\(out)")
     }
@@ -145,18 +145,18 @@ import Vecgo
         for i in 0..<5 { try await w.upsert(key: "doc-\(i)", [1, 2, Float(i)], metadata: ["k": .int(Int64(i))]) }
         try await w.delete(id: 3)
         try await w.close()
-        let (exported, why) = try VerifyTests.run(["export", dir + "/a", "--output", dir + "/out.jsonl"])
+        let (exported, why) = try await VerifyTests.run(["export", dir + "/a", "--output", dir + "/out.jsonl"])
         #expect(exported == 0, "\(why)")
         #expect(why.contains("exported 34 rows of version 2"), "\(why)")
-        let (imported, out) = try VerifyTests.run(["import", dir + "/b", dir + "/out.jsonl", "--metric", "l2"])
+        let (imported, out) = try await VerifyTests.run(["import", dir + "/b", dir + "/out.jsonl", "--metric", "l2"])
         #expect(imported == 0, "\(out)")
         let original = try await Self.liveRows(dir + "/a"), copy = try await Self.liveRows(dir + "/b")
         #expect(original.count == 34)
         #expect(copy == original)
-        let (old, first) = try VerifyTests.run(["export", dir + "/a", "--version", "1"])
+        let (old, first) = try await VerifyTests.run(["export", dir + "/a", "--version", "1"])
         #expect(old == 0 && first.contains("exported 30 rows of version 1"), "\(first)")
         #expect(first.split(separator: "\n").filter { $0.hasPrefix("{\"id\":3,") }.count == 1, "version 1 still has row 3")
-        let (f, _) = try VerifyTests.run(["export", dir + "/b", "--format", "fvecs", "--output", dir + "/out.fvecs"])
+        let (f, _) = try await VerifyTests.run(["export", dir + "/b", "--format", "fvecs", "--output", dir + "/out.fvecs"])
         #expect(f == 0)
         let size = try FileManager.default.attributesOfItem(atPath: dir + "/out.fvecs")[.size] as? Int
         #expect(size == 34 * (4 + 3 * 4))

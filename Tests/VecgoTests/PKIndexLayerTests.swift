@@ -276,10 +276,10 @@ import _VecgoTestSupport
             try await w.commit()
         }
         try await w.close()
-        let (status, info) = try VerifyTests.run(["info", dir])
+        let (status, info) = try await VerifyTests.run(["info", dir])
         #expect(status == 0 && info.contains("pk-index in 3 layers"), "\(info)")
         #expect(info.components(separatedBy: "\n").filter { $0.hasPrefix("  delta pkindex_") }.count == 2, "\(info)")
-        let (ok, verified) = try VerifyTests.run(["verify", dir])
+        let (ok, verified) = try await VerifyTests.run(["verify", dir])
         #expect(ok == 0 && verified.contains("3 pk-indexes: all good"), "\(verified)")
     }
 

@@ -3,6 +3,7 @@ import SegmentFormat
 import Stores
 import Testing
 import Vecgo
+import _VecgoTestSupport
 
 @Suite struct VerifyTests {
     static func database() async throws -> MemoryBlobStore {
@@ -46,17 +47,19 @@ import Vecgo
     static let tool = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vecgo")
 
     /// Runs the `vecgo` tool; its exit status and everything it printed.
-    static func run(_ args: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = tool
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, out)
+    static func run(_ args: [String]) async throws -> (Int32, String) {
+        try await offThePool {
+            let p = Process()
+            p.executableURL = tool
+            p.arguments = args
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            p.standardError = pipe
+            try p.run()
+            let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            return (p.terminationStatus, out)
+        }
     }
 
     @Test func theCommandLineToolListsVersionsCompactsAndVacuums() async throws {
@@ -68,16 +71,16 @@ import Vecgo
             try await w.commit()
         }
         try await w.close()
-        let (_, listed) = try Self.run(["versions", dir, "--json"])
+        let (_, listed) = try await Self.run(["versions", dir, "--json"])
         let versions = try #require(try JSONSerialization.jsonObject(with: Data(listed.utf8)) as? [[String: Any]])
         #expect(versions.compactMap { $0["version"] as? Int } == [1, 2, 3])
-        let (compactStatus, compacted) = try Self.run(["compact", dir])
+        let (compactStatus, compacted) = try await Self.run(["compact", dir])
         #expect(compactStatus == 0)
         #expect(compacted.contains("compacted into version 4: 3 segments merged, 3 rows kept"), "\(compacted)")
-        let (refused, why) = try Self.run(["vacuum", dir, "--grace", "1"])
+        let (refused, why) = try await Self.run(["vacuum", dir, "--grace", "1"])
         #expect(refused == 2 && why.contains("maxCommitObjectAge"), "a grace period under the writers' commit age must be refused: \(why)")
         try await Task.sleep(nanoseconds: 100_000_000)
-        let (vacuumStatus, vacuumed) = try Self.run(["vacuum", dir, "--retain", "1", "--grace", "0.05", "--max-commit-age", "0.05"])
+        let (vacuumStatus, vacuumed) = try await Self.run(["vacuum", dir, "--retain", "1", "--grace", "0.05", "--max-commit-age", "0.05"])
         #expect(vacuumStatus == 0)
         #expect(vacuumed.contains("kept versions from 4; deleted 3 manifests and 6 objects"), "\(vacuumed)")  // 3 segments, 3 pk-indexes
         let reader = try await Vecgo.open(.directory(dir), .readOnly)
@@ -92,14 +95,14 @@ import Vecgo
         try await w.insert([1, 2])
         try await w.close()
         #expect(FileManager.default.isExecutableFile(atPath: Self.tool.path), "build the vecgo tool first (swift build --build-tests builds it)")
-        let (okStatus, okOut) = try Self.run(["verify", dir])
+        let (okStatus, okOut) = try await Self.run(["verify", dir])
         #expect(okStatus == 0)
         #expect(okOut.contains("all good"))
         let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasPrefix("segment_") })
         var bytes = try Array(Data(contentsOf: URL(fileURLWithPath: dir + "/" + segment)))
         bytes[40] ^= 1
         try Data(bytes).write(to: URL(fileURLWithPath: dir + "/" + segment))
-        let (badStatus, badOut) = try Self.run(["verify", dir, "--json"])
+        let (badStatus, badOut) = try await Self.run(["verify", dir, "--json"])
         #expect(badStatus == 1)
         #expect(badOut.contains(segment))
         #expect(badOut.contains("\"ok\" : false"))
