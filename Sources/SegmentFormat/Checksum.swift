@@ -1,3 +1,4 @@
+// CRC32C (Castagnoli), the one checksum of every Vecgo object, over the native kernels.
 internal import CVecgoNative
 
 /// CRC32C (Castagnoli) of `bytes`, continuing from `seed`: the one checksum of every Vecgo object.

@@ -1,3 +1,5 @@
+// FormatError, the one error of the format module (object, offset, code), and DecodingLimits,
+// the bounds every decoder checks before it allocates.
 /// The one error type of `SegmentFormat`: an object that cannot be decoded. It names the object
 /// and the byte offset where decoding failed. Match on ``code``; the message may change.
 public struct FormatError: Error, Sendable, CustomStringConvertible {

@@ -1,3 +1,5 @@
+// FormatVersion (one wire value per version), FeatureFlags, and ObjectHeader: the header every
+// Vecgo object opens with (magic, version, feature bits) and its codec.
 /// The format versions of Vecgo objects. Each case has one wire value, forever.
 public enum FormatVersion: UInt16, Sendable, CaseIterable {
     /// The first format: flat segments (vectors, ids, metadata, payloads), manifest, pk-index.

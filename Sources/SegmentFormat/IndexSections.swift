@@ -1,3 +1,5 @@
+// The index sections of a segment: IVFLayout (centroids, partition offsets and checksums) and
+// GraphLayout (an HNSW graph over the rows), with their codecs.
 /// The IVF layout of a segment: rows are stored partition by partition, and these sections
 /// say where each partition starts and how to check it on its own (spec/format.md, "IVF").
 public struct IVFLayout: Sendable, Equatable {
@@ -72,6 +74,15 @@ public struct IVFLayout: Sendable, Equatable {
         }
         var c = ByteReader(centroidBytes, object: object)
         return IVFLayout(centroids: try c.readFloats(nlist * footer.dimension), offsets: offsets, vectorCRCs: vcrc, idCRCs: icrc)
+    }
+}
+
+extension IVFLayout {
+    /// Checks one partition's vector and id bytes, read on their own, against its checksums.
+    public func check(partition p: Int, vectors: [UInt8], ids: [UInt8], object: String, offset: UInt64) throws(FormatError) {
+        guard crc32c(vectors) == vectorCRCs[p], crc32c(ids) == idCRCs[p] else {
+            throw FormatError(.corrupted, object: object, offset: offset, "partition \(p) checksum mismatch")
+        }
     }
 }
 

@@ -1,3 +1,4 @@
+// LZ4Frame: compressing and decompressing standard LZ4 frames (liblz4) for compressible sections.
 internal import CLZ4
 
 /// LZ4 frames (the standard frame format, readable by the `lz4` tool) for compressible blocks.

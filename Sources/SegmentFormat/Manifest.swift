@@ -1,3 +1,5 @@
+// Manifest: the object that names one version of a database (parent, writer, dimension, next id,
+// its segments as SegmentRefs and its pk-index chain as PKIndexLayers), and its codec.
 /// One live segment as the manifest records it: enough to reach its footer with one ranged read.
 public struct SegmentRef: Sendable, Hashable {
     /// The object name (for example `segment_<writer>-<seq>.bin`).

@@ -1,3 +1,4 @@
+// MetadataValue, the typed metadata of a row (`Metadata`), and MetadataCodec, its wire form.
 /// A typed metadata value attached to a vector.
 public enum MetadataValue: Sendable, Hashable {
     case string(String)

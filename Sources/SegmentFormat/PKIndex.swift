@@ -1,3 +1,4 @@
+// PKIndex: a primary-key index object (a full index or a delta layer) and its codec.
 /// A primary-key index object (`pkindex_*.bin`): a full index (for every live key, the segment
 /// and row that hold it) or a delta layer (the keys one commit set and removed). A manifest
 /// lists a chain of them, a full index then deltas; ``combine(_:segments:version:)`` reads it.

@@ -1,3 +1,4 @@
+// Combining a manifest's chain of pk-index layers (a full index, then deltas) into one index.
 /// Combining a manifest's pk-index layers (spec/format.md, "Combining layers"): a full index,
 /// then deltas applied in order, mapped onto the manifest's segments.
 extension PKIndex {

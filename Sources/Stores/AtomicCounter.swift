@@ -1,3 +1,4 @@
+// AtomicCounter: a shared integer counter over the standard library's `Atomic`.
 import Synchronization
 
 /// A thread-safe integer counter shared across the package's modules (request counts, queue depths).

@@ -1,3 +1,5 @@
+// BlobStore: the protocol every object store implements (read, put, put-if-absent, list,
+// delete, size), its default methods, and ObjectInfo, one listed object.
 public import Foundation
 
 /// An object store holding immutable, named blobs: the only source of truth of a Vecgo database.

@@ -1,3 +1,4 @@
+// LatencyInjectingStore: a wrapper that delays every request like a remote store and counts them.
 /// Wraps a store and delays every request like a remote object store would: a fixed time to
 /// first byte plus transfer time at a given bandwidth. It makes cache tiers visible on a
 /// local store (the embedded demo) and keeps a count of the requests that reached it.

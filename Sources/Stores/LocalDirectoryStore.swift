@@ -1,3 +1,5 @@
+// LocalDirectoryStore: a BlobStore on a local directory (atomic renames, fsync of files and
+// directory).
 import Foundation
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
+// Locked: a value behind the standard library's `Mutex`, as a class that can be shared.
 import Synchronization
 
 /// A value behind a mutex, as a class so it can live in arrays and be shared across the

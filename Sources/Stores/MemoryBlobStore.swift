@@ -1,3 +1,5 @@
+// MemoryBlobStore, the in-memory reference BlobStore, and the helpers every store shares
+// (range clipping, object-name validation).
 import Foundation
 
 /// An in-memory ``BlobStore``: the reference implementation, for unit tests and the embedded demo.

@@ -1,3 +1,4 @@
+// StoreError: the one error of the Stores module, with its codes.
 /// The one error type of the `Stores` module. Match on ``code``; the message is for people and
 /// may change. Messages never contain credentials.
 public struct StoreError: Error, Sendable, CustomStringConvertible {

@@ -1,3 +1,4 @@
+// openStore(url:): the store a command-line URL names (a local directory, s3://, DynamoDB commits).
 import Foundation
 
 /// Opens the store a command-line URL names: a local directory path (or `file://` URL), or

@@ -1,3 +1,5 @@
+// DynamoDBConfiguration (where a table is, how to reach it) and DynamoDBClient, the signed
+// JSON requests to it (GetItem, PutItem with a condition, Query).
 import Foundation
 
 /// Where a DynamoDB table is and how to reach it.

@@ -1,3 +1,5 @@
+// VersionedBlobStore, ManifestNames and DynamoDBCommitStore: a blob store whose versions are
+// committed with a conditional write to a DynamoDB table, so the newest is found without listing.
 import Foundation
 
 /// A blob store that knows its newest version without listing, because versions are

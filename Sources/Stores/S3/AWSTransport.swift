@@ -1,3 +1,5 @@
+// AWSTransport: signed requests to one AWS (or AWS-compatible) endpoint with the SDKs' standard
+// retry mode, shared by S3, S3 Express and DynamoDB.
 import Foundation
 
 /// Signed requests to one AWS (or AWS-compatible) endpoint with the SDKs' standard retry mode:

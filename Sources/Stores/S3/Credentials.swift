@@ -1,3 +1,5 @@
+// Where AWS credentials come from: the CredentialsProvider protocol, AWSEnvironment, and the
+// providers of the default chain (environment, profile, web identity, container, instance).
 public import Foundation
 
 /// A source of AWS credentials, asked before every signed request. Providers of temporary

@@ -1,3 +1,4 @@
+// SHA-256 and HMAC-SHA256 through OpenSSL's libcrypto, for SigV4.
 internal import COpenSSL
 
 /// SHA-256 and HMAC-SHA256 through OpenSSL's libcrypto: the only crypto SigV4 needs.

@@ -1,5 +1,5 @@
-/// Retries of store requests: the public per-operation-class budgets (``RetryConfiguration``),
-/// the backoff, the shared retry quota, and how an attempt's answer is classified.
+// Retries of store requests: the public per-operation-class budgets (``RetryConfiguration``),
+// the backoff, the shared retry quota, and how an attempt's answer is classified.
 
 /// The kinds of request a remote store retries under separate budgets.
 public enum StoreOperationClass: String, Sendable, Hashable, CaseIterable {

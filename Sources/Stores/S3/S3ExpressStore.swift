@@ -1,3 +1,5 @@
+// S3ExpressStore: a BlobStore on an S3 Express One Zone directory bucket, and the session
+// credentials (CreateSession) its requests are signed with.
 public import Foundation
 
 /// A ``BlobStore`` on an S3 Express One Zone directory bucket.

@@ -1,100 +1,7 @@
+// S3Store: the BlobStore on S3 and S3-compatible servers: addressing, signed requests and their
+// errors, ranged and split reads, PUT and conditional PUT, DELETE, HEAD, bucket creation.
+// Multipart uploads are in S3MultipartUpload.swift, listing in S3Listing.swift.
 import Foundation
-
-/// Where an S3 store's objects live and how to reach them.
-public struct S3Configuration: Sendable {
-    /// How the bucket appears in URLs.
-    public enum Addressing: Sendable, Hashable {
-        /// `https://bucket.s3.region.amazonaws.com/key` (or `bucket.<endpoint host>`).
-        case virtualHosted
-        /// `https://endpoint/bucket/key`: MinIO, moto and most S3-compatible servers.
-        case pathStyle
-    }
-
-    /// The bucket.
-    public var bucket: String
-    /// The prefix all object names are under: empty, or ending in `/`.
-    public var prefix: String
-    /// The signing region.
-    public var region: String
-    /// An endpoint override (`http://127.0.0.1:9000`); nil for AWS.
-    public var endpoint: String?
-    /// URL style; path-style by default when an endpoint is given.
-    public var addressing: Addressing
-    /// The credentials requests are signed with, when no ``credentialsProvider`` is set.
-    public var credentials: S3Credentials
-    /// Where credentials come from (asked before each request; cache in the provider); when
-    /// set, ``credentials`` is ignored.
-    public var credentialsProvider: (any CredentialsProvider)?
-    /// How often and for how long requests are retried, per operation class (reads, writes,
-    /// conditional writes, listings); see ``RetryConfiguration`` for the defaults.
-    public var retry = RetryConfiguration()
-    /// Attempts per request, retries included, for every operation class: setting it sets
-    /// each class's ``RetryConfiguration/Budget/attempts``; reading it gives the reads'.
-    public var maxAttempts: Int {
-        get { retry.reads.attempts }
-        set { retry.setAttempts(newValue) }
-    }
-    /// Time allowed for connecting, in seconds.
-    public var connectTimeoutSeconds = 5.0
-    /// Time allowed for a whole request, in seconds.
-    public var requestTimeoutSeconds = 60.0
-    /// A PEM file of certificates to trust instead of the system's (a server with a private
-    /// CA). TLS certificates and host names are always verified.
-    public var caBundlePath: String?
-    /// Keys per LIST page (1...1000; S3's maximum is 1000).
-    public var listPageSize = 1000
-    /// Objects at least this large are uploaded in parts (multipart upload).
-    public var multipartThreshold = 64 << 20
-    /// The size of one part (S3's minimum, 5 MiB, is used when smaller; the last part may be shorter).
-    public var multipartPartSize = 16 << 20
-    /// Parts uploaded (and ranged GETs of a split read sent) at once.
-    public var multipartConcurrency = 4
-    /// Ranged reads longer than this are split into parallel GETs of this size (at least 1 MiB).
-    public var parallelReadPartSize = 16 << 20
-
-    /// A configuration; `prefix` gains a trailing `/` when it lacks one.
-    public init(bucket: String, prefix: String = "", region: String = "us-east-1", endpoint: String? = nil,
-                credentials: S3Credentials = S3Credentials(accessKeyID: "", secretAccessKey: "")) {
-        self.bucket = bucket
-        self.prefix = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
-        self.region = region
-        self.endpoint = endpoint
-        self.addressing = endpoint == nil ? .virtualHosted : .pathStyle
-        self.credentials = credentials
-    }
-
-    /// A configuration for MinIO or any other S3-compatible server (Ceph RGW, SeaweedFS,
-    /// Garage, moto): path-style addressing, fixed keys, and plain `http://` allowed.
-    ///
-    /// ```swift
-    /// let store = try S3Store(.minIO(endpoint: "http://127.0.0.1:9000", bucket: "vectors",
-    ///                                accessKey: "minioadmin", secretKey: "minioadmin"))
-    /// ```
-    public static func minIO(endpoint: String, bucket: String, prefix: String = "", accessKey: String, secretKey: String,
-                             region: String = "us-east-1") -> S3Configuration {
-        var config = S3Configuration(bucket: bucket, prefix: prefix, region: region, endpoint: endpoint,
-                                     credentials: S3Credentials(accessKeyID: accessKey, secretAccessKey: secretKey))
-        config.addressing = .pathStyle
-        return config
-    }
-
-    /// A configuration resolved as the AWS SDKs do: region from `AWS_REGION`,
-    /// `AWS_DEFAULT_REGION` or the profile; endpoint from `AWS_ENDPOINT_URL_S3`,
-    /// `AWS_ENDPOINT_URL` or the profile's `endpoint_url`; credentials from the default chain
-    /// (environment, web identity, `~/.aws` profile, container, instance metadata), resolved at
-    /// the first request; `AWS_MAX_ATTEMPTS` (or the profile's `max_attempts`), when set,
-    /// becomes every operation class's retry attempts. Explicit arguments win.
-    ///
-    /// - Throws: ``StoreError`` `.invalidArgument` for an unusable `AWS_MAX_ATTEMPTS`.
-    public static func fromEnvironment(bucket: String, prefix: String = "", endpoint: String? = nil,
-                                       region: String? = nil, environment: AWSEnvironment = .current) throws -> S3Configuration {
-        var config = S3Configuration(bucket: bucket, prefix: prefix, region: region ?? environment.region ?? "us-east-1",
-                                     endpoint: endpoint ?? environment.endpoint(service: "s3"))
-        config.credentialsProvider = CredentialChain.default(environment)
-        if let attempts = try environment.maxAttempts() { config.maxAttempts = attempts }
-        return config
-    }
-}
 
 /// A ``BlobStore`` on S3 or any S3-compatible server, over libcurl with SigV4 signing.
 ///
@@ -114,7 +21,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
     private let pathPrefix: String
     /// A directory bucket (S3 Express): listings take whole-directory prefixes only, come
     /// unsorted, and have no start-after.
-    private let directoryBucket: Bool
+    let directoryBucket: Bool
 
     /// Creates a store. No request is made.
     ///
@@ -174,20 +81,20 @@ public final class S3Store: BlobStore, CustomStringConvertible {
 
     // MARK: requests
 
-    private typealias Answer = AWSTransport.Answer
+    typealias Answer = AWSTransport.Answer
 
     /// Sends a signed request with retries. `key` is the full object key (prefix included), nil
     /// for bucket-level requests. Returns the final answer; the caller maps non-2xx statuses.
-    private func send(_ method: String, _ operation: StoreOperationClass, key: String?, query: [(String, String)] = [],
-                      headers: [(String, String)] = [], body: [UInt8] = [], object: String?,
-                      verify: ((Answer) -> String?)? = nil) async throws -> Answer {
+    func send(_ method: String, _ operation: StoreOperationClass, key: String?, query: [(String, String)] = [],
+              headers: [(String, String)] = [], body: [UInt8] = [], object: String?,
+              verify: ((Answer) -> String?)? = nil) async throws -> Answer {
         let path = pathPrefix + (key.map { "/" + SigV4.encode($0, keepSlash: true) } ?? "/")
         return try await transport.send(method, operation, path: path, query: query, headers: headers, body: body, object: object,
                                         verify: verify)
     }
 
     /// The error for a final non-2xx answer.
-    private func failure(_ a: Answer, _ operation: String, object: String) -> StoreError {
+    func failure(_ a: Answer, _ operation: String, object: String) -> StoreError {
         let scanner = XMLScanner(a.body)
         let message = scanner.first("Message") ?? "HTTP \(a.status)"
         let requestID = scanner.first("RequestId") ?? a.headers["x-amz-request-id"]
@@ -204,7 +111,7 @@ public final class S3Store: BlobStore, CustomStringConvertible {
                           httpStatus: a.status, serviceCode: a.code, requestID: requestID)
     }
 
-    private func key(_ name: String) throws -> String {
+    func key(_ name: String) throws -> String {
         try validateObjectName(name)
         return configuration.prefix + name
     }
@@ -272,135 +179,6 @@ public final class S3Store: BlobStore, CustomStringConvertible {
         let a = try await send("PUT", .conditionalWrite, key: try key(name),
                             headers: [("if-none-match", "*")] + TransferChecksum.uploadHeaders(bytes), body: bytes, object: name)
         guard (200..<300).contains(a.status) else { throw failure(a, "conditional PUT", object: name) }
-    }
-
-    /// CreateMultipartUpload, the parts in parallel (`multipartConcurrency` at a time), then
-    /// CompleteMultipartUpload — with `If-None-Match: *` for a create-if-absent. Each part
-    /// carries its CRC32C (the upload is created with `x-amz-checksum-algorithm: CRC32C`, and
-    /// the completion lists the parts' checksums, as S3 requires). Any failure
-    /// or cancellation aborts the upload, so no parts are left behind.
-    private func multipartUpload(_ name: String, _ bytes: [UInt8], ifAbsent: Bool) async throws {
-        let k = try key(name)
-        let created: Answer
-        do {
-            created = try await send("POST", .write, key: k, query: [("uploads", "")],
-                                       headers: [("x-amz-checksum-algorithm", "CRC32C")], object: name)
-        } catch {
-            // Interrupted while the server may have created the upload: abort whatever exists
-            // for this key (object names are unique to their writer, so these are ours).
-            _ = await Task { try? await self.abortUploads(ofKey: k) }.value
-            throw error
-        }
-        guard created.status == 200, let uploadID = XMLScanner(created.body).first("UploadId") else {
-            throw failure(created, "CREATE MULTIPART UPLOAD", object: name)
-        }
-        do {
-            let partSize = max(5 << 20, configuration.multipartPartSize)
-            let count = (bytes.count + partSize - 1) / partSize
-            var etags = [String](repeating: "", count: count)
-            var checksums = [String](repeating: "", count: count)
-            try await withThrowingTaskGroup(of: (Int, String, String).self) { group in
-                var next = 0
-                func startNext() {
-                    let i = next
-                    next += 1
-                    let part = Array(bytes[i * partSize..<min((i + 1) * partSize, bytes.count)])
-                    group.addTask {
-                        let checksum = TransferChecksum.uploadHeaders(part)
-                        let a = try await self.send("PUT", .write, key: k, query: [("partNumber", String(i + 1)), ("uploadId", uploadID)],
-                                                    headers: checksum, body: part, object: name)
-                        guard a.status == 200, let etag = a.headers["etag"] else { throw self.failure(a, "UPLOAD PART \(i + 1)", object: name) }
-                        return (i, etag, checksum[0].1)
-                    }
-                }
-                for _ in 0..<min(max(1, configuration.multipartConcurrency), count) { startNext() }
-                while let (i, etag, checksum) = try await group.next() {
-                    etags[i] = etag
-                    checksums[i] = checksum
-                    if next < count { startNext() }
-                }
-            }
-            let parts = etags.indices.map {
-                "<Part><PartNumber>\($0 + 1)</PartNumber><ETag>\(etags[$0])</ETag><ChecksumCRC32C>\(checksums[$0])</ChecksumCRC32C></Part>"
-            }
-            let body = Array(("<CompleteMultipartUpload>" + parts.joined() + "</CompleteMultipartUpload>").utf8)
-            let done = try await send("POST", ifAbsent ? .conditionalWrite : .write, key: k, query: [("uploadId", uploadID)],
-                                      headers: ifAbsent ? [("if-none-match", "*")] : [], body: body, object: name)
-            // S3 may answer 200 with an error document when completion fails late.
-            guard done.status == 200, XMLScanner(done.body).first("Code") == nil else {
-                throw failure(done, ifAbsent ? "conditional COMPLETE MULTIPART UPLOAD" : "COMPLETE MULTIPART UPLOAD", object: name)
-            }
-        } catch {
-            // Abort even when cancelled: a new task does not inherit the cancellation.
-            _ = await Task { try? await self.send("DELETE", .write, key: k, query: [("uploadId", uploadID)], object: name) }.value
-            throw error
-        }
-    }
-
-    /// Multipart uploads started and neither completed nor aborted under this store's prefix
-    /// (their object keys).
-    public func pendingMultipartUploads() async throws -> [String] {
-        try await uploads(prefix: configuration.prefix).map(\.key)
-    }
-
-    /// (key, upload id) of the unfinished multipart uploads whose keys start with `prefix`.
-    private func uploads(prefix: String) async throws -> [(key: String, id: String)] {
-        var out: [(key: String, id: String)] = []
-        var markers: (key: String, id: String)?
-        repeat {
-            var query = [("uploads", ""), ("prefix", prefix)]
-            if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.id)] }
-            let a = try await send("GET", .listing, key: nil, query: query, object: configuration.bucket)
-            guard a.status == 200 else { throw failure(a, "LIST MULTIPART UPLOADS", object: configuration.bucket) }
-            let xml = XMLScanner(a.body)
-            out += xml.blocks("Upload").compactMap { u in
-                guard let k = xml.first("Key", in: u), let id = xml.first("UploadId", in: u) else { return nil }
-                return (k, id)
-            }
-            let previous = markers
-            markers = nil
-            if xml.first("IsTruncated") == "true", let k = xml.first("NextKeyMarker") {
-                let next = (key: k, id: xml.first("NextUploadIdMarker") ?? "")
-                if previous.map({ $0 != next }) ?? true { markers = next }  // a page that moves nothing ends it
-            }
-        } while markers != nil
-        return out
-    }
-
-    private func abortUploads(ofKey k: String) async throws {
-        // Directory buckets list uploads by whole directories only.
-        for u in try await uploads(prefix: directoryBucket ? configuration.prefix : k) where u.key == k {
-            _ = try await send("DELETE", .write, key: k, query: [("uploadId", u.id)], object: k)
-        }
-    }
-
-    public func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] {
-        var result: [ObjectInfo] = []
-        var token: String?
-        repeat {
-            // A directory bucket lists whole directories only (and has no start-after): ask for
-            // the store's prefix and filter here.
-            let asked = directoryBucket ? configuration.prefix : configuration.prefix + prefix
-            var query = [("list-type", "2"), ("prefix", asked), ("max-keys", String(max(1, min(1000, configuration.listPageSize))))]
-            if let token { query.append(("continuation-token", token)) } else if let startAfter, !directoryBucket {
-                query.append(("start-after", configuration.prefix + startAfter))
-            }
-            let a = try await send("GET", .listing, key: nil, query: query, object: prefix)
-            guard a.status == 200 else { throw failure(a, "LIST", object: prefix) }
-            let xml = XMLScanner(a.body)
-            for entry in xml.blocks("Contents") {
-                guard let k = xml.first("Key", in: entry), let size = xml.first("Size", in: entry).flatMap(UInt64.init),
-                      k.hasPrefix(configuration.prefix) else {
-                    throw StoreError(.invalidResponse, "LIST answered an entry without a usable Key and Size", object: prefix)
-                }
-                let name = String(k.dropFirst(configuration.prefix.count))
-                if directoryBucket && (!name.hasPrefix(prefix) || startAfter.map({ name <= $0 }) ?? false) { continue }
-                result.append(ObjectInfo(name: name, size: size,
-                                         lastModified: xml.first("LastModified", in: entry).flatMap(parseISO8601)))
-            }
-            token = xml.first("IsTruncated") == "true" ? xml.first("NextContinuationToken") : nil
-        } while token != nil
-        return result.sorted { $0.name < $1.name }
     }
 
     public func delete(_ name: String) async throws {

@@ -1,3 +1,4 @@
+// S3Credentials and SigV4: AWS Signature Version 4 signing of requests.
 public import Foundation
 
 /// AWS credentials. Their description never shows the secret or the session token.

@@ -1,5 +1,5 @@
-/// CRC32C checksums of request and response bodies (`x-amz-checksum-crc32c`): what the store
-/// verifies on upload and what this client verifies on whole-object downloads.
+// CRC32C checksums of request and response bodies (`x-amz-checksum-crc32c`): what the store
+// verifies on upload and what this client verifies on whole-object downloads.
 internal import CVecgoNative
 import Foundation
 

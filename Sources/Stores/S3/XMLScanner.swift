@@ -1,3 +1,4 @@
+// XMLScanner: just enough XML to read S3's answers.
 /// Just enough XML for S3's answers: the text of elements by name, with entities decoded.
 /// S3 responses are flat and well-formed; anything else is reported by the caller as an
 /// invalid response.
