@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs the system packages and moto, starts two moto_servers on free
 # 127.0.0.1 ports (one checking signatures) and the S3 Express emulating proxy in front of the
-# other, runs the whole suite against them (unit + integration), runs the demo and
+# other, builds the DocC catalogs (a broken symbol link fails), runs the whole suite against
+# them (unit + integration), runs the demo and
 # `vecgo verify` against moto and against an S3 Express directory bucket committing through
 # DynamoDB, imports .npy, .fvecs and JSON Lines files into moto with `vecgo import`, runs the small torture suite and a 2-minute soak (torture/: their own moto and
 # fault-injecting proxy), stops the servers, then fuzzes every decoder for a bounded time
@@ -16,6 +17,11 @@ start_express_proxy
 
 echo "== build (debug, with tests)"
 swift build --build-tests
+echo "== documentation (DocC catalogs of Vecgo and Stores): a broken symbol link fails the build"
+# Stores skips the parameter check: some of its initialisers' `///` comments document only some parameters.
+swift package --disable-sandbox generate-documentation --target Vecgo --warnings-as-errors
+swift package --disable-sandbox generate-documentation --target Stores --warnings-as-errors \
+    --disable-parameters-and-returns-validation
 echo "== swift test"
 swift test --skip-build 2>&1 | tee .build/test-output.txt
 tests=$(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed.*/\1/p' .build/test-output.txt | tail -1)
