@@ -362,6 +362,15 @@ public final class HNSWIndex: @unchecked Sendable {
         precondition(query.count == dimension && k > 0)
         return lock.read {
             var top = TopK(k: k)
+            if let allowed {
+                // Only the allowed rows' vectors are read: the cost follows the filter's matches.
+                query.withUnsafeBufferPointer { q in
+                    FlatSearch.search(query: q.baseAddress!, allowed: allowed, rows: nodeCount, dimension: dimension, metric: metric,
+                                      into: &top, vector: { UnsafePointer(vector(UInt32($0))) }, id: { externalIDs[$0] },
+                                      skip: { deleted[$0] })
+                }
+                return top.sorted()
+            }
             query.withUnsafeBufferPointer { q in
                 FlatSearch.search(query: q.baseAddress!, vectors: UnsafeBufferPointer(start: vectors, count: nodeCount * dimension),
                                   dimension: dimension, metric: metric, into: &top, id: { externalIDs[$0] },
