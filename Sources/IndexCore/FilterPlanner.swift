@@ -133,9 +133,10 @@ extension HNSWIndex {
         return (search(query, k: k, plan: plan, allowed: allowed), plan)
     }
 
-    /// The `k` nearest live rows among `allowed` searched by `plan`; a graph search that finds
-    /// fewer than `k` (while more rows are allowed) is completed by the exact scan.
-    public func search(_ query: [Float], k: Int, plan: FilterPlan, allowed: Bitmap) -> [Neighbor] {
+    /// The `k` nearest live rows among `allowed` (all live rows when nil) searched by `plan`; a
+    /// graph search that finds fewer than `k` (while more rows are allowed) is completed by the
+    /// exact scan.
+    public func search(_ query: [Float], k: Int, plan: FilterPlan, allowed: Bitmap?) -> [Neighbor] {
         switch plan {
         case .graph(let ef, let r):
             let hits = search(query, k: k, ef: ef, allowed: allowed)
