@@ -26,6 +26,8 @@ struct ANNBench {
     var nprobe = 8
     /// `--peers`: the peers script run in batch mode for faiss's figures in the same run.
     var peers: String?
+    /// `--filter-plan auto|scan|index`: the planner's choice, or one forced (to calibrate it).
+    var forcePlan = "auto"
 
     init(_ args: ArraySlice<String>) throws {
         var flags = Flags(args)
@@ -58,6 +60,9 @@ struct ANNBench {
             case "--ef": ef = try flags.positiveInt()
             case "--nprobe": nprobe = try flags.positiveInt()
             case "--peers": peers = try flags.value()
+            case "--filter-plan":
+                forcePlan = try flags.value()
+                guard ["auto", "scan", "index"].contains(forcePlan) else { throw BenchError(description: "--filter-plan is auto, scan or index") }
             default: throw flags.unknown
             }
         }
