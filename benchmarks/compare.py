@@ -105,6 +105,39 @@ case_flat = make_index_case("flat")
 CASES = {"hnsw": case_hnsw, "ivf": case_ivf, "flat": case_flat}
 
 
+def case_filter(ctx, name, prefix):
+    """Filtered search (equality and range filters) at each selectivity, hnsw and ivf: the planned
+    search against the exact scan of the matching rows, with the planner's choice."""
+    rows = []
+    for index in ["hnsw", "ivf"]:
+        extra = ["--index", index, "--m", str(ctx.m), "--ef-construction", str(ctx.ef_construction), "--nprobe", str(ctx.nprobe)]
+        r = json.loads(subprocess.check_output([ctx.bench, "ann", *dataset_files(prefix), *extra,
+                                                "--filter-selectivity", ctx.filter_selectivities, "--json"]))
+        ctx.kernel = r.get("kernel", ctx.kernel)
+        for p in r["filters"]:
+            rows.append({"set": name, "case": "filter", "target": f"{p['filter']} {p['selectivity']:.3f}", "threads": "1",
+                         "vecgo": p["qps_1_thread"], "peer": p["scan_qps_1_thread"],
+                         "ratio": p["qps_1_thread"] / max(p["scan_qps_1_thread"], 1e-9),
+                         "detail": f"{index}: plan {p['plan_kind']}, recall {p['recall']:.3f} (peer: exact scan of the matching rows)"})
+    return rows
+
+
+def case_batch(ctx, name, prefix):
+    """ctx.batch queries at once on all threads: vecgo batch search vs faiss (IndexFlatL2, IndexIVFFlat at the same nprobe)."""
+    rows = []
+    for index in ["flat", "ivf"]:
+        r = json.loads(subprocess.check_output([ctx.bench, "ann", *dataset_files(prefix), "--index", index, "--batch", str(ctx.batch),
+                                                "--nprobe", str(ctx.nprobe), "--peers", os.path.join(HERE, "peers.py"), "--json"]))
+        ctx.kernel = r.get("kernel", ctx.kernel)
+        rows.append({"set": name, "case": "batch", "target": f"{index} x{r['batch']}", "threads": f"{r['threads']}",
+                     "vecgo": r["qps_batch"], "peer": r["peer_qps_batch"], "ratio": r["qps_batch"] / max(r["peer_qps_batch"], 1e-9),
+                     "detail": f"recall {r['recall']:.3f} | {r['peer']} recall {r.get('peer_recall', float('nan')):.3f}"})
+    return rows
+
+
+CASES.update({"filter": case_filter, "batch": case_batch})
+
+
 def fmt(v, digits=0):
     return "-" if v is None else f"{v:,.{digits}f}"
 
@@ -185,6 +218,9 @@ def main():
     p.add_argument("--m", type=int, default=16)
     p.add_argument("--ef-construction", type=int, default=200)
     p.add_argument("--sq8-rerank", type=int, default=0, help="IVF: scan SQ8 codes, re-rank k x R with float32")
+    p.add_argument("--filter-selectivities", default="0.5,0.1,0.01,0.001", help="case filter: the selectivities swept")
+    p.add_argument("--batch", type=int, default=1000, help="case batch: queries searched at once")
+    p.add_argument("--nprobe", type=int, default=8, help="cases filter and batch: IVF nprobe")
     p.add_argument("--results-dir", default=os.path.join(HERE, "results"))
     p.add_argument("--no-write", action="store_true", help="print only")
     ctx = p.parse_args()

@@ -39,6 +39,24 @@ public struct Bitmap: Sendable, Hashable {
     /// Rows in the set.
     public var cardinality: Int { words.reduce(0) { $0 + $1.nonzeroBitCount } }
 
+    /// Calls `body` with every row in the set below `limit` (all rows when nil), in ascending order.
+    @inlinable public func forEachRow(below limit: Int? = nil, _ body: (Int) throws -> Void) rethrows {
+        let end = Swift.min(limit ?? count, count)
+        var w = 0
+        while w << 6 < end {
+            var bits = word(w)
+            while bits != 0 {
+                let row = w << 6 + bits.trailingZeroBitCount
+                if row >= end { return }
+                try body(row)
+                bits &= bits - 1
+            }
+            w += 1
+        }
+    }
+
+    @usableFromInline func word(_ w: Int) -> UInt64 { words[w] }
+
     /// Rows in both.
     public func intersection(_ other: Bitmap) -> Bitmap {
         var r = self

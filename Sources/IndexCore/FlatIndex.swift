@@ -1,3 +1,5 @@
+internal import CVecgoNative
+
 /// Exact search over row-major vectors: batched distance kernel, bounded heap, no
 /// per-candidate allocation.
 public enum FlatSearch {
@@ -23,6 +25,42 @@ public enum FlatSearch {
                 }
                 start += n
             }
+        }
+    }
+
+    /// Offers only the rows in `allowed` (below `rows`) into `topK` by distance to `query`:
+    /// an exact scan that costs the matching rows, not all of them (a filter matching 1 % reads
+    /// 1 % of the vectors). `vector(row)` is row `row`'s vector, `id(row)` its name; rows for
+    /// which `skip(row)` is true are left out.
+    public static func search(query: UnsafePointer<Float>, allowed: Bitmap, rows: Int, dimension: Int, metric: Metric,
+                              into topK: inout TopK, vector: (Int) -> UnsafePointer<Float>, id: (Int) -> UInt64,
+                              skip: (Int) -> Bool = { _ in false }) {
+        // Rows in two alternating groups: one group's vectors are fetched while the other's are scored.
+        let group = 16
+        let lines = min((dimension * 4 + 63) / 64, 8)
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * group) { pending in
+            func score(_ count: Int, from start: Int) {
+                for i in 0..<count {
+                    let row = pending[start + i]
+                    let d = Distance.distance(metric, query, vector(row), dimension)
+                    if d <= topK.threshold, !skip(row) { topK.offer(Neighbor(id: id(row), distance: d)) }
+                }
+            }
+            var current = 0, filled = 0, waiting = 0
+            allowed.forEachRow(below: rows) { row in
+                pending[current * group + filled] = row
+                let v = UnsafeRawPointer(vector(row))
+                for l in 0..<lines { vecgo_prefetch(v + l * 64) }
+                filled += 1
+                if filled == group {
+                    score(waiting, from: (1 - current) * group)
+                    waiting = group
+                    current ^= 1
+                    filled = 0
+                }
+            }
+            score(waiting, from: (1 - current) * group)
+            score(filled, from: current * group)
         }
     }
 

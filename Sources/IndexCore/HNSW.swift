@@ -369,8 +369,17 @@ public final class HNSWIndex: @unchecked Sendable {
         precondition(query.count == dimension && k > 0)
         return lock.read {
             var top = TopK(k: k)
+            if let allowed {
+                // Only the allowed rows' vectors are read: the cost follows the filter's matches.
+                query.withUnsafeBufferPointer { q in
+                    FlatSearch.search(query: q.baseAddress!, allowed: allowed, rows: nodeCount, dimension: dimension, metric: metric,
+                                      into: &top, vector: { UnsafePointer(vector(UInt32($0))) }, id: { externalIDs[$0] },
+                                      skip: { deleted[$0] })
+                }
+                return top.sorted()
+            }
             query.withUnsafeBufferPointer { qb in
-                for row in 0..<nodeCount where !deleted[row] && (allowed?.contains(row) ?? true) {
+                for row in 0..<nodeCount where !deleted[row] {
                     let d = distance(qb.baseAddress!, vector(UInt32(row)))
                     if d <= top.threshold { top.offer(Neighbor(id: externalIDs[row], distance: d)) }
                 }

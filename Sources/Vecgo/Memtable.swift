@@ -85,20 +85,28 @@ struct Memtable: Sendable {
         }
         let matching = allowed?.cardinality ?? rowOf.count
         guard matching > 0 else { return [] }
-        if count < Self.exactBelow || matching < 2 * k { return exactSearch(query, k: k, allowed: allowed) }
-        let g = indexedGraph()
-        var hits = g.search(query, k: k, ef: ef, allowed: allowed)
-        if hits.count < min(k, matching) { hits = g.exactSearch(query, k: k, allowed: allowed) }
+        if count < Self.exactBelow { return exactSearch(query, k: k, allowed: allowed) }
+        // The planner chooses between a scan of the allowed rows and the graph (ef widened for a
+        // narrow filter); a graph search that finds too few is completed by the scan.
+        let plan = FilterPlanner().plan(hnswRows: count, matching: matching, k: k, ef: ef)
+        guard case .graph = plan else { return exactSearch(query, k: k, allowed: allowed) }
+        let hits = indexedGraph().search(query, k: k, plan: plan, allowed: allowed)
         return hits.map { Neighbor(id: ids[Int($0.id)], distance: $0.distance) }
     }
 
     /// Every live row (in `allowed`) scanned exactly.
     private func exactSearch(_ query: [Float], k: Int, allowed: Bitmap?) -> [Neighbor] {
         var top = TopK(k: k)
+        let dim = dimension
         query.withUnsafeBufferPointer { q in
             vectors.withUnsafeBufferPointer { v in
-                FlatSearch.search(query: q.baseAddress!, vectors: v, dimension: dimension, metric: metric, into: &top,
-                                  id: { UInt64($0) }, skip: { dead[$0] || !(allowed?.contains($0) ?? true) })
+                if let allowed {  // only the allowed rows' vectors are read
+                    FlatSearch.search(query: q.baseAddress!, allowed: allowed, rows: count, dimension: dim, metric: metric,
+                                      into: &top, vector: { v.baseAddress! + $0 * dim }, id: { UInt64($0) }, skip: { dead[$0] })
+                } else {
+                    FlatSearch.search(query: q.baseAddress!, vectors: v, dimension: dim, metric: metric, into: &top,
+                                      id: { UInt64($0) }, skip: { dead[$0] })
+                }
             }
         }
         return top.sorted().map { Neighbor(id: ids[Int($0.id)], distance: $0.distance) }

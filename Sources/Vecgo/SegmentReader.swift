@@ -189,17 +189,24 @@ final class SegmentReader: Sendable {
         }
         if f.section(.hnswGraph) != nil {
             let g = try await graph(t)
-            var hits = matching < 2 * k ? g.index.exactSearch(query, k: k, allowed: allowed)
-                : g.index.search(query, k: k, ef: max(options.ef, k), allowed: allowed)
-            if hits.count < want { hits = g.index.exactSearch(query, k: k, allowed: allowed) }
+            // The planner chooses between a scan of the allowed rows and the graph (ef widened
+            // for a narrow filter); a graph search that finds too few is completed by the scan.
+            let plan = FilterPlanner().plan(hnswRows: rowCount, matching: matching, k: k, ef: max(options.ef, k))
+            let hits = g.index.search(query, k: k, plan: plan, allowed: allowed)
             return .hits(hits.map { SegmentHit(id: g.keys[Int($0.id)], row: Int($0.id), distance: $0.distance) })
         }
         let (vectors, ids) = try await flatRows(f, vd: vd, idd: idd)
         var top = TopK(k: k)
+        let dim = f.dimension
         query.withUnsafeBufferPointer { q in
             vectors.withUnsafeBufferPointer { v in
-                FlatSearch.search(query: q.baseAddress!, vectors: v, dimension: f.dimension, metric: metric, into: &top,
-                                  id: { UInt64($0) }, skip: { !(allowed?.contains($0) ?? true) })
+                if let allowed {  // a flat segment's plan is always the scan of the allowed rows
+                    FlatSearch.search(query: q.baseAddress!, allowed: allowed, rows: rowCount, dimension: dim, metric: metric,
+                                      into: &top, vector: { v.baseAddress! + $0 * dim }, id: { UInt64($0) })
+                } else {
+                    FlatSearch.search(query: q.baseAddress!, vectors: v, dimension: dim, metric: metric, into: &top,
+                                      id: { UInt64($0) })
+                }
             }
         }
         return .hits(top.sorted().map { SegmentHit(id: ids[Int($0.id)], row: Int($0.id), distance: $0.distance) })

@@ -17,6 +17,17 @@ struct ANNBench {
     var metric = Metric.l2
     var json = false
     var sq8Rerank = 0
+    /// `--filter-selectivity`: filtered searches at these shares of matching rows instead of the sweep.
+    var filterSelectivities: [Double] = []
+    /// `--batch`: this many queries searched at once instead of the sweep.
+    var batch = 0
+    /// `--ef` / `--nprobe`: the unfiltered setting the filter planner widens, and IVF batch's nprobe.
+    var ef = 64
+    var nprobe = 8
+    /// `--peers`: the peers script run in batch mode for faiss's figures in the same run.
+    var peers: String?
+    /// `--filter-plan auto|scan|index`: the planner's choice, or one forced (to calibrate it).
+    var forcePlan = "auto"
 
     init(_ args: ArraySlice<String>) throws {
         var flags = Flags(args)
@@ -37,6 +48,21 @@ struct ANNBench {
                 metric = mt
             case "--json": json = true
             case "--sq8-rerank": sq8Rerank = try flags.positiveInt()
+            case "--filter-selectivity":
+                let v = try flags.value()
+                filterSelectivities = try v.split(separator: ",").map {
+                    guard let s = Double($0), s > 0, s <= 1 else {
+                        throw BenchError(description: "--filter-selectivity takes shares in (0, 1], comma-separated, got \(v)")
+                    }
+                    return s
+                }
+            case "--batch": batch = try flags.positiveInt()
+            case "--ef": ef = try flags.positiveInt()
+            case "--nprobe": nprobe = try flags.positiveInt()
+            case "--peers": peers = try flags.value()
+            case "--filter-plan":
+                forcePlan = try flags.value()
+                guard ["auto", "scan", "index"].contains(forcePlan) else { throw BenchError(description: "--filter-plan is auto, scan or index") }
             default: throw flags.unknown
             }
         }
@@ -98,6 +124,8 @@ struct ANNBench {
         var search: (@Sendable ([Float], Int) -> [UInt64])!
         var sweep: [(String, Int)] = []
         var memory = 0
+        var hnswIndex: HNSWIndex?
+        var ivfIndex: IVFIndex?
         let start = clock.now
         let startCPU = threadCPUSeconds()
         let nlist = self.nlist > 0 ? self.nlist : max(1, Int(Double(data.count).squareRoot()))
@@ -106,12 +134,14 @@ struct ANNBench {
             let h = HNSWIndex(dimension: dim, metric: metric, parameters: .init(m: m, efConstruction: efConstruction))
             for (i, v) in data.enumerated() { h.insert(v, id: UInt64(i)) }
             let k = self.k
+            hnswIndex = h
             search = { q, ef in h.search(q, k: k, ef: ef).map(\.id) }
             sweep = [10, 16, 32, 48, 64, 96, 128, 256].map { ("ef", $0) }
             memory = h.memoryBytes
         case "ivf":
             let ivf = IVFIndex(vectors: flat, ids: (0..<data.count).map(UInt64.init), dimension: dim, metric: metric,
                                nlist: nlist, sq8: sq8Rerank > 0)
+            ivfIndex = ivf
             let k = self.k, rerank = sq8Rerank
             search = { q, nprobe in ivf.search(q, k: k, nprobe: nprobe, rerank: rerank).map(\.id) }
             sweep = [1, 2, 4, 8, 16, 32, 64].filter { $0 <= nlist }.map { ("nprobe", $0) }
@@ -130,6 +160,13 @@ struct ANNBench {
         }
         let buildSeconds = seconds(clock.now - start)
         let buildCPU = threadCPUSeconds() - startCPU
+        if !filterSelectivities.isEmpty {
+            return try runFiltered(data: flat, dimension: dim, queries: qs, hnsw: hnswIndex, ivf: ivfIndex, buildSeconds: buildSeconds)
+        }
+        if batch > 0 {
+            return try runBatch(data: flat, dimension: dim, queries: qs, truth: truth, ivf: ivfIndex, nlist: nlist,
+                                buildSeconds: buildSeconds)
+        }
         var points: [Point] = []
         for (name, value) in sweep {
             // One thread: every query in order.

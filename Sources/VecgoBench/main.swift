@@ -284,6 +284,8 @@ do {
                    vecgo-bench ann --base B.fvecs --queries Q.fvecs [--groundtruth G.ivecs] --index hnsw|ivf|flat
                                    [--k 10] [--threads N] [--m 16] [--ef-construction 200] [--nlist N] [--metric l2]
                                    [--sq8-rerank R] [--json]
+                                   [--filter-selectivity S[,S...] [--ef 64] [--nprobe 8] [--filter-plan auto|scan|index]]
+                                   [--batch N [--nprobe 8] [--peers benchmarks/peers.py]]
                    vecgo-bench commits --endpoint URL [--express-endpoint URL] [--table T] [--commits N] [--rows R]
                                        [--dim D] [--writers W] [--json]
                    vecgo-bench fairness --endpoint URL [--writers 8] [--commits 50] [--rows 20] [--dim 16] [--json]
