@@ -877,10 +877,12 @@ public actor Vecgo {
 
     /// Vacuum deletes unreferenced objects older than its grace period, and an object waiting
     /// for its manifest is unreferenced. So a commit never publishes an object older than
-    /// `maxCommitObjectAge`: an older one is written again under a new name (which no vacuum
-    /// that listed before can have seen). Returns whether it was renamed.
+    /// `maxCommitObjectAge`: at each build, one older than half of it is written again under a
+    /// new name (which no vacuum that listed before can have seen), which leaves the other half
+    /// for the build and the put. The time from build to put is not bounded (README, "Not done
+    /// yet"). Returns whether it was renamed.
     func keepFresh(_ object: inout OwnObject) async throws -> Bool {
-        guard ContinuousClock.now - object.written > .seconds(config.maxCommitObjectAge) else { return false }
+        guard ContinuousClock.now - object.written > .seconds(config.maxCommitObjectAge / 2) else { return false }
         let bytes = object.bytes.isEmpty ? try await remote.read(object.name) : object.bytes  // not kept: read back
         let renamed = try await writeOwnSegment(bytes, tag: object.name.contains("-c") ? "c" : "")
         object = OwnObject(name: renamed.name, bytes: object.bytes, written: renamed.written)
