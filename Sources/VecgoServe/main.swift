@@ -1,8 +1,8 @@
 // `vecgo-serve`: a thin command-line wrapper around VecgoServer.run() (temporary; `vecgo serve`
 // takes the same options once wired into the vecgo tool).
-import ArgumentParser
+public import ArgumentParser
 import IndexCore
-import Logging
+public import Logging
 import Stores
 import Vecgo
 import VecgoServer

@@ -149,7 +149,16 @@ enum PrometheusBootstrap {
             .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
             .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5),
         ]
+        // Names from other packages (Hummingbird's `http.server.request.duration`) made valid
+        // Prometheus names: anything but letters, digits, `_` and `:` becomes `_`.
+        factory.nameAndLabelSanitizer = { name, labels in
+            (sanitize(name), labels.map { (sanitize($0.0), $0.1) })
+        }
         MetricsSystem.bootstrap(factory)
         return registry
     }()
+
+    static func sanitize(_ name: String) -> String {
+        String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == ":") ? $0 : "_" })
+    }
 }

@@ -170,6 +170,8 @@ extension TestClientProtocol {
 
     @Test func metricsCarryTheNamedSeriesAfterAQuery() async throws {
         let store = try await Self.populated()
+        // The server bootstraps the metrics backend when it is made: handles made after count.
+        let app = try VecgoServer(Self.config(store, readOnly: true)).makeApplication()
         // A conflict between two writers of this process, for the conflicts series.
         let a = try await Vecgo.open(.remote(store)), b = try await Vecgo.open(.remote(store))
         try await a.upsert(key: "a", [5, 5, 5])
@@ -177,7 +179,8 @@ extension TestClientProtocol {
         try await a.commit()
         await #expect(throws: VecgoError.self) { try await b.commit() }
         _ = try await b.discardPending()
-        try await Self.withServer(Self.config(store, readOnly: true)) { client in
+        try await app.test(.router) { client in
+            try await client.waitUntilReady()
             #expect(try await client.call(.post, "/v1/search", #"{"vector": [1, 0, 0], "k": 1}"#).status == .ok)
             let m = try await client.call(.get, "/metrics")
             #expect(m.status == .ok)
@@ -186,6 +189,12 @@ extension TestClientProtocol {
                            "vecgo_remote_requests_total", "vecgo_remote_bytes_total",
                            "vecgo_commits_total", "vecgo_commit_conflicts_total"] {
                 #expect(m.text.contains(series), "\(series) missing from /metrics")
+            }
+            // Every series has a valid Prometheus name, Hummingbird's request series included.
+            let names = m.text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { $0.prefix { $0 != "{" && $0 != " " } }
+            #expect(names.contains("hb_requests"))
+            for n in names {
+                #expect(n.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == ":") }, "\(n)")
             }
             let conflicts = m.text.split(separator: "\n").first { $0.hasPrefix("vecgo_commit_conflicts_total ") }
             #expect((conflicts?.split(separator: " ").last.flatMap { Double($0) } ?? 0) >= 1, "\(conflicts ?? "none")")
