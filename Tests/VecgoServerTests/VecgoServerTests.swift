@@ -196,8 +196,15 @@ extension TestClientProtocol {
             for n in names {
                 #expect(n.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == ":") }, "\(n)")
             }
-            let conflicts = m.text.split(separator: "\n").first { $0.hasPrefix("vecgo_commit_conflicts_total ") }
-            #expect((conflicts?.split(separator: " ").last.flatMap { Double($0) } ?? 0) >= 1, "\(conflicts ?? "none")")
+            // The query was counted (the series are process-wide: at least this query's).
+            func value(_ series: String) -> Double {
+                m.text.split(separator: "\n").first { $0.hasPrefix(series + " ") }?.split(separator: " ").last.flatMap { Double($0) } ?? 0
+            }
+            #expect(value(#"vecgo_tier_hits_total{tier="ram"}"#) + value(#"vecgo_tier_misses_total{tier="ram"}"#) >= 1)
+            #expect(value("vecgo_remote_requests_total") >= 2)  // the reader's open, at least
+            #expect(value("vecgo_remote_bytes_total") >= 1)
+            #expect(value("vecgo_query_duration_seconds_count") >= 1)
+            #expect(value("vecgo_commit_conflicts_total") >= 1)
         }
         try await a.close()
         try await b.close()
