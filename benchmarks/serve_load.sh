@@ -60,8 +60,9 @@ ready "$p1"; ready "$p2"
 export VECGO_QUERIES="$work/queries.jsonl"
 echo "warm-up (5 s, not reported)"
 wrk -t1 -c"$conns" -d5s -s benchmarks/serve_load.lua "http://127.0.0.1:$p1" >/dev/null &
+warm=$!
 wrk -t1 -c"$conns" -d5s -s benchmarks/serve_load.lua "http://127.0.0.1:$p2" >/dev/null
-wait %-
+wait "$warm"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== wrk: ${secs} s, $conns connections on each reader (load average before: $load_before)"
 wrk -t1 -c"$conns" -d"${secs}s" --latency -s benchmarks/serve_load.lua "http://127.0.0.1:$p1" > "$work/wrk1.txt" &
