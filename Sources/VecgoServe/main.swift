@@ -11,7 +11,7 @@ import VecgoServer
 struct VecgoServe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vecgo-serve",
-        abstract: "Serve a Vecgo database as JSON over HTTP (docs/openapi.yaml).")
+        abstract: "Serve a Vecgo database as JSON over HTTP (docs/openapi.json).")
 
     @Argument(help: "The store: a directory path or s3://bucket/prefix.")
     var storeURL: String

@@ -1,4 +1,4 @@
-// The JSON bodies of the HTTP API (docs/openapi.yaml is their schema) and how metadata
+// The JSON bodies of the HTTP API (docs/openapi.json is their schema) and how metadata
 // values and filters map onto the library's `MetadataValue` and `Filter`.
 import Foundation
 import IndexCore

@@ -6,7 +6,7 @@ import IndexCore
 import Prometheus
 import Vecgo
 
-/// The handlers of the API (docs/openapi.yaml).
+/// The handlers of the API (docs/openapi.json).
 struct Routes: Sendable {
     let configuration: VecgoServer.Configuration
     let holder: DatabaseHolder

@@ -53,7 +53,7 @@ public struct ServerError: Error, Sendable {
         case let e as any HTTPResponseError:
             switch e.status {
             case .contentTooLarge: return ServerError(.contentTooLarge, code: "payloadTooLarge", "the request body is larger than the server's limit")
-            case .notFound: return ServerError(.notFound, code: "notFound", "no such endpoint; see docs/openapi.yaml")
+            case .notFound: return ServerError(.notFound, code: "notFound", "no such endpoint; see docs/openapi.json")
             case .methodNotAllowed: return ServerError(.methodNotAllowed, code: "methodNotAllowed", "this endpoint does not answer that method")
             default: return ServerError(e.status, code: e.status.code < 500 ? "invalidArgument" : "internal", e.status.reasonPhrase)
             }

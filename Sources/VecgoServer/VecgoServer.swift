@@ -11,7 +11,7 @@ import Synchronization
 import UnixSignals
 public import Vecgo
 
-/// A JSON-over-HTTP server for one database (see docs/openapi.yaml for the API).
+/// A JSON-over-HTTP server for one database (see docs/openapi.json for the API).
 ///
 /// ```swift
 /// let server = VecgoServer(.init(store: try openStore(url: "s3://bucket/vectors/"), port: 8080))
