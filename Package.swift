@@ -17,10 +17,15 @@ let package = Package(
         .executable(name: "vecgo", targets: ["VecgoCLI"]),
         .executable(name: "vecgo-bench", targets: ["VecgoBench"]),
         .executable(name: "cloud-tiered", targets: ["CloudTiered"]),
+        .library(name: "VecgoServer", targets: ["VecgoServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // `swift package generate-documentation` (the DocC catalogs; scripts/test.sh builds them).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -40,15 +45,28 @@ let package = Package(
         .target(name: "IndexCore", dependencies: ["CVecgoNative"], swiftSettings: swiftSettings),
         .target(name: "Stores", dependencies: ["CCurl", "COpenSSL", "CVecgoNative"], swiftSettings: swiftSettings),
         .target(name: "Tiering",
-                dependencies: ["Stores", "CVecgoNative", .product(name: "Logging", package: "swift-log")],
+                dependencies: ["Stores", "CVecgoNative", .product(name: "Logging", package: "swift-log"),
+                               .product(name: "Metrics", package: "swift-metrics")],
                 swiftSettings: swiftSettings),
         .target(name: "Vecgo",
                 dependencies: ["SegmentFormat", "IndexCore", "Stores", "Tiering",
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "Metrics", package: "swift-metrics")],
+                swiftSettings: swiftSettings),
+
+        // MARK: Server (its own module: the Vecgo library does not depend on the HTTP stack)
+        .target(name: "VecgoServer",
+                dependencies: ["Vecgo", "Stores", "Tiering",
+                               .product(name: "Hummingbird", package: "hummingbird"),
+                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                               .product(name: "Prometheus", package: "swift-prometheus"),
+                               .product(name: "Metrics", package: "swift-metrics"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
 
         // MARK: Executables
-        .executableTarget(name: "VecgoCLI", dependencies: ["Vecgo", "Stores", "SegmentFormat",
+        // `vecgo`, including `vecgo serve` (the only executable that pulls in the server stack).
+        .executableTarget(name: "VecgoCLI", dependencies: ["Vecgo", "Stores", "SegmentFormat", "VecgoServer",
                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swiftSettings),
         .executableTarget(name: "VecgoBench", dependencies: ["Vecgo", "Stores", "Tiering", "IndexCore"],
@@ -56,6 +74,10 @@ let package = Package(
         .executableTarget(name: "CloudTiered",
                           dependencies: ["Vecgo", "Stores", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swiftSettings),
+
+        // The in-process side of benchmarks/serve_load.sh (not a product).
+        .executableTarget(name: "ServeInProcessQPS", dependencies: ["Vecgo", "Stores"],
+                          path: "benchmarks/serve-inprocess", swiftSettings: swiftSettings),
 
         // MARK: Test support and tests
         .target(name: "_VecgoTestSupport", dependencies: ["Stores", .product(name: "Logging", package: "swift-log")],
@@ -74,6 +96,12 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "VecgoTests", dependencies: ["Vecgo", "Stores", "SegmentFormat", "Tiering", "_VecgoTestSupport",
                                                  .product(name: "Logging", package: "swift-log")],
+                    swiftSettings: swiftSettings),
+        .testTarget(name: "VecgoServerTests",
+                    dependencies: ["VecgoServer", "Vecgo", "Stores", "_VecgoTestSupport",
+                                   .product(name: "HummingbirdTesting", package: "hummingbird"),
+                                   .product(name: "Metrics", package: "swift-metrics"),
+                                   .product(name: "Prometheus", package: "swift-prometheus")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["Vecgo", "Stores", "Tiering", "_VecgoTestSupport"],

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Vecgo needs on Debian 12 (sourced by demo.sh and test.sh; safe to run again).
-#   apt:  liblz4-dev libcurl4-openssl-dev libssl-dev pkg-config lz4 openssl (the TLS test makes a certificate)
+#   apt:  liblz4-dev libcurl4-openssl-dev libssl-dev pkg-config lz4 openssl (the TLS test makes a certificate) wrk (the vecgo serve load test)
 #   PyPI: moto[server] and numpy (only with --with-moto: the test servers; numpy writes the .npy `vecgo import` reads)
 set -euo pipefail
 need_apt=()
-for pkg in liblz4-dev libcurl4-openssl-dev libssl-dev pkg-config lz4 openssl; do
+for pkg in liblz4-dev libcurl4-openssl-dev libssl-dev pkg-config lz4 openssl wrk; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

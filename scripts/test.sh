@@ -4,7 +4,9 @@
 # other, builds the DocC catalogs (a broken symbol link fails), runs the whole suite against
 # them (unit + integration), runs the demo and
 # `vecgo verify` against moto and against an S3 Express directory bucket committing through
-# DynamoDB, imports .npy, .fvecs and JSON Lines files into moto with `vecgo import`, runs the small torture suite and a 2-minute soak (torture/: their own moto and
+# DynamoDB, imports .npy, .fvecs and JSON Lines files into moto with `vecgo import`, runs
+# `vecgo serve` end to end (a writer and two readers on one moto prefix, real HTTP) and a
+# 5-second load smoke, runs the small torture suite and a 2-minute soak (torture/: their own moto and
 # fault-injecting proxy), stops the servers, then fuzzes every decoder for a bounded time
 # (VECGO_FUZZ_SECONDS, default 60 per decoder).
 set -euo pipefail
@@ -30,6 +32,10 @@ echo "== cloud-tiered demo against moto (small)"
 swift run cloud-tiered --endpoint "$VECGO_TEST_S3_ENDPOINT" --bucket "$bucket" --rows 3000 --dim 32
 echo "== vecgo verify against moto"
 swift run vecgo verify "s3://$bucket/cloud-tiered/" --endpoint "$VECGO_TEST_S3_ENDPOINT"
+echo "== vecgo serve end to end against moto: one writer and two readers on one prefix, real HTTP"
+python3 scripts/serve_e2e.py --bin .build/debug/vecgo --endpoint "$VECGO_TEST_S3_ENDPOINT" --log-dir .build
+echo "== vecgo serve load smoke (5 s, debug build; the figures are benchmarks/serve_load.sh's in release)"
+ROWS=3000 CONFIG=debug SCRATCH=.build bash benchmarks/serve_load.sh 5
 echo "== cloud-tiered demo on an S3 Express directory bucket (the emulating proxy), committing through DynamoDB (moto)"
 xbucket="vecgo-demo-$RANDOM--use1-az4--x-s3"
 curl -sf -X PUT "$VECGO_TEST_S3_ENDPOINT/$xbucket" >/dev/null  # directory buckets are made on the control plane

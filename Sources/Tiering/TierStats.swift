@@ -1,7 +1,14 @@
-// Counters of the tiers (hits, misses, bytes, latencies), for the whole cache stack and per query.
+// Counters of the tiers (hits, misses, bytes, latencies), for the whole cache stack and per query,
+// and the swift-metrics series the stack's counters are reported to.
+import Metrics
 import Synchronization
 
 /// Counters of one cache stack, updated lock-free; ``snapshot()`` reads them all.
+///
+/// A stack's counters are also reported through swift-metrics (a no-op unless the application
+/// bootstrapped a backend): `vecgo_tier_hits_total` and `vecgo_tier_misses_total` with a
+/// `tier` dimension (`ram`, `disk`), `vecgo_remote_requests_total`, `vecgo_remote_bytes_total`
+/// and the timer `vecgo_remote_request_duration_seconds`.
 public final class TierStats: Sendable {
     let ramHits = Atomic<Int>(0), ramMisses = Atomic<Int>(0), ramEvictions = Atomic<Int>(0)
     let diskHits = Atomic<Int>(0), diskMisses = Atomic<Int>(0), diskWrites = Atomic<Int>(0)
@@ -10,7 +17,14 @@ public final class TierStats: Sendable {
     let ramBytes = Atomic<Int>(0), diskBytes = Atomic<Int>(0)
     let ramLatency = LatencyHistogram(), diskLatency = LatencyHistogram(), remoteLatency = LatencyHistogram()
 
-    public init() {}
+    /// Where this stack's updates are reported (nil for the counters of one query).
+    let metrics: TierMetrics?
+
+    /// Counters of a cache stack, reported through swift-metrics too.
+    public init() { metrics = TierMetrics() }
+
+    /// Counters of one query: not reported (the stack's own counters are).
+    init(reportingMetrics: Bool) { metrics = reportingMetrics ? TierMetrics() : nil }
 
     /// The counters at one moment.
     public struct Snapshot: Sendable, Hashable, CustomStringConvertible {
@@ -88,6 +102,7 @@ public final class TierStats: Sendable {
 
     func ram(hit: Bool, bytes: Int = 0) {
         countRAM(hit: hit, bytes: bytes)
+        metrics?.ram(hit: hit)
         Self.query?.counts.countRAM(hit: hit, bytes: bytes)
     }
 
@@ -99,11 +114,13 @@ public final class TierStats: Sendable {
 
     func disk(hit: Bool, bytes: Int = 0, nanos: UInt64? = nil) {
         countDisk(hit: hit, bytes: bytes, nanos: nanos)
+        metrics?.disk(hit: hit)
         Self.query?.counts.countDisk(hit: hit, bytes: bytes, nanos: nanos)
     }
 
     func remote(bytes: Int, nanos: UInt64? = nil) {
         countRemote(bytes: bytes, nanos: nanos)
+        metrics?.remote(bytes: bytes, nanos: nanos)
         Self.query?.counts.countRemote(bytes: bytes, nanos: nanos)
     }
 
@@ -154,7 +171,7 @@ public final class TierStats: Sendable {
 /// read ``snapshot()``. Reads shared with a concurrent query are counted by the query that
 /// made them.
 public final class QueryCounters: Sendable {
-    let counts = TierStats()
+    let counts = TierStats(reportingMetrics: false)
     public init() {}
     /// The counters so far.
     public func snapshot() -> TierStats.Snapshot { counts.snapshot() }
@@ -162,4 +179,24 @@ public final class QueryCounters: Sendable {
 
 extension Atomic where Value == Int {
     func bump(_ n: Int = 1) { add(n, ordering: .relaxed) }
+}
+
+/// The swift-metrics handles of one cache stack, made when it is (after the application
+/// bootstrapped its backend, if it does).
+struct TierMetrics: Sendable {
+    let ramHits = Counter(label: "vecgo_tier_hits_total", dimensions: [("tier", "ram")])
+    let ramMisses = Counter(label: "vecgo_tier_misses_total", dimensions: [("tier", "ram")])
+    let diskHits = Counter(label: "vecgo_tier_hits_total", dimensions: [("tier", "disk")])
+    let diskMisses = Counter(label: "vecgo_tier_misses_total", dimensions: [("tier", "disk")])
+    let remoteRequests = Counter(label: "vecgo_remote_requests_total")
+    let remoteBytes = Counter(label: "vecgo_remote_bytes_total")
+    let remoteDuration = Metrics.Timer(label: "vecgo_remote_request_duration_seconds")
+
+    func ram(hit: Bool) { (hit ? ramHits : ramMisses).increment() }
+    func disk(hit: Bool) { (hit ? diskHits : diskMisses).increment() }
+    func remote(bytes: Int, nanos: UInt64?) {
+        remoteRequests.increment()
+        remoteBytes.increment(by: bytes)
+        if let nanos { remoteDuration.recordNanoseconds(Int64(clamping: nanos)) }
+    }
 }

@@ -1,5 +1,6 @@
 public import Foundation
 import IndexCore
+import Logging
 import SegmentFormat
 import Stores
 import Tiering
@@ -189,6 +190,7 @@ extension Vecgo {
                 let version = Manifest.version(fromObjectName: String(o.name.dropFirst(7).prefix(29)) + ".bin")
                 guard let version, version <= newest else { continue }
                 try await remote.delete(o.name)
+                config.logger.debug("vacuum deleted an object", metadata: ["object": "\(o.name)", "bytes": "\(o.size)"])
                 report.objectsDeleted += 1
                 report.bytesDeleted += o.size
             }
@@ -208,6 +210,7 @@ extension Vecgo {
                     continue
                 }
                 try await remote.delete(o.name)
+                config.logger.debug("vacuum deleted an object", metadata: ["object": "\(o.name)", "bytes": "\(o.size)"])
                 report.manifestsDeleted += 1
                 report.bytesDeleted += o.size
             }
@@ -217,9 +220,13 @@ extension Vecgo {
                     continue
                 }
                 try await remote.delete(o.name)
+                config.logger.debug("vacuum deleted an object", metadata: ["object": "\(o.name)", "bytes": "\(o.size)"])
                 report.objectsDeleted += 1
                 report.bytesDeleted += o.size
             }
+            config.logger.info("vacuumed", metadata: [
+                "manifestsDeleted": "\(report.manifestsDeleted)", "objectsDeleted": "\(report.objectsDeleted)",
+                "bytesDeleted": "\(report.bytesDeleted)", "keptInGracePeriod": "\(report.keptInGracePeriod)"])
             return report
         } catch {
             throw VecgoError.wrap(error, "vacuuming")

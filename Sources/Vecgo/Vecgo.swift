@@ -3,6 +3,7 @@ public import SegmentFormat
 import Stores
 public import Tiering
 public import Foundation
+import Logging
 
 /// One search hit.
 public struct SearchResult: Sendable, Hashable {
@@ -134,6 +135,8 @@ public actor Vecgo {
     var segmentSequence = 0
     private var closed = false
     private var refresher: Task<Void, Never>?
+    /// The swift-metrics series this handle reports to.
+    let metrics = VecgoMetrics()
 
     /// Opens or creates a database.
     ///
@@ -220,7 +223,11 @@ public actor Vecgo {
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
                 guard let self, !Task.isCancelled else { return }
-                _ = try? await self.refresh()
+                do { _ = try await self.refresh() } catch {
+                    guard !Task.isCancelled else { return }
+                    // Not swallowed: counted and logged; the handle keeps serving its version and tries again.
+                    self.metrics.refreshFailed(error, logger: self.config.logger)
+                }
             }
         }
     }
@@ -727,6 +734,7 @@ public actor Vecgo {
                     action = machine.cancelled()
                 }
             case .done:
+                metrics.lostRaces(machine.racesLost, label: label, logger: config.logger)
                 fairness.winningBackToBack = machine.racesLost == 0 && base.manifest?.writerID == writerID
                 fairness.commitsSinceOthers = othersSeen ? 0 : fairness.commitsSinceOthers + 1
                 if othersSeen { fairness.othersSeenAt = ContinuousClock.now }
@@ -914,13 +922,19 @@ public actor Vecgo {
         flushing = batch
         // The whole commit, state changes included, runs in one task on this actor: when its
         // value is ready, `commitTask` is already cleared for the next commit.
+        let rows = batch.count
         let task = Task { () async throws -> UInt64 in
             defer {
                 self.flushing = nil
                 self.commitTask = nil
             }
             do {
-                let v = try await self.publish(batch)
+                let v: UInt64
+                do { v = try await self.publish(batch) } catch {
+                    self.metrics.commitEnded(.failure(error), rows: rows, logger: self.config.logger)
+                    throw error
+                }
+                self.metrics.commitEnded(.success(v), rows: rows, logger: self.config.logger)
                 let published = self.view  // no await since publish: this is the version it made
                 self.backgroundCommitError = nil
                 self.spillError = nil
@@ -1059,6 +1073,8 @@ public actor Vecgo {
     public func search(_ query: [Float], k: Int, filter: Filter? = nil, include: Include = [],
                        options: SearchOptions = SearchOptions()) async throws -> [SearchResult] {
         try checkOpen()
+        let started = ContinuousClock.now
+        defer { metrics.queryEnded(started: started) }
         try validate(query, what: "query")
         guard k >= 1, k <= 10_000 else { throw VecgoError(.invalidArgument, "k must be in 1...10000, got \(k)") }
         let q = normalizedIfCosine(query)
@@ -1243,6 +1259,16 @@ public actor Vecgo {
             view = VersionView(latest, store: cached, metric: metric, previous: view)
         }
         return version
+    }
+
+    /// The version this handle sees: its number, commit time, segments and committed rows
+    /// (version 0, no segments, for a database with no commit yet).
+    public var versionInfo: VersionInfo {
+        let m = view.manifest
+        return VersionInfo(version: m?.version ?? 0,
+                           commitTime: Date(timeIntervalSince1970: Double(m?.commitTimeMicros ?? 0) / 1e6),
+                           segments: m?.segments.count ?? 0, rows: m?.segments.reduce(0) { $0 + $1.rowCount } ?? 0,
+                           writerEpoch: m?.writerEpoch ?? 0)
     }
 
     /// The cache counters of this handle since it opened.

@@ -19,7 +19,7 @@ struct VecgoCommand: AsyncParsableCommand {
             damage, 2 when a command fails, 64 for a usage error.
             """,
         subcommands: [Info.self, Verify.self, Search.self, Versions.self, Compact.self, Vacuum.self,
-                      Import.self, Export.self])
+                      Import.self, Export.self, Serve.self])
 }
 
 /// Where the database is: the store URL and the options that reach the store, shared by every
