@@ -1,9 +1,9 @@
 // `vecgo serve`: a database served as JSON over HTTP (VecgoServer: Hummingbird 2 under
 // swift-service-lifecycle; the API is docs/openapi.json). Readers refresh on an interval;
 // SIGTERM drains in-flight requests and commits a writer's pending writes before exit.
-import ArgumentParser
+public import ArgumentParser
 import IndexCore
-import Logging
+public import Logging
 import Stores
 import Vecgo
 import VecgoServer
