@@ -35,7 +35,8 @@ public struct ServerError: Error, Sendable {
         case .readOnly: .forbidden
         case .notFound: .notFound
         case .conflict, .fenced: .conflict
-        case .timedOut, .storage, .closed, .cancelled: .serviceUnavailable
+        case .timedOut, .unavailable, .storage, .closed, .cancelled: .serviceUnavailable
+        case .permissionDenied: .badGateway  // the store refused the server's credentials: not the caller's fault
         default: .internalServerError  // corrupted, unsupportedFormat
         }
     }

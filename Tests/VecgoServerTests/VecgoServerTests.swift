@@ -260,7 +260,7 @@ extension TestClientProtocol {
         let table: [(VecgoError.Code, HTTPResponse.Status)] = [
             (.invalidArgument, .badRequest), (.dimensionMismatch, .badRequest), (.readOnly, .forbidden),
             (.notFound, .notFound), (.conflict, .conflict), (.fenced, .conflict), (.timedOut, .serviceUnavailable),
-            (.storage, .serviceUnavailable), (.closed, .serviceUnavailable), (.corrupted, .internalServerError),
+            (.storage, .serviceUnavailable), (.unavailable, .serviceUnavailable), (.permissionDenied, .badGateway), (.closed, .serviceUnavailable), (.corrupted, .internalServerError),
             (.unsupportedFormat, .internalServerError),
         ]
         for (code, status) in table {

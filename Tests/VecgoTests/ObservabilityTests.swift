@@ -31,7 +31,7 @@ import _VecgoTestSupport
         }
         let lines = logs.warnings(containing: "background refresh failed")
         #expect(!lines.isEmpty)
-        #expect(lines.first?.contains("code=storage") == true, "\(lines)")
+        #expect(lines.first?.contains("code=unavailable") == true, "\(lines)")
         #expect(await r.version == 1)
         failReads.store(false, ordering: .relaxed)
         try await r.close()
