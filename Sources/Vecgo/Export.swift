@@ -1,6 +1,6 @@
 // Reading every live row of a committed version back out, one segment at a time (what
 // `vecgo export` streams).
-public import Foundation
+import Foundation
 import IndexCore
 import SegmentFormat
 import Stores

@@ -1,3 +1,4 @@
+// A LIST answer is only a start (issue 15, part 2): damaged, stale or failed listings never open an older version.
 import Foundation
 import Stores
 import Testing
