@@ -68,35 +68,58 @@ extension Vecgo {
             let remote = self.remote, dimension = self.dimension, metric = self.metric
             var out = CompactionOutput(dimension: dimension, metric: metric)
             var dropped = 0
-            for i in chosen {
-                let ref = snapshot.segments[i].ref
-                let contents = try await Task.detached {
-                    try await remote.readChecked(ref.name, ranges: [0..<ref.size]) { parts in
-                        try SegmentCodec.decode(parts[0], object: ref.name)
+            // Inputs are read a few at a time (each whole, decoded off the actor) and their
+            // rows taken in order: reads overlap, memory stays a window of inputs.
+            try await withThrowingTaskGroup(of: (Int, SegmentContents).self) { group in
+                var started = 0, taken = 0
+                var ready: [Int: SegmentContents] = [:]
+                func start() {
+                    let (n, ref) = (started, snapshot.segments[chosen[started]].ref)
+                    group.addTask {
+                        (n, try await remote.readChecked(ref.name, ranges: [0..<ref.size]) { parts in
+                            try SegmentCodec.decode(parts[0], object: ref.name)
+                        })
                     }
-                }.value
-                guard contents.dimension == dimension, UInt64(contents.rowCount) == ref.rowCount else {
-                    throw FormatError(.corrupted, object: ref.name, offset: 0,
-                                      "it holds \(contents.rowCount) rows of dimension \(contents.dimension); the manifest says \(ref.rowCount) of \(dimension)")
+                    started += 1
                 }
-                for row in 0..<contents.rowCount {
-                    guard live[i]?.contains(row) ?? true else {
-                        dropped += 1
-                        continue
+                while started < min(Self.compactionReadWindow, chosen.count) { start() }
+                while taken < chosen.count {
+                    while ready[taken] == nil {
+                        guard let (n, contents) = try await group.next() else { break }
+                        ready[n] = contents
                     }
-                    out.table.put(id: contents.ids[row],
-                                  vector: Array(contents.vectors[row * dimension..<(row + 1) * dimension]),
-                                  metadata: row < contents.metadata.count ? contents.metadata[row] : [:],
-                                  payload: row < contents.payloads.count ? contents.payloads[row] : [])
-                    out.origin.append((ref.name, UInt32(row)))
-                    if out.table.count * dimension * 4 >= config.maxSegmentBytes { try await flushCompaction(&out) }
+                    guard let contents = ready.removeValue(forKey: taken) else { break }
+                    let i = chosen[taken]
+                    taken += 1
+                    if started < chosen.count { start() }
+                    let ref = snapshot.segments[i].ref
+                    guard contents.dimension == dimension, UInt64(contents.rowCount) == ref.rowCount else {
+                        throw FormatError(.corrupted, object: ref.name, offset: 0,
+                                          "it holds \(contents.rowCount) rows of dimension \(contents.dimension); the manifest says \(ref.rowCount) of \(dimension)")
+                    }
+                    for row in 0..<contents.rowCount {
+                        guard live[i]?.contains(row) ?? true else {
+                            dropped += 1
+                            continue
+                        }
+                        out.table.put(id: contents.ids[row],
+                                      vector: Array(contents.vectors[row * dimension..<(row + 1) * dimension]),
+                                      metadata: row < contents.metadata.count ? contents.metadata[row] : [:],
+                                      payload: row < contents.payloads.count ? contents.payloads[row] : [])
+                        out.origin.append((ref.name, UInt32(row)))
+                        if out.table.count * dimension * 4 >= config.maxSegmentBytes { try await flushCompaction(&out) }
+                    }
                 }
             }
             try await flushCompaction(&out)
             var outputs = out.outputs
-            let moved = out.moved, kept = out.kept
+            let moved = out.moved, kept = out.kept, movedRows = out.movedRows
             let replaced = Set(chosen.map { snapshot.segments[$0].ref.name })
+            let snapshotLayers = Set(snapshot.manifest?.pkIndexLayers.map(\.name) ?? [])
+            var layer: CompactionLayer?  // the key-index layer of the last attempt, reused while it fits
+            var attempts = 0
             let committed = try await commitManifest(label: "committing a compaction") { base in
+                attempts += 1
                 var m = try self.template(base)
                 let names = m.segments.map(\.name)
                 guard replaced.isSubset(of: names) else {
@@ -105,6 +128,12 @@ extension Vecgo {
                 for i in outputs.indices {
                     if try await self.keepFresh(&outputs[i].object) { outputs[i].ref.name = outputs[i].object.name }
                 }
+                if try await self.placeCompactionLayer(on: base, snapshotLayers: snapshotLayers, replaced: replaced,
+                                                       outputs: outputs.map(\.ref), moved: movedRows, lostARace: attempts > 1,
+                                                       reusing: &layer, into: &m) {
+                    return NextVersion(manifest: m)
+                }
+                // The general way: a full key index of the new version.
                 let oldPK = try await base.pk() ?? PKIndex(version: 0, segments: [], entries: [:])
                 m.segments = m.segments.filter { !replaced.contains($0.name) } + outputs.map(\.ref)
                 let ordinal = Dictionary(uniqueKeysWithValues: m.segments.enumerated().map { ($1.name, UInt32($0)) })
@@ -131,6 +160,91 @@ extension Vecgo {
         }
     }
 
+    /// Input segments a compaction reads at once.
+    static let compactionReadWindow = 8
+
+    /// Points `m` (a copy of `base`'s manifest) at the compaction's result the cheap way, so a
+    /// compaction that loses races to steady writers does not redo its work on every attempt:
+    /// the outputs replace the inputs, and one delta layer moves each key still where the
+    /// compaction found it to its output row. That layer goes into `base`'s chain right after
+    /// the last layer the compaction's own snapshot had (the layers that may point into the
+    /// inputs), before the layers of commits made since, so their changes win when the layers
+    /// are combined. The layer is written once and reused by later attempts while the chain
+    /// below it, its entries and its outputs stay the same.
+    ///
+    /// Until the compaction has lost a race (`lostARace`), the layer is used only where a
+    /// commit would write a delta too (the writer's rule, ``writePKIndex``): a compaction
+    /// that wins at once leaves a short chain. Returns false, changing nothing, when the cheap
+    /// way does not apply (no key index or live-row hints in `base`, a newer layer pointing into
+    /// the inputs, the keys found do not account for every live input row, or the rule): the
+    /// caller then writes a full index.
+    func placeCompactionLayer(on base: VersionView, snapshotLayers: Set<String>, replaced: Set<String>,
+                              outputs: [SegmentRef], moved: [MovedRow], lostARace: Bool,
+                              reusing previous: inout CompactionLayer?, into m: inout Manifest) async throws -> Bool {
+        guard let bm = base.manifest, !bm.pkIndexObject.isEmpty, let chain = try await base.pkChain() else { return false }
+        let pk = chain.index
+        let deadRows = bm.segments.compactMap(\.deadRows)  // saturated counts say nothing exact
+        guard deadRows.count == bm.segments.count, deadRows.allSatisfy({ $0 < UInt64(UInt32.max) }) else { return false }
+        let layers = bm.pkIndexLayers
+        let below = (layers.lastIndex { snapshotLayers.contains($0.name) } ?? 0) + 1
+        let since = Array(layers[below...])
+        for layer in try await VersionView.readLayers(since, cached) where !replaced.isDisjoint(with: layer.index.segments) {
+            config.logger.debug("a newer pk-index layer points into compacted segments: writing a full index",
+                                metadata: ["layer": "\(layer.name)"])
+            return false
+        }
+        // Keys still at the row the compaction copied: unchanged since its snapshot.
+        let baseNames = bm.segments.map(\.name)
+        var entries: [UInt64: (output: Int, row: UInt32)] = [:]
+        entries.reserveCapacity(moved.count)
+        for r in moved {
+            if let at = pk.entries[r.key], baseNames[Int(at.segment)] == r.from, at.row == r.fromRow {
+                entries[r.key] = (r.output, r.row)
+            }
+        }
+        let liveInInputs = bm.segments.indices.filter { replaced.contains(baseNames[$0]) }
+            .reduce(UInt64(0)) { $0 + bm.segments[$1].rowCount - min(deadRows[$1], bm.segments[$1].rowCount) }
+        guard liveInInputs == UInt64(entries.count) else { return false }
+        guard lostARace || (bm.pkIndexLayers.count < Self.maxPKIndexLayers
+                            && 2 * (chain.deltaEntries + entries.count) <= chain.fullEntries) else { return false }
+
+        var liveInOutput = [UInt64](repeating: 0, count: outputs.count)
+        for e in entries.values { liveInOutput[e.output] += 1 }
+        let used = outputs.indices.filter { liveInOutput[$0] > 0 }
+        let usedNames = used.map { outputs[$0].name }
+        let prefix = layers[..<below].map(\.name)
+        let fresh = previous.map { ContinuousClock.now - $0.written <= .seconds(config.maxCommitObjectAge / 2) } ?? false
+        let same = previous.map { p in
+            p.below == prefix && p.segments == usedNames && p.entries.count == entries.count
+                && entries.allSatisfy { k, e in p.entries[k].map { $0 == e } ?? false }
+        } ?? false
+        if !(fresh && same) {
+            let local = Dictionary(uniqueKeysWithValues: used.enumerated().map { ($1, UInt32($0)) })
+            let bytes = try PKIndex(version: m.version + 1, segments: usedNames,
+                                    entries: entries.mapValues { PKIndex.Location(segment: local[$0.output]!, row: $0.row) },
+                                    kind: .delta).encode()
+            let name = pkIndexName(version: m.version + 1)
+            let written = ContinuousClock.now
+            try await remote.put(name, bytes)
+            previous = CompactionLayer(layer: PKIndexLayer(name: name, size: UInt64(bytes.count)), below: prefix,
+                                       segments: usedNames, entries: entries, written: written)
+        }
+        let newChain = Array(layers[..<below]) + [previous!.layer] + since
+        m.segments = zip(bm.segments, deadRows).filter { !replaced.contains($0.0.name) }.map { ref, dead in
+            var ref = ref
+            ref.deadRows = dead
+            return ref
+        } + outputs.indices.map { i in
+            var ref = outputs[i]
+            ref.deadRows = ref.rowCount - liveInOutput[i]
+            return ref
+        }
+        m.pkIndexBaseLayers = Array(newChain.dropLast())
+        m.pkIndexObject = newChain.last!.name
+        m.pkIndexSize = newChain.last!.size
+        return true
+    }
+
     /// Writes the rows gathered in `out.table` as an output segment of a compaction and notes
     /// where each input row went.
     private func flushCompaction(_ out: inout CompactionOutput) async throws {
@@ -140,6 +254,7 @@ extension Vecgo {
             guard let tableRow = out.table.rowOf[key] else { continue }
             let from = out.origin[tableRow]
             out.moved[from.segment, default: [:]][from.row] = (out.outputs.count, UInt32(newRow))
+            out.movedRows.append(MovedRow(key: key, from: from.segment, fromRow: from.row, output: out.outputs.count, row: UInt32(newRow)))
         }
         out.kept += out.table.liveCount
         out.outputs.append(built)
@@ -241,7 +356,28 @@ struct CompactionOutput: Sendable {
     var origin: [(segment: String, row: UInt32)] = []
     var outputs: [(ref: SegmentRef, liveRows: [UInt64: Int], object: Vecgo.OwnObject)] = []
     var moved: [String: [UInt32: (output: Int, row: UInt32)]] = [:]
+    /// The same moves by key, for the compaction's key-index layer.
+    var movedRows: [MovedRow] = []
     var kept = 0
 
     init(dimension: Int, metric: Metric) { table = Memtable(dimension: dimension, metric: metric) }
+}
+
+/// A live row a compaction copied: its key, where it was, and where it went.
+struct MovedRow: Sendable {
+    var key: UInt64
+    var from: String
+    var fromRow: UInt32
+    var output: Int
+    var row: UInt32
+}
+
+/// The key-index layer a compaction wrote for one attempt, and what it was written for: the
+/// layers below it, its outputs (those its entries use), and its entries.
+struct CompactionLayer: Sendable {
+    var layer: PKIndexLayer
+    var below: [String]
+    var segments: [String]
+    var entries: [UInt64: (output: Int, row: UInt32)]
+    var written: ContinuousClock.Instant
 }

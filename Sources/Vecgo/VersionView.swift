@@ -154,7 +154,7 @@ final class VersionView: Sendable {
     }
 
     /// Reads and decodes pk-index layers, all at once (their names are in the manifest).
-    private static func readLayers(_ layers: [PKIndexLayer], _ store: any BlobStore) async throws -> [PKIndex.Layer] {
+    static func readLayers(_ layers: [PKIndexLayer], _ store: any BlobStore) async throws -> [PKIndex.Layer] {
         try await withThrowingTaskGroup(of: (Int, PKIndex).self) { group in
             for (i, l) in layers.enumerated() {
                 group.addTask { (i, try await store.readChecked(l.name, ranges: [0..<l.size]) { try PKIndex.decode($0[0], object: l.name) }) }

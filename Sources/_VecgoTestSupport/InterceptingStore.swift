@@ -12,6 +12,7 @@ public final class InterceptingStore: BlobStore {
     private let onRead: @Sendable (String) throws -> Void
     private let onWrite: @Sendable (String, Write) throws -> Void
     private let afterPutIfAbsent: @Sendable (String) throws -> Void
+    private let beforePutIfAbsent: @Sendable (String) async throws -> Void
     private let onList: @Sendable ([ObjectInfo]) -> [ObjectInfo]
     private let afterRead: @Sendable (String, Range<UInt64>, [UInt8]) -> [UInt8]
     private let onSize: @Sendable (String) throws -> Void
@@ -20,6 +21,7 @@ public final class InterceptingStore: BlobStore {
                 onRead: @escaping @Sendable (String) throws -> Void = { _ in },
                 onWrite: @escaping @Sendable (String, Write) throws -> Void = { _, _ in },
                 afterPutIfAbsent: @escaping @Sendable (String) throws -> Void = { _ in },
+                beforePutIfAbsent: @escaping @Sendable (String) async throws -> Void = { _ in },
                 onList: @escaping @Sendable ([ObjectInfo]) -> [ObjectInfo] = { $0 },
                 afterRead: @escaping @Sendable (_ name: String, _ range: Range<UInt64>, _ body: [UInt8]) -> [UInt8] = { $2 },
                 onSize: @escaping @Sendable (String) throws -> Void = { _ in }) {
@@ -27,6 +29,7 @@ public final class InterceptingStore: BlobStore {
         self.onRead = onRead
         self.onWrite = onWrite
         self.afterPutIfAbsent = afterPutIfAbsent
+        self.beforePutIfAbsent = beforePutIfAbsent
         self.onList = onList
         self.afterRead = afterRead
         self.onSize = onSize
@@ -42,6 +45,7 @@ public final class InterceptingStore: BlobStore {
     }
     public func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
         try onWrite(name, .putIfAbsent)
+        try await beforePutIfAbsent(name)
         try await base.putIfAbsent(name, bytes)
         try afterPutIfAbsent(name)
     }
