@@ -30,6 +30,10 @@ public final class LocalHTTPServer: Sendable {
         public var headers: [(String, String)]
         /// Wait this long before answering (a slow server).
         public var delaySeconds: Double = 0
+        /// Send only this many bytes of the answer (status line and headers included), then
+        /// keep the connection open without sending more (a transfer that stalls); nil sends
+        /// it all.
+        public var stallAfterBytes: Int?
         public init(_ status: Int, _ body: String, headers: [(String, String)] = []) {
             self.status = status
             self.body = Array(body.utf8)
@@ -114,6 +118,10 @@ public final class LocalHTTPServer: Sendable {
         /// When the answer may go out (a slow server).
         var due = Date.distantPast
         var response: Response?
+        /// How much of ``output`` may be sent (less than all of it for a stalling answer).
+        var limit = Int.max
+        /// All it may send is sent: wait, reading only to notice the client leaving.
+        var stalled: Bool { output != nil && written >= min(limit, output!.count) && written < output!.count }
     }
 
     /// The serving loop, on its own thread.
@@ -143,7 +151,7 @@ public final class LocalHTTPServer: Sendable {
             while !shared.stopped.load(ordering: .acquiring) {
                 var fds = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
                 for c in connections {
-                    fds.append(pollfd(fd: c.fd, events: Int16(c.output == nil ? POLLIN : POLLOUT), revents: 0))
+                    fds.append(pollfd(fd: c.fd, events: Int16(c.output == nil || c.stalled ? POLLIN : POLLOUT), revents: 0))
                 }
                 var wait = 50  // ms: how soon a stop or a due answer is noticed
                 let now = Date()
@@ -153,7 +161,7 @@ public final class LocalHTTPServer: Sendable {
                 _ = poll(&fds, nfds_t(fds.count), Int32(wait))
                 if fds[0].revents != 0 { acceptAll() }
                 for (i, pfd) in fds.dropFirst().enumerated() where pfd.revents != 0 {
-                    if connections[i].output == nil { readSome(i) } else { writeSome(i) }
+                    if connections[i].stalled { closeIfLeft(i) } else if connections[i].output == nil { readSome(i) } else { writeSome(i) }
                 }
                 let held = connections.filter { $0.held && $0.fd >= 0 }.count
                 if !released, held >= holdUntil || Date() >= holdDeadline { released = true }
@@ -164,6 +172,7 @@ public final class LocalHTTPServer: Sendable {
                 for i in connections.indices {
                     if let r = connections[i].response, connections[i].output == nil, Date() >= connections[i].due {
                         connections[i].output = r.status == 0 ? [] : Self.encode(r)
+                        connections[i].limit = r.stallAfterBytes ?? Int.max
                         if r.status != 0 { writeSome(i) }
                     }
                 }
@@ -214,10 +223,21 @@ public final class LocalHTTPServer: Sendable {
             connections[i].due = Date().addingTimeInterval(r.delaySeconds)
         }
 
+        /// A stalled connection became readable: close it when the client has gone.
+        private mutating func closeIfLeft(_ i: Int) {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = buffer.withUnsafeMutableBytes { recv(connections[i].fd, $0.baseAddress, $0.count, 0) }
+            if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+                close(connections[i].fd)
+                connections[i].fd = -1
+            }
+        }
+
         private mutating func writeSome(_ i: Int) {
-            guard let out = connections[i].output, connections[i].written < out.count else { return }
+            guard let out = connections[i].output, connections[i].written < min(out.count, connections[i].limit) else { return }
             let done = connections[i].written
-            let n = out.withUnsafeBytes { send(connections[i].fd, $0.baseAddress! + done, out.count - done, Int32(MSG_NOSIGNAL)) }
+            let end = min(out.count, connections[i].limit)
+            let n = out.withUnsafeBytes { send(connections[i].fd, $0.baseAddress! + done, end - done, Int32(MSG_NOSIGNAL)) }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
             if n <= 0 {
                 close(connections[i].fd)

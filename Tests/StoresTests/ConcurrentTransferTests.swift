@@ -34,6 +34,7 @@ import _VecgoTestSupport
         }
         var c = S3Configuration(bucket: "b", endpoint: server.url, credentials: S3Credentials(accessKeyID: "k", secretAccessKey: "s"))
         c.retry.setAttempts(1)
+        c.stallTimeoutSeconds = 0  // the server holds every answer (up to 30 s) on purpose
         let store = try S3Store(c)
         let before = Self.threadCount()
         let sampled = Mutex(0)

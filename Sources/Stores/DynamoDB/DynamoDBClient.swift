@@ -26,8 +26,15 @@ public struct DynamoDBConfiguration: Sendable {
     }
     /// Time allowed for connecting, in seconds.
     public var connectTimeoutSeconds = 5.0
-    /// Time allowed for a whole request, in seconds.
+    /// Time allowed for a whole request, in seconds. An attempt is also cut to what is left
+    /// of its retry time (see ``RetryConfiguration/minimumAttemptTime``).
     public var requestTimeoutSeconds = 30.0
+    /// An attempt during which no byte moves, either way, for this many seconds is abandoned
+    /// and retried as a timeout, long before ``requestTimeoutSeconds``: a stalled connection
+    /// or a server that never answers. Precisely: libcurl's low-speed check (under 1 byte/s,
+    /// averaged over its last few seconds, for this long; whole seconds, rounded up). 0 turns
+    /// it off. Default 10 s.
+    public var stallTimeoutSeconds = 10.0
     /// A PEM file of certificates to trust instead of the system's; TLS is always verified.
     public var caBundlePath: String?
 
@@ -69,6 +76,8 @@ struct DynamoDBClient: Sendable {
             throw StoreError(.invalidArgument, "'\(configuration.table)' is not a DynamoDB table name (3 to 255 of a-z, A-Z, 0-9, _, -, .)")
         }
         try configuration.retry.validate()
+        try AWSTransport.validateTimeouts(connect: configuration.connectTimeoutSeconds, request: configuration.requestTimeoutSeconds,
+                                          stall: configuration.stallTimeoutSeconds)
         table = configuration.table
         let scheme: String, host: String
         if let endpoint = configuration.endpoint {
@@ -80,7 +89,8 @@ struct DynamoDBClient: Sendable {
                                  credentials: configuration.credentialsProvider ?? StaticCredentials(configuration.credentials),
                                  retry: configuration.retry,
                                  connectTimeoutSeconds: configuration.connectTimeoutSeconds,
-                                 requestTimeoutSeconds: configuration.requestTimeoutSeconds, caBundlePath: configuration.caBundlePath,
+                                 requestTimeoutSeconds: configuration.requestTimeoutSeconds,
+                                 stallTimeoutSeconds: configuration.stallTimeoutSeconds, caBundlePath: configuration.caBundlePath,
                                  signsPayloadHash: false, errorFormat: .json)
     }
 

@@ -44,7 +44,8 @@ final class AWSTransport: Sendable {
     private let quota = Locked(RetryQuota())
 
     init(scheme: String, host: String, region: String, service: String, credentials: any CredentialsProvider,
-         retry: RetryConfiguration, connectTimeoutSeconds: Double, requestTimeoutSeconds: Double, caBundlePath: String? = nil,
+         retry: RetryConfiguration, connectTimeoutSeconds: Double, requestTimeoutSeconds: Double, stallTimeoutSeconds: Double = 0,
+         caBundlePath: String? = nil,
          tokenHeader: String = "x-amz-security-token", signsPayloadHash: Bool = true, errorFormat: ErrorFormat = .xml,
          credentialsExpired: (@Sendable (S3Credentials) async -> Bool)? = nil) {
         self.scheme = scheme
@@ -57,8 +58,26 @@ final class AWSTransport: Sendable {
         self.signsPayloadHash = signsPayloadHash
         self.errorFormat = errorFormat
         self.credentialsExpired = credentialsExpired
-        http = CurlHTTPClient(connectTimeoutMillis: Int(connectTimeoutSeconds * 1000),
-                              requestTimeoutMillis: Int(requestTimeoutSeconds * 1000), caBundlePath: caBundlePath)
+        http = CurlHTTPClient(connectTimeoutMillis: Self.millis(connectTimeoutSeconds),
+                              requestTimeoutMillis: Self.millis(requestTimeoutSeconds),
+                              stallTimeoutMillis: Self.millis(stallTimeoutSeconds), caBundlePath: caBundlePath)
+    }
+
+    /// Seconds from a configuration as whole milliseconds (0 for anything not a finite positive
+    /// number; ``validateTimeouts(connect:request:stall:)`` rejects those first).
+    private static func millis(_ seconds: Double) -> Int {
+        seconds.isFinite && seconds > 0 ? Int(min(seconds, 1e9) * 1000) : 0
+    }
+
+    /// Checks a configuration's timeouts, in seconds.
+    ///
+    /// - Throws: ``StoreError`` `.invalidArgument` naming the first that is negative or not finite.
+    static func validateTimeouts(connect: Double, request: Double, stall: Double) throws {
+        for (name, value) in [("connectTimeoutSeconds", connect), ("requestTimeoutSeconds", request), ("stallTimeoutSeconds", stall)] {
+            guard value.isFinite, value >= 0 else {
+                throw StoreError(.invalidArgument, "\(name) must be a finite number of seconds, 0 or more, not \(value)")
+            }
+        }
     }
 
     /// Splits `http(s)://host[:port][/…]` into scheme and host.
@@ -116,7 +135,11 @@ final class AWSTransport: Sendable {
             if let token = creds.sessionToken { headers.append((tokenHeader, token)) }
             headers.append(("Authorization", signer.authorization(method: method, path: path, query: query, headers: headers,
                                                                   payloadHash: payloadHash, amzDate: amzDate)))
-            let (response, curlCode) = try await http.perform(HTTPRequest(method: method, url: url, headers: headers, body: body))
+            // No attempt outlasts the retry time left (with a floor; see RetryConfiguration.minimumAttemptTime).
+            let timeoutMillis = policy.attemptTimeoutMillis(requestTimeoutMillis: http.requestTimeoutMillis,
+                                                            remainingMillis: RetryPolicy.millis(budget - (clock.now - start)))
+            let (response, curlCode) = try await http.perform(HTTPRequest(method: method, url: url, headers: headers, body: body,
+                                                                          timeoutMillis: timeoutMillis))
             var outcome: AttemptOutcome
             var answer: Answer?
             damage = nil
@@ -139,7 +162,7 @@ final class AWSTransport: Sendable {
             } else if curlCode == .abortedByCallback {
                 throw StoreError(.cancelled, "\(method) cancelled", object: object)
             } else {
-                outcome = curlCode.isTransient ? .retry(timeout: curlCode.rawValue == 28) : .fail
+                outcome = curlCode.isTransient ? .retry(timeout: curlCode == .timedOut) : .fail
             }
             switch outcome {
             case .success:
@@ -172,13 +195,21 @@ final class AWSTransport: Sendable {
                                          object: object, httpStatus: answer.status, serviceCode: answer.code,
                                          requestID: answer.requestID)
                     }
-                    throw StoreError(.network, "\(method) \(scheme)://\(host) failed \(spent): \(curlCode)", object: object)
+                    throw StoreError(.network, "\(method) \(scheme)://\(host) failed \(spent): \(curlCode)\(timeoutNote(curlCode, timeoutMillis))",
+                                     object: object)
                 }
                 do { try await Task.sleep(nanoseconds: UInt64(delay) * 1_000_000) } catch {
                     throw StoreError(.cancelled, "\(method) cancelled while waiting to retry", object: object)
                 }
             }
         }
+    }
+
+    /// What a timed-out attempt was allowed, for messages ("" for other failures).
+    private func timeoutNote(_ code: CurlCode, _ attemptMillis: Int) -> String {
+        guard code == .timedOut else { return "" }
+        let stall = http.stallTimeoutMillis > 0 ? "\(http.settings.stallTimeSeconds) s with no byte moving or " : ""
+        return " (an attempt stops after \(stall)\(Self.seconds(.milliseconds(attemptMillis))) in all; see stallTimeoutSeconds, requestTimeoutSeconds)"
     }
 
     /// A duration for messages: `1.25 s`.

@@ -16,6 +16,8 @@ struct CurlCode: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     static let abortedByCallback = CurlCode(CURLE_ABORTED_BY_CALLBACK)
     static let peerFailedVerification = CurlCode(CURLE_PEER_FAILED_VERIFICATION)
     static let sslCACert = CurlCode(CURLE_SSL_CACERT_BADFILE)
+    /// A time limit ran out: connecting, the whole transfer, or the stall timeout.
+    static let timedOut = CurlCode(CURLE_OPERATION_TIMEDOUT)
 
     /// Whether a new attempt may succeed (connection trouble, timeouts, resets).
     var isTransient: Bool {
@@ -31,6 +33,10 @@ struct HTTPRequest: Sendable {
     var url: String
     var headers: [(String, String)]
     var body: [UInt8] = []
+    /// This attempt's whole-transfer time limit in milliseconds, instead of the client's
+    /// ``CurlHTTPClient/Settings/requestTimeoutMillis`` (the retry loop shortens it to what is
+    /// left of the retry time); nil for the client's.
+    var timeoutMillis: Int? = nil
 }
 
 /// One HTTP response.
@@ -234,7 +240,14 @@ final class CurlEventLoop: Sendable {
             _ = vecgo_curl_setopt_string(h, CURLOPT_URL, request.url)
             _ = vecgo_curl_setopt_long(h, CURLOPT_NOSIGNAL, 1)
             _ = vecgo_curl_setopt_long(h, CURLOPT_CONNECTTIMEOUT_MS, client.connectTimeoutMillis)
-            _ = vecgo_curl_setopt_long(h, CURLOPT_TIMEOUT_MS, client.requestTimeoutMillis)
+            _ = vecgo_curl_setopt_long(h, CURLOPT_TIMEOUT_MS, request.timeoutMillis ?? client.requestTimeoutMillis)
+            if client.stallTimeoutMillis > 0 {
+                // Abort (curl error 28, retried as a timeout) when under 1 byte/s moves, either
+                // way, for the stall time: libcurl checks once a second through the multi
+                // handle's timers, waiting for an answer and uploading included.
+                _ = vecgo_curl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, 1)
+                _ = vecgo_curl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, client.stallTimeSeconds)
+            }
             _ = vecgo_curl_setopt_long(h, CURLOPT_SSL_VERIFYPEER, 1)
             _ = vecgo_curl_setopt_long(h, CURLOPT_SSL_VERIFYHOST, 2)
             if let ca = client.caBundlePath { _ = vecgo_curl_setopt_string(h, CURLOPT_CAINFO, ca) }
@@ -268,21 +281,29 @@ final class CurlHTTPClient: Sendable {
     struct Settings: Sendable {
         var connectTimeoutMillis: Int
         var requestTimeoutMillis: Int
+        /// A transfer during which no byte moves (either way) for this long is aborted with
+        /// curl error 28; 0 turns the check off. libcurl counts whole seconds (see
+        /// ``stallTimeSeconds``).
+        var stallTimeoutMillis: Int = 0
         /// Certificates to trust instead of the system's (a private CA); verification stays on.
         var caBundlePath: String?
+
+        /// The stall timeout in libcurl's unit, whole seconds (rounded up, at least 1).
+        var stallTimeSeconds: Int { max(1, (stallTimeoutMillis + 999) / 1000) }
     }
 
     let settings: Settings
+    var stallTimeoutMillis: Int { settings.stallTimeoutMillis }
     var connectTimeoutMillis: Int { settings.connectTimeoutMillis }
     var requestTimeoutMillis: Int { settings.requestTimeoutMillis }
     var caBundlePath: String? { settings.caBundlePath }
 
     static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
-    init(connectTimeoutMillis: Int, requestTimeoutMillis: Int, caBundlePath: String? = nil) {
+    init(connectTimeoutMillis: Int, requestTimeoutMillis: Int, stallTimeoutMillis: Int = 0, caBundlePath: String? = nil) {
         _ = Self.globalInit
         settings = Settings(connectTimeoutMillis: connectTimeoutMillis, requestTimeoutMillis: requestTimeoutMillis,
-                            caBundlePath: caBundlePath)
+                            stallTimeoutMillis: max(0, stallTimeoutMillis), caBundlePath: caBundlePath)
     }
 
     /// Performs one request.

@@ -67,6 +67,13 @@ public struct RetryConfiguration: Sendable, Hashable {
     /// 1 back per first-attempt success), so a store that fails everything is not hammered
     /// by every request at once. Default true.
     public var usesRetryQuota = true
+    /// The least time an attempt is given. An attempt may take the store's request timeout,
+    /// but no longer than what is left of its class's ``Budget/maxRetryTime``, so one slow
+    /// attempt cannot outlast the budget; when less than this is left (a retry near the end
+    /// of the budget), the attempt still gets this long (never more than the request timeout),
+    /// so a large transfer keeps a fair chance. Attempts during which nothing moves are cut
+    /// sooner by the store's stall timeout (`stallTimeoutSeconds`). Default 10 s.
+    public var minimumAttemptTime: Duration = .seconds(10)
 
     /// The defaults described above.
     public init() {}
@@ -116,6 +123,9 @@ public struct RetryConfiguration: Sendable, Hashable {
                 throw StoreError(.invalidArgument, "the retry time for \(c.rawValue) requests must not be negative")
             }
         }
+        guard minimumAttemptTime >= .milliseconds(1) else {
+            throw StoreError(.invalidArgument, "the minimum attempt time must be at least 1 ms, not \(minimumAttemptTime)")
+        }
         guard baseDelay >= .zero, maxDelay >= baseDelay else {
             throw StoreError(.invalidArgument, "retry delays must satisfy 0 <= baseDelay (\(baseDelay)) <= maxDelay (\(maxDelay))")
         }
@@ -128,18 +138,30 @@ struct RetryPolicy: Sendable {
     var maxAttempts: Int
     var baseDelayMillis = 50
     var maxDelayMillis = 20_000
+    /// ``RetryConfiguration/minimumAttemptTime`` in milliseconds.
+    var minimumAttemptMillis = 10_000
 
-    init(maxAttempts: Int, baseDelayMillis: Int = 50, maxDelayMillis: Int = 20_000) {
+    init(maxAttempts: Int, baseDelayMillis: Int = 50, maxDelayMillis: Int = 20_000, minimumAttemptMillis: Int = 10_000) {
         self.maxAttempts = maxAttempts
         self.baseDelayMillis = baseDelayMillis
         self.maxDelayMillis = maxDelayMillis
+        self.minimumAttemptMillis = minimumAttemptMillis
     }
 
     /// The policy of `operation`'s class.
     init(_ configuration: RetryConfiguration, _ operation: StoreOperationClass) {
         self.init(maxAttempts: max(1, configuration[operation].attempts),
                   baseDelayMillis: max(0, Self.millis(configuration.baseDelay)),
-                  maxDelayMillis: max(0, Self.millis(configuration.maxDelay)))
+                  maxDelayMillis: max(0, Self.millis(configuration.maxDelay)),
+                  minimumAttemptMillis: max(1, Self.millis(configuration.minimumAttemptTime)))
+    }
+
+    /// The time limit of an attempt that starts with `remainingMillis` of the retry time left:
+    /// the request timeout, cut to the time left, but at least ``minimumAttemptMillis`` (and
+    /// never more than the request timeout; a request timeout of 0 or less means none).
+    func attemptTimeoutMillis(requestTimeoutMillis: Int, remainingMillis: Int) -> Int {
+        let allowed = max(remainingMillis, minimumAttemptMillis, 1)
+        return requestTimeoutMillis > 0 ? min(requestTimeoutMillis, allowed) : allowed
     }
 
     static func millis(_ d: Duration) -> Int {

@@ -39,8 +39,15 @@ public struct S3Configuration: Sendable {
     }
     /// Time allowed for connecting, in seconds.
     public var connectTimeoutSeconds = 5.0
-    /// Time allowed for a whole request, in seconds.
+    /// Time allowed for a whole request, in seconds. An attempt is also cut to what is left
+    /// of its retry time (see ``RetryConfiguration/minimumAttemptTime``).
     public var requestTimeoutSeconds = 60.0
+    /// An attempt during which no byte moves, either way, for this many seconds is abandoned
+    /// and retried as a timeout, long before ``requestTimeoutSeconds``: a stalled connection
+    /// or a server that never answers. Precisely: libcurl's low-speed check (under 1 byte/s,
+    /// averaged over its last few seconds, for this long; whole seconds, rounded up). 0 turns
+    /// it off. Default 10 s.
+    public var stallTimeoutSeconds = 10.0
     /// A PEM file of certificates to trust instead of the system's (a server with a private
     /// CA). TLS certificates and host names are always verified.
     public var caBundlePath: String?

@@ -60,7 +60,8 @@ public final class S3ExpressStore: BlobStore, CustomStringConvertible {
         let control = AWSTransport(scheme: scheme, host: bucketHost, region: config.region, service: "s3express",
                                    credentials: config.credentialsProvider ?? StaticCredentials(config.credentials),
                                    retry: config.retry, connectTimeoutSeconds: config.connectTimeoutSeconds,
-                                   requestTimeoutSeconds: config.requestTimeoutSeconds, caBundlePath: config.caBundlePath)
+                                   requestTimeoutSeconds: config.requestTimeoutSeconds,
+                                   stallTimeoutSeconds: config.stallTimeoutSeconds, caBundlePath: config.caBundlePath)
         sessions = ExpressSessions(transport: control, path: path, bucket: config.bucket, mode: sessionMode,
                                    refreshWindow: sessionRefreshWindow)
         store = try S3Store(config, express: (host: host, scheme: scheme, session: sessions))

@@ -38,6 +38,8 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             throw StoreError(.invalidArgument, "'\(configuration.bucket)' is not a bucket name")
         }
         try configuration.retry.validate()
+        try AWSTransport.validateTimeouts(connect: configuration.connectTimeoutSeconds, request: configuration.requestTimeoutSeconds,
+                                          stall: configuration.stallTimeoutSeconds)
         self.configuration = configuration
         let scheme: String, host: String
         if let express {
@@ -54,7 +56,8 @@ public final class S3Store: BlobStore, CustomStringConvertible {
             transport = AWSTransport(scheme: scheme, host: bucketHost, region: configuration.region, service: "s3express",
                                      credentials: express.session, retry: configuration.retry,
                                      connectTimeoutSeconds: configuration.connectTimeoutSeconds,
-                                     requestTimeoutSeconds: configuration.requestTimeoutSeconds, caBundlePath: configuration.caBundlePath,
+                                     requestTimeoutSeconds: configuration.requestTimeoutSeconds,
+                                     stallTimeoutSeconds: configuration.stallTimeoutSeconds, caBundlePath: configuration.caBundlePath,
                                      tokenHeader: "x-amz-s3session-token",
                                      credentialsExpired: { [session = express.session] in await session.renew(replacing: $0) })
         } else {
@@ -62,7 +65,8 @@ public final class S3Store: BlobStore, CustomStringConvertible {
                                      credentials: configuration.credentialsProvider ?? StaticCredentials(configuration.credentials),
                                      retry: configuration.retry,
                                      connectTimeoutSeconds: configuration.connectTimeoutSeconds,
-                                     requestTimeoutSeconds: configuration.requestTimeoutSeconds, caBundlePath: configuration.caBundlePath)
+                                     requestTimeoutSeconds: configuration.requestTimeoutSeconds,
+                                     stallTimeoutSeconds: configuration.stallTimeoutSeconds, caBundlePath: configuration.caBundlePath)
         }
     }
 
