@@ -1,73 +1,90 @@
+// vecgo-bench ann: an in-memory index (HNSW, IVF or flat) on .fvecs files: build time, QPS and
+// recall over a sweep, or filtered (ANNFilter.swift) and batched (ANNBatch.swift) searches.
+import ArgumentParser
 import Dispatch
 import Foundation
 import IndexCore
 
 /// `vecgo-bench ann`: build time, QPS (one thread and all cores) and recall@k of one index over
 /// a sweep of ef (HNSW) or nprobe (IVF), on standard `.fvecs`/`.ivecs` files.
-struct ANNBench {
-    var base = ""
-    var queries = ""
+struct ANNBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ann",
+        abstract: "Build time, QPS and recall@k of one in-memory index over an ef or nprobe sweep, on .fvecs files.")
+
+    @Option(help: ArgumentHelp("The rows, an .fvecs file.", valueName: "file.fvecs"))
+    var base: String
+
+    @Option(help: ArgumentHelp("The queries, an .fvecs file.", valueName: "file.fvecs"))
+    var queries: String
+
+    @Option(name: .customLong("groundtruth"),
+            help: ArgumentHelp("The exact neighbours, an .ivecs file (default: computed by a flat scan).", valueName: "file.ivecs"))
     var groundTruth: String?
+
+    @Option(help: "The index: hnsw, ivf or flat.")
     var index = "hnsw"
+
+    @Option(help: "Neighbours per query.")
     var k = 10
+
+    @Option(help: "Threads of the all-cores figures (default: the active processor count).")
     var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "HNSW: links per node.")
     var m = 16
+
+    @Option(name: .customLong("ef-construction"), help: "HNSW: the candidate list while building.")
     var efConstruction = 200
-    var nlist = 0
+
+    @Option(help: "IVF: lists (default: the square root of the row count).")
+    var nlist: Int?
+
+    @Option(help: ArgumentHelp("The metric: l2, cosine or dot.", valueName: "metric"), transform: parseMetric)
     var metric = Metric.l2
+
+    @Flag(help: "Print one JSON object instead of the table.")
     var json = false
+
+    @Option(name: .customLong("sq8-rerank"), help: "IVF: scan SQ8 codes and re-rank k × R candidates with float32 (0: off).")
     var sq8Rerank = 0
+
     /// `--filter-selectivity`: filtered searches at these shares of matching rows instead of the sweep.
-    var filterSelectivities: [Double] = []
-    /// `--batch`: this many queries searched at once instead of the sweep.
+    @Option(name: .customLong("filter-selectivity"),
+            help: ArgumentHelp("Filtered searches at these shares of matching rows instead of the sweep.", valueName: "s[,s...]"),
+            transform: parseShares)
+    var filterSelectivity: [Double]?
+
+    /// `--batch`: this many queries searched at once instead of the sweep (0: off).
+    @Option(help: "Search this many queries at once (flat or ivf) instead of the sweep (0: off).")
     var batch = 0
+
     /// `--ef` / `--nprobe`: the unfiltered setting the filter planner widens, and IVF batch's nprobe.
+    @Option(help: "HNSW: the unfiltered ef the filter planner widens.")
     var ef = 64
+
+    @Option(help: "IVF: the lists probed by filtered and batch searches.")
     var nprobe = 8
+
     /// `--peers`: the peers script run in batch mode for faiss's figures in the same run.
+    @Option(help: ArgumentHelp("With --batch: run this peers script (benchmarks/peers.py) for faiss's figures.", valueName: "script"))
     var peers: String?
+
     /// `--filter-plan auto|scan|index`: the planner's choice, or one forced (to calibrate it).
+    @Option(name: .customLong("filter-plan"), help: "With --filter-selectivity: auto (the planner's choice), scan or index.")
     var forcePlan = "auto"
 
-    init(_ args: ArraySlice<String>) throws {
-        var flags = Flags(args)
-        while let a = flags.next() {
-            switch a {
-            case "--base": base = try flags.value()
-            case "--queries": queries = try flags.value()
-            case "--groundtruth": groundTruth = try flags.value()
-            case "--index": index = try flags.value()
-            case "--k": k = try flags.positiveInt()
-            case "--threads": threads = try flags.positiveInt()
-            case "--m": m = try flags.positiveInt()
-            case "--ef-construction": efConstruction = try flags.positiveInt()
-            case "--nlist": nlist = try flags.positiveInt()
-            case "--metric":
-                let v = try flags.value()
-                guard let mt = Metric(name: v) else { throw BenchError(description: "unknown metric \(v)") }
-                metric = mt
-            case "--json": json = true
-            case "--sq8-rerank": sq8Rerank = try flags.positiveInt()
-            case "--filter-selectivity":
-                let v = try flags.value()
-                filterSelectivities = try v.split(separator: ",").map {
-                    guard let s = Double($0), s > 0, s <= 1 else {
-                        throw BenchError(description: "--filter-selectivity takes shares in (0, 1], comma-separated, got \(v)")
-                    }
-                    return s
-                }
-            case "--batch": batch = try flags.positiveInt()
-            case "--ef": ef = try flags.positiveInt()
-            case "--nprobe": nprobe = try flags.positiveInt()
-            case "--peers": peers = try flags.value()
-            case "--filter-plan":
-                forcePlan = try flags.value()
-                guard ["auto", "scan", "index"].contains(forcePlan) else { throw BenchError(description: "--filter-plan is auto, scan or index") }
-            default: throw flags.unknown
-            }
+    var filterSelectivities: [Double] { filterSelectivity ?? [] }
+
+    func validate() throws {
+        guard ["hnsw", "ivf", "flat"].contains(index) else { throw ValidationError("--index takes hnsw, ivf or flat, got '\(index)'") }
+        guard ["auto", "scan", "index"].contains(forcePlan) else {
+            throw ValidationError("--filter-plan takes auto, scan or index, got '\(forcePlan)'")
         }
-        guard !base.isEmpty, !queries.isEmpty else { throw BenchError(description: "--base and --queries are required") }
-        guard ["hnsw", "ivf", "flat"].contains(index) else { throw BenchError(description: "--index is hnsw, ivf or flat") }
+        try requirePositive(["--k": k, "--threads": threads, "--m": m, "--ef-construction": efConstruction, "--ef": ef,
+                             "--nprobe": nprobe, "--nlist": nlist ?? 1])
+        guard sq8Rerank >= 0 else { throw ValidationError("--sq8-rerank needs a whole number, got \(sq8Rerank)") }
+        guard batch >= 0 else { throw ValidationError("--batch needs a whole number, got \(batch)") }
     }
 
     struct Point: Codable {
@@ -128,7 +145,7 @@ struct ANNBench {
         var ivfIndex: IVFIndex?
         let start = clock.now
         let startCPU = threadCPUSeconds()
-        let nlist = self.nlist > 0 ? self.nlist : max(1, Int(Double(data.count).squareRoot()))
+        let nlist = self.nlist ?? max(1, Int(Double(data.count).squareRoot()))
         switch index {
         case "hnsw":
             let h = HNSWIndex(dimension: dim, metric: metric, parameters: .init(m: m, efConstruction: efConstruction))
@@ -217,4 +234,20 @@ func threadCPUSeconds() -> Double {
 
 func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+}
+
+/// Parses `--metric`; the parser names the flag in its error.
+func parseMetric(_ text: String) throws -> Metric {
+    guard let m = Metric(name: text) else { throw ValidationError("unknown metric '\(text)' (l2, cosine or dot)") }
+    return m
+}
+
+/// Parses `--filter-selectivity`: shares in (0, 1], comma-separated.
+func parseShares(_ text: String) throws -> [Double] {
+    try text.split(separator: ",").map {
+        guard let s = Double($0), s > 0, s <= 1 else {
+            throw ValidationError("takes shares in (0, 1], comma-separated, got '\(text)'")
+        }
+        return s
+    }
 }

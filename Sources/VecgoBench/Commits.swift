@@ -1,39 +1,47 @@
 // vecgo-bench commits: how long a commit takes through each commit path, on the same server.
+import ArgumentParser
 import Foundation
 import Stores
 import Vecgo
 
-/// Options of `vecgo-bench commits`.
-struct CommitOptions {
-    var endpoint = ""
+/// `vecgo-bench commits`.
+struct CommitsBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "commits",
+        abstract: "Commit latency and object requests per commit through each commit path, then concurrent writers.",
+        discussion: "Paths: S3 conditional PUT and S3 + DynamoDB, and with --express-endpoint the same on S3 Express.")
+
+    @Option(help: ArgumentHelp("An S3 server that also serves DynamoDB (moto, say).", valueName: "url"))
+    var endpoint: String
+
+    @Option(name: .customLong("express-endpoint"),
+            help: ArgumentHelp("Also measure S3 Express through this endpoint (the proxy in Tests/s3express-proxy).", valueName: "url"))
     var expressEndpoint: String?
+
+    @Option(help: "The DynamoDB commit table.")
     var table = "vecgo-bench-commits"
+
+    @Option(help: "Sequential commits per path, and commits per concurrent writer.")
     var commits = 20
+
+    @Option(help: "Rows per commit.")
     var rows = 100
+
+    @Option(name: .customLong("dim"), help: "Vector dimension.")
     var dimension = 32
+
+    @Option(help: "Concurrent writers, each with its own handle.")
     var writers = 4
+
+    @Flag(help: "Print a JSON array instead of the table.")
     var json = false
 
-    init(_ args: ArraySlice<String>) throws {
-        var flags = Flags(args)
-        while let a = flags.next() {
-            switch a {
-            case "--endpoint": endpoint = try flags.value()
-            case "--express-endpoint": expressEndpoint = try flags.value()
-            case "--table": table = try flags.value()
-            case "--commits": commits = Int(try flags.value()) ?? 0
-            case "--rows": rows = Int(try flags.value()) ?? 0
-            case "--dim": dimension = Int(try flags.value()) ?? 0
-            case "--writers": writers = Int(try flags.value()) ?? 0
-            case "--json": json = true
-            default: throw flags.unknown
-            }
-        }
-        guard !endpoint.isEmpty else { throw BenchError(description: "commits needs --endpoint (an S3 server that also serves DynamoDB, e.g. moto)") }
-        guard commits > 0, rows > 0, dimension > 0, writers > 0 else {
-            throw BenchError(description: "--commits, --rows, --dim, --writers must be positive")
-        }
+    func validate() throws {
+        guard !endpoint.isEmpty else { throw ValidationError("--endpoint needs a URL") }
+        try requirePositive(["--commits": commits, "--rows": rows, "--dim": dimension, "--writers": writers])
     }
+
+    func run() async throws { try await commitsBench(self) }
 }
 
 /// Counts the object-store requests a commit makes, and the bytes it writes.
@@ -72,7 +80,7 @@ struct CommitRow: Codable {
     var versions_exactly_once: Bool
 }
 
-func commitsBench(_ o: CommitOptions) async throws {
+func commitsBench(_ o: CommitsBench) async throws {
     guard AWSEnvironment.current["AWS_ACCESS_KEY_ID"] != nil else { throw BenchError(description: "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (moto accepts any)") }
     var paths: [(name: String, make: (String) async throws -> (objects: CountingStore, store: any BlobStore, commits: DynamoDBCommitStore?))] = []
     func s3(_ bucket: String) async throws -> any BlobStore {

@@ -1,37 +1,41 @@
 // vecgo-bench fairness: concurrent writers on disjoint keys against one S3 server, with default
 // commit options: how often the writer changes between versions, how long each writer waits
 // for its first commit, commit latency and the `.conflict`s they meet.
+import ArgumentParser
 import Foundation
 import Stores
 import Vecgo
 
-/// Options of `vecgo-bench fairness`.
-struct FairnessOptions {
-    var endpoint = ""
+/// `vecgo-bench fairness`.
+struct FairnessBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fairness",
+        abstract: "Concurrent writers on disjoint keys with default commit options: writer changes, first-commit waits, conflicts.")
+
+    @Option(help: ArgumentHelp("The S3 server (moto, say).", valueName: "url"))
+    var endpoint: String
+
+    @Option(help: "Concurrent writers, each with its own handle.")
     var writers = 8
+
+    @Option(help: "Commits per writer.")
     var commits = 50
+
+    @Option(help: "Rows per commit.")
     var rows = 20
+
+    @Option(name: .customLong("dim"), help: "Vector dimension.")
     var dimension = 16
+
+    @Flag(help: "Print one JSON object instead of the summary.")
     var json = false
 
-    init(_ args: ArraySlice<String>) throws {
-        var flags = Flags(args)
-        while let a = flags.next() {
-            switch a {
-            case "--endpoint": endpoint = try flags.value()
-            case "--writers": writers = Int(try flags.value()) ?? 0
-            case "--commits": commits = Int(try flags.value()) ?? 0
-            case "--rows": rows = Int(try flags.value()) ?? 0
-            case "--dim": dimension = Int(try flags.value()) ?? 0
-            case "--json": json = true
-            default: throw flags.unknown
-            }
-        }
-        guard !endpoint.isEmpty else { throw BenchError(description: "fairness needs --endpoint (an S3 server, e.g. moto)") }
-        guard writers > 0, commits > 0, rows > 0, dimension > 0 else {
-            throw BenchError(description: "--writers, --commits, --rows, --dim must be positive")
-        }
+    func validate() throws {
+        guard !endpoint.isEmpty else { throw ValidationError("--endpoint needs a URL") }
+        try requirePositive(["--writers": writers, "--commits": commits, "--rows": rows, "--dim": dimension])
     }
+
+    func run() async throws { try await fairnessBench(self) }
 }
 
 struct FairnessResult: Codable {
@@ -51,7 +55,7 @@ struct FairnessResult: Codable {
     var other_errors: Int
 }
 
-func fairnessBench(_ o: FairnessOptions) async throws {
+func fairnessBench(_ o: FairnessBench) async throws {
     guard AWSEnvironment.current["AWS_ACCESS_KEY_ID"] != nil else { throw BenchError(description: "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (moto accepts any)") }
     let bucket = "vecgo-bench-fair-\(UInt32.random(in: 0...UInt32.max))"
     let store = try S3Store(try .fromEnvironment(bucket: bucket, prefix: "db/", endpoint: o.endpoint))

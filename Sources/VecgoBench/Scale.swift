@@ -3,84 +3,144 @@
 // endpoint, then measures from a fresh reader: open, the cold first query (latency, requests,
 // bytes, share of the database), first-touch and warm latency, recall@k against exact ground
 // truth; and the writer's speed and peak memory, measured in a child process of its own.
+import ArgumentParser
 import Dispatch
 import Foundation
 import Stores
 import Vecgo
 
-/// Options of `vecgo-bench scale`.
-struct ScaleOptions {
+/// `vecgo-bench scale`. The writer and the compaction run in child processes of this
+/// executable (`--phase write|compact`, hidden), so their peak memory is their own.
+struct ScaleBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scale",
+        abstract: "A cold reader at scale: open, cold first query, first-touch and warm latency, recall; writer speed and memory.",
+        discussion: """
+            Rows come from a seeded latent Gaussian mixture (--rows, --dim, --clusters, --seed) or from             --base/--queries-file. The database is on the embedded store with --latency (in --dir,             default a temporary directory) or on --endpoint.
+            """)
+
+    /// The child process a run starts for the writer or the compaction.
+    enum Phase: String, ExpressibleByArgument { case write, compact }
+
+    @Option(help: "Rows (default: 100000 generated, or every row of --base).")
     var rows: Int?
+
+    @Option(name: .customLong("dim"), help: "Dimension of the generated rows.")
     var dimension = 96
+
+    @Option(help: "Queries measured (the first N of --queries-file).")
     var queries = 100
+
+    @Option(help: "Clusters of the generated mixture.")
     var clusters = 256
+
+    @Option(help: "Seed of the generated mixture.")
     var seed: UInt64 = 42
+
+    @Option(help: ArgumentHelp("Rows from this .fvecs file instead of the generator (with --queries-file).", valueName: "file.fvecs"))
     var base: String?
+
+    @Option(name: .customLong("queries-file"), help: ArgumentHelp("Queries from this .fvecs file (with --base).", valueName: "file.fvecs"))
     var queryFile: String?
+
+    @Option(name: .customLong("groundtruth"),
+            help: ArgumentHelp("Exact neighbours of --queries-file, an .ivecs file (default: computed).", valueName: "file.ivecs"))
     var groundTruth: String?
+
+    @Option(name: .customLong("latency"),
+            help: ArgumentHelp("The embedded store's injected latency: s3-standard, s3-express or none.", valueName: "profile"))
     var latencyName = "s3-standard"
+
+    @Option(help: ArgumentHelp("Measure against this S3 endpoint instead of the embedded store.", valueName: "url"))
     var endpoint: String?
+
+    @Option(help: "The bucket on --endpoint.")
     var bucket: String?
+
+    @Option(help: "The prefix in --bucket (default: a new one per run).")
     var prefix: String?
+
+    @Option(name: .customLong("dir"), help: ArgumentHelp("The embedded store's directory (default: a temporary one).", valueName: "dir"))
     var directory: String?
+
+    @Option(help: "Write the rows in this many commits.")
     var commits = 1
+
+    @Flag(help: "Also compact everything and measure the reader again.")
     var compact = false
+
+    @Option(help: "Neighbours per query.")
     var k = 10
+
+    @Option(help: "Partitions probed per segment.")
     var nprobe = SearchOptions().nprobe
+
+    @Option(help: "Re-rank this many candidates with exact vectors (0: the default).")
     var rerank = 0
+
+    @Option(help: ArgumentHelp("The codes scanned: automatic, binary, sq8 or exact.", valueName: "codes"), transform: parseScan)
     var scan = CodeScan.automatic
+
+    @Option(name: .customLong("write-fvecs"),
+            help: ArgumentHelp("Also write base.fvecs, queries.fvecs and groundtruth.ivecs here (for the peers).", valueName: "dir"))
     var writeFvecs: String?
+
+    @Flag(help: "Print JSON (one object, or an array with --compact) instead of the report.")
     var json = false
-    var phase: String?
+
+    @Option(help: .hidden)
+    var phase: Phase?
+
+    @Option(help: "Rows generated and upserted per slice by the writer.")
     var batch = 10_000
+
+    @Option(name: .customLong("memtable-budget"), help: "The writer's memtableBudget (rows).")
     var memtableBudget: Int?
+
+    @Option(name: .customLong("max-segment-bytes"), help: "The writer's maxSegmentBytes.")
     var maxSegmentBytes: Int?
+
+    @Flag(help: "With --dir or --prefix: measure the database an earlier run wrote there (no write figures).")
     var reuse = false
 
-    init(_ args: ArraySlice<String>) throws {
-        var flags = Flags(args)
-        while let a = flags.next() {
-            switch a {
-            case "--rows": rows = try flags.positiveInt()
-            case "--dim": dimension = try flags.positiveInt()
-            case "--queries": queries = try flags.positiveInt()
-            case "--clusters": clusters = try flags.positiveInt()
-            case "--seed": seed = UInt64(try flags.positiveInt())
-            case "--base": base = try flags.value()
-            case "--queries-file": queryFile = try flags.value()
-            case "--groundtruth": groundTruth = try flags.value()
-            case "--latency": latencyName = try flags.value()
-            case "--endpoint": endpoint = try flags.value()
-            case "--bucket": bucket = try flags.value()
-            case "--prefix": prefix = try flags.value()
-            case "--dir": directory = try flags.value()
-            case "--commits": commits = try flags.positiveInt()
-            case "--compact": compact = true
-            case "--k": k = try flags.positiveInt()
-            case "--nprobe": nprobe = try flags.positiveInt()
-            case "--rerank": rerank = try flags.positiveInt()
-            case "--batch": batch = try flags.positiveInt()
-            case "--memtable-budget": memtableBudget = try flags.positiveInt()
-            case "--max-segment-bytes": maxSegmentBytes = try flags.positiveInt()
-            case "--reuse": reuse = true
-            case "--scan":
-                switch try flags.value() {
-                case "automatic": scan = .automatic
-                case "binary": scan = .binary
-                case "sq8": scan = .sq8
-                case "exact": scan = .exact
-                case let other: throw BenchError(description: "--scan takes automatic, binary, sq8 or exact, got \(other)")
-                }
-            case "--write-fvecs": writeFvecs = try flags.value()
-            case "--json": json = true
-            case "--phase": phase = try flags.value()
-            default: throw flags.unknown
-            }
-        }
-        guard LatencyInjectingStore.Profile(named: latencyName) != nil else {
-            throw BenchError(description: "unknown latency profile \(latencyName)")
-        }
-        guard (base == nil) == (queryFile == nil) else { throw BenchError(description: "--base and --queries-file go together") }
+    func validate() throws {
+        try requireLatencyProfile(latencyName)
+        guard (base == nil) == (queryFile == nil) else { throw ValidationError("--base and --queries-file go together") }
+        try requirePositive(["--rows": rows ?? 1, "--dim": dimension, "--queries": queries, "--clusters": clusters,
+                             "--seed": Int(clamping: seed), "--commits": commits, "--k": k, "--nprobe": nprobe, "--batch": batch,
+                             "--memtable-budget": memtableBudget ?? 1, "--max-segment-bytes": maxSegmentBytes ?? 1])
+        guard rerank >= 0 else { throw ValidationError("--rerank needs a whole number, got \(rerank)") }
+    }
+
+    func run() async throws { try await scaleBench(self) }
+
+    /// The arguments of the child process that runs `phase`: every option the phases read
+    /// (`ScaleData`, `scaleStore`, `scaleWritePhase`, `scaleCompactPhase`).
+    func childArguments(_ phase: Phase) -> [String] {
+        var a = ["scale", "--phase", phase.rawValue, "--dim", String(dimension), "--clusters", String(clusters),
+                 "--seed", String(seed), "--latency", latencyName, "--commits", String(commits), "--batch", String(batch)]
+        func add(_ flag: String, _ value: (some CustomStringConvertible)?) { if let value { a += [flag, value.description] } }
+        add("--rows", rows)
+        add("--base", base)
+        add("--queries-file", queryFile)
+        add("--endpoint", endpoint)
+        add("--bucket", bucket)
+        add("--prefix", prefix)
+        add("--dir", directory)
+        add("--memtable-budget", memtableBudget)
+        add("--max-segment-bytes", maxSegmentBytes)
+        return a
+    }
+}
+
+/// Parses `--scan`; the parser names the flag in its error.
+func parseScan(_ text: String) throws -> CodeScan {
+    switch text {
+    case "automatic": .automatic
+    case "binary": .binary
+    case "sq8": .sq8
+    case "exact": .exact
+    default: throw ValidationError("takes automatic, binary, sq8 or exact, got '\(text)'")
     }
 }
 
@@ -130,7 +190,7 @@ struct ScaleRow: Codable {
     var small_commit_ms: Double?
 }
 
-func scaleStore(_ o: ScaleOptions) async throws -> any BlobStore {
+func scaleStore(_ o: ScaleBench) async throws -> any BlobStore {
     if let endpoint = o.endpoint {
         let s3 = try S3Store(try S3Configuration.fromEnvironment(bucket: o.bucket ?? "vecgo-bench", prefix: o.prefix ?? "scale/",
                                                                  endpoint: endpoint))
@@ -142,7 +202,7 @@ func scaleStore(_ o: ScaleOptions) async throws -> any BlobStore {
 }
 
 /// The writer child: streams the rows into `commits` commits (key = row number).
-func scaleWritePhase(_ o: ScaleOptions) async throws {
+func scaleWritePhase(_ o: ScaleBench) async throws {
     let data = try ScaleData(o)
     let store = try await scaleStore(o)
     let clock = ContinuousClock(), start = clock.now
@@ -173,7 +233,7 @@ func scaleWritePhase(_ o: ScaleOptions) async throws {
 }
 
 /// The compaction child: one `compact()` of everything.
-func scaleCompactPhase(_ o: ScaleOptions) async throws {
+func scaleCompactPhase(_ o: ScaleBench) async throws {
     let store = try await scaleStore(o)
     let clock = ContinuousClock(), start = clock.now
     let w = try await Vecgo.open(.remote(store), options: o.maxSegmentBytes.map { [.maxSegmentBytes($0)] } ?? [])
@@ -184,18 +244,18 @@ func scaleCompactPhase(_ o: ScaleOptions) async throws {
 }
 
 
-/// Runs this executable again with `--phase NAME` and the same options; returns its JSON.
-func runPhase(_ name: String, _ args: ArraySlice<String>, extra: [String]) throws -> WritePhaseResult {
+/// Runs this executable again for `phase` (its peak memory is the child's own); returns its JSON.
+func runPhase(_ phase: ScaleBench.Phase, _ o: ScaleBench) throws -> WritePhaseResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    p.arguments = ["scale"] + Array(args) + extra + ["--phase", name]
+    p.arguments = o.childArguments(phase)
     let out = Pipe()
     p.standardOutput = out
     try p.run()
     let bytes = out.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
     guard p.terminationStatus == 0, let line = String(data: bytes, encoding: .utf8)?.split(separator: "\n").last else {
-        throw BenchError(description: "the \(name) phase failed (exit \(p.terminationStatus))")
+        throw BenchError(description: "the \(phase) phase failed (exit \(p.terminationStatus))")
     }
     return try JSONDecoder().decode(WritePhaseResult.self, from: Data(line.utf8))
 }
@@ -228,24 +288,20 @@ func exactNeighbours(_ data: ScaleData, queries: [[Float]], k: Int) throws -> [[
     return tops.map { $0.sorted().map { Int($0.id) } }
 }
 
-func scaleBench(_ o: ScaleOptions, args: ArraySlice<String>) async throws {
+func scaleBench(_ o: ScaleBench) async throws {
     switch o.phase {
-    case "write": return try await scaleWritePhase(o)
-    case "compact": return try await scaleCompactPhase(o)
+    case .write: return try await scaleWritePhase(o)
+    case .compact: return try await scaleCompactPhase(o)
     case nil: break
-    case let other?: throw BenchError(description: "unknown phase \(other)")
     }
     let data = try ScaleData(o)
-    var extra: [String] = []
     var work: String?
     var o = o
     if o.endpoint == nil && o.directory == nil {
         work = FileManager.default.temporaryDirectory.path + "/vecgo-scale-\(getpid())"
         o.directory = work! + "/store"
-        extra = ["--dir", o.directory!]
     } else if o.endpoint != nil && o.prefix == nil {
         o.prefix = "scale-\(getpid())/"
-        extra = ["--prefix", o.prefix!]
     }
     defer { if let work { try? FileManager.default.removeItem(atPath: work) } }
 
@@ -275,11 +331,11 @@ func scaleBench(_ o: ScaleOptions, args: ArraySlice<String>) async throws {
     let existing = try await store.list(prefix: "MANIFEST-")
     let reused = o.reuse && !existing.isEmpty
     let written = reused ? WritePhaseResult(rows: data.count, commits: o.commits, seconds: .nan, peak_rss_bytes: 0)
-        : try runPhase("write", args, extra: extra)
+        : try runPhase(.write, o)
     rows.append(try await measureReader(label: o.commits == 1 ? "bulk" : "\(o.commits) commits", o, data, store, queries, truth, written))
     (rows[0].small_commit_bytes, rows[0].small_commit_ms) = try await smallCommit(store, data)
     if o.compact {
-        let compacted = try runPhase("compact", args, extra: extra)
+        let compacted = try runPhase(.compact, o)
         rows.append(try await measureReader(label: "\(o.commits) commits, compacted", o, data, store, queries, truth, compacted))
     }
     if o.json {
@@ -312,7 +368,7 @@ struct AnyEncodable: Encodable {
     func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
 }
 
-func measureReader(label: String, _ o: ScaleOptions, _ data: ScaleData, _ store: any BlobStore, _ queries: [[Float]],
+func measureReader(label: String, _ o: ScaleBench, _ data: ScaleData, _ store: any BlobStore, _ queries: [[Float]],
                    _ truth: [[Int]], _ written: WritePhaseResult) async throws -> ScaleRow {
     let clock = ContinuousClock()
     let t0 = clock.now

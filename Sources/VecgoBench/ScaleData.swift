@@ -97,7 +97,7 @@ struct ScaleData: Sendable {
     let mixture: LatentMixture?
     let file: (path: String, rows: Int)?
 
-    init(_ o: ScaleOptions) throws {
+    init(_ o: ScaleBench) throws {
         if let base = o.base {
             let size = try FileManager.default.attributesOfItem(atPath: base)[.size] as? Int ?? 0
             let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: base))

@@ -43,14 +43,17 @@ import _VecgoTestSupport
         #expect(report.problems.contains { $0.object == segments[1] && $0.problem.contains("missing") })
     }
 
-    /// The `vecgo` tool next to the test binary (`swift build --build-tests` builds it).
-    static let tool = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("vecgo")
+    /// A tool of the package (`vecgo`, `vecgo-bench`) next to the test binary (`swift build --build-tests` builds it).
+    static func tool(_ name: String = "vecgo") -> URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
+    }
 
-    /// Runs the `vecgo` tool; its exit status and everything it printed.
-    static func run(_ args: [String]) async throws -> (Int32, String) {
-        try await offThePool {
+    /// Runs a tool of the package (`vecgo` unless named); its exit status and everything it printed.
+    static func run(_ args: [String], tool name: String = "vecgo") async throws -> (Int32, String) {
+        let url = tool(name)
+        return try await offThePool {
             let p = Process()
-            p.executableURL = tool
+            p.executableURL = url
             p.arguments = args
             let pipe = Pipe()
             p.standardOutput = pipe
@@ -94,7 +97,7 @@ import _VecgoTestSupport
         let w = try await Vecgo.open(.directory(dir), .create(dimension: 2, metric: .l2))
         try await w.insert([1, 2])
         try await w.close()
-        #expect(FileManager.default.isExecutableFile(atPath: Self.tool.path), "build the vecgo tool first (swift build --build-tests builds it)")
+        #expect(FileManager.default.isExecutableFile(atPath: Self.tool().path), "build the vecgo tool first (swift build --build-tests builds it)")
         let (okStatus, okOut) = try await Self.run(["verify", dir])
         #expect(okStatus == 0)
         #expect(okOut.contains("all good"))

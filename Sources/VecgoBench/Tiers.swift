@@ -1,49 +1,53 @@
-// vecgo-bench: cold versus warm latency per tier.
+// vecgo-bench tiers: cold versus warm latency per tier.
 //
-//   vecgo-bench tiers [--latency s3-standard|s3-express|none] [--rows N] [--dim D] [--queries Q] [--json]
-//
-// Builds a database on the embedded store with an injected latency profile, then measures
-// 4 KiB block reads and whole queries from each tier: remote (cold), disk (after a restart
-// with the same cache directory), RAM (warm), and the same queries on the in-memory writer.
+// Builds a database on the embedded store with an injected latency profile (or on an S3
+// endpoint), then measures 4 KiB block reads and whole queries from each tier: remote (cold),
+// disk (after a restart with the same cache directory), RAM (warm), and the same queries on
+// the in-memory writer. Also holds the sample and measuring helpers the other benchmarks use.
+import ArgumentParser
 import Foundation
 import Stores
 import Tiering
 import Vecgo
 
-struct BenchError: Error, CustomStringConvertible {
-    var description: String
-}
+/// `vecgo-bench tiers`.
+struct TiersBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tiers",
+        abstract: "Cold versus warm latency per tier: remote, disk after a restart, RAM, and the in-memory writer.")
 
-struct Options {
+    @Option(name: .customLong("latency"),
+            help: ArgumentHelp("The embedded store's injected latency: s3-standard, s3-express or none.", valueName: "profile"))
     var latencyName = "s3-standard"
+
+    @Option(help: "Rows in the database.")
     var rows = 20_000
+
+    @Option(name: .customLong("dim"), help: "Vector dimension.")
     var dimension = 128
+
+    @Option(help: "Queries measured per tier.")
     var queries = 20
+
+    @Flag(help: "Print one JSON object instead of the table.")
     var json = false
+
+    @Option(help: ArgumentHelp("Measure against this S3 endpoint instead of the embedded store.", valueName: "url"))
     var endpoint: String?
+
+    @Option(help: "The bucket on --endpoint (default: a new one per run).")
     var bucket: String?
+
+    @Option(help: ArgumentHelp("Also write a chart of the p50 latencies as SVG to this file.", valueName: "file"))
     var svg: String?
 
-    init(_ args: ArraySlice<String>) throws {
-        var flags = Flags(args)
-        while let a = flags.next() {
-            switch a {
-            case "--latency": latencyName = try flags.value()
-            case "--rows": rows = Int(try flags.value()) ?? 0
-            case "--dim": dimension = Int(try flags.value()) ?? 0
-            case "--queries": queries = Int(try flags.value()) ?? 0
-            case "--json": json = true
-            case "--endpoint": endpoint = try flags.value()
-            case "--bucket": bucket = try flags.value()
-            case "--svg": svg = try flags.value()
-            default: throw flags.unknown
-            }
-        }
-        guard LatencyInjectingStore.Profile(named: latencyName) != nil else {
-            throw BenchError(description: "unknown latency profile \(latencyName)")
-        }
-        guard rows > 0, dimension > 0, queries > 0 else { throw BenchError(description: "--rows, --dim, --queries must be positive") }
+    func validate() throws {
+        try requireLatencyProfile(latencyName)
+        try requirePositive(["--rows": rows, "--dim": dimension, "--queries": queries])
+        if bucket != nil && endpoint == nil { throw ValidationError("--bucket needs --endpoint") }
     }
+
+    func run() async throws { try await tiers(self) }
 }
 
 /// Latency samples in microseconds.
@@ -87,7 +91,7 @@ func measure(_ n: Int, _ body: () async throws -> Void) async rethrows -> Sample
     return s
 }
 
-func tiers(_ o: Options) async throws {
+func tiers(_ o: TiersBench) async throws {
     let work = FileManager.default.temporaryDirectory.path + "/vecgo-bench-\(getpid())"
     defer { try? FileManager.default.removeItem(atPath: work) }
     let remote: any BlobStore
@@ -267,37 +271,4 @@ func chart(_ rows: [Row], title: String) -> String {
 func require<T>(_ v: T?, _ message: String) throws -> T {
     guard let v else { throw BenchError(description: message) }
     return v
-}
-
-let args = CommandLine.arguments
-do {
-    switch args.dropFirst().first {
-    case "tiers": try await tiers(Options(args.dropFirst(2)))
-    case "ann": try ANNBench(args.dropFirst(2)).run()
-    case "commits": try await commitsBench(CommitOptions(args.dropFirst(2)))
-    case "fairness": try await fairnessBench(FairnessOptions(args.dropFirst(2)))
-    case "scale": try await scaleBench(ScaleOptions(args.dropFirst(2)), args: args.dropFirst(2))
-    default:
-        print("""
-            usage: vecgo-bench tiers [--latency s3-standard|s3-express|none] [--endpoint URL [--bucket B]]
-                                     [--rows N] [--dim D] [--queries Q] [--json] [--svg FILE]
-                   vecgo-bench ann --base B.fvecs --queries Q.fvecs [--groundtruth G.ivecs] --index hnsw|ivf|flat
-                                   [--k 10] [--threads N] [--m 16] [--ef-construction 200] [--nlist N] [--metric l2]
-                                   [--sq8-rerank R] [--json]
-                                   [--filter-selectivity S[,S...] [--ef 64] [--nprobe 8] [--filter-plan auto|scan|index]]
-                                   [--batch N [--nprobe 8] [--peers benchmarks/peers.py]]
-                   vecgo-bench commits --endpoint URL [--express-endpoint URL] [--table T] [--commits N] [--rows R]
-                                       [--dim D] [--writers W] [--json]
-                   vecgo-bench fairness --endpoint URL [--writers 8] [--commits 50] [--rows 20] [--dim 16] [--json]
-                   vecgo-bench scale [--rows N] [--dim D] [--queries Q] [--clusters C] [--seed S]
-                                     [--base B.fvecs --queries-file Q.fvecs [--groundtruth G.ivecs]]
-                                     [--latency s3-standard|s3-express|none | --endpoint URL [--bucket B] [--prefix P]]
-                                     [--commits C] [--compact] [--max-segment-bytes B] [--k 10] [--nprobe N] [--rerank R]
-                                     [--scan automatic|binary|sq8|exact] [--write-fvecs DIR] [--dir D [--reuse]] [--json]
-            """)
-        exit(args.count > 1 ? 2 : 0)
-    }
-} catch {
-    FileHandle.standardError.write("vecgo-bench: \(error)\n".data(using: .utf8)!)
-    exit(1)
 }
