@@ -14,8 +14,9 @@ import _VecgoTestSupport
 /// machine); two held at once would leave none for the searches.
 @Suite(.serialized) struct OffActorBuildTests {
     static let dim = 8
-    /// Rows pending before the build: a graph segment (2 000 rows or more, under the IVF thresholds).
-    static let rows = 3_000
+    /// Rows pending before the build: a graph segment (2 000 rows or more, under the IVF
+    /// thresholds), and enough rows for a search (ef 64) to choose the memtable's graph over a scan.
+    static let rows = 5_000
     /// The graph row at which the test holds the build.
     static let holdAt = 1_000
 
@@ -63,7 +64,7 @@ import _VecgoTestSupport
         let commit = Task { try await db.commit() }
         #expect(try await gate.waitUntilHeld(), "the commit's segment build never reached graph row \(Self.holdAt)")
         // Rows the held build has put in the graph, and rows it has not reached.
-        let early = data[10], late = data[2_500]
+        let early = data[10], late = data[4_500]
         let hits = try await Self.searchWhileHeld(gate) {
             try await db.search(early, k: 3) + db.search(late, k: 3)
         }
@@ -74,32 +75,32 @@ import _VecgoTestSupport
         }
         #expect(hits.count == 6)
         #expect(hits.first?.id == 10 && hits.first?.distance == 0, "\(hits.prefix(3))")
-        #expect(hits.dropFirst(3).first?.id == 2_500 && hits.dropFirst(3).first?.distance == 0, "\(hits.suffix(3))")
+        #expect(hits.dropFirst(3).first?.id == 4_500 && hits.dropFirst(3).first?.distance == 0, "\(hits.suffix(3))")
         #expect(try await commit.value == 1)
-        #expect(try await db.search(late, k: 1).first?.id == 2_500)
+        #expect(try await db.search(late, k: 1).first?.id == 4_500)
         try await db.close()
     }
 
     @Test func aSearchFinishesWhilePendingRowsAreWrittenOut() async throws {
-        // Pending rows are written out at 2 000 rows: a graph segment.
+        // Pending rows are written out when they reach `rows`: a graph segment.
         let db = try await Vecgo.open(.remote(MemoryBlobStore()), .create(dimension: Self.dim, metric: .l2),
-                                      .maxSegmentBytes(2_000 * Self.dim * 4))
-        let data = SegmentLayoutEngineTests.clustered(2_000, Self.dim, seed: 122)
+                                      .maxSegmentBytes(Self.rows * Self.dim * 4))
+        let data = SegmentLayoutEngineTests.clustered(Self.rows, Self.dim, seed: 122)
         for (i, v) in data.dropLast().enumerated() { try await db.upsert(id: UInt64(i), v) }
         let gate = Gate()
         await db.setSegmentBuildHook(gate.hook)
-        let write = Task { try await db.upsert(id: 1_999, data[1_999]) }  // crosses the limit: waits for the spill
+        let write = Task { try await db.upsert(id: 4_999, data[4_999]) }  // crosses the limit: waits for the spill
         #expect(try await gate.waitUntilHeld(), "the spill's segment build never reached graph row \(Self.holdAt)")
-        let hits = try await Self.searchWhileHeld(gate) { try await db.search(data[1_500], k: 2) }
+        let hits = try await Self.searchWhileHeld(gate) { try await db.search(data[4_500], k: 2) }
         guard let hits else {
             Issue.record("a search on the handle did not finish while pending rows were being written out (build held at graph row \(Self.holdAt))")
             _ = try? await write.value
             return
         }
-        #expect(hits.first?.id == 1_500 && hits.first?.distance == 0, "\(hits)")
+        #expect(hits.first?.id == 4_500 && hits.first?.distance == 0, "\(hits)")
         try await write.value
-        #expect(await db.pendingCount == 2_000)
-        #expect(try await db.search(data[1_999], k: 1).first?.id == 1_999)
+        #expect(await db.pendingCount == Self.rows)
+        #expect(try await db.search(data[4_999], k: 1).first?.id == 4_999)
         #expect(try await db.commit() == 1)
         try await db.close()
     }
@@ -114,7 +115,8 @@ import _VecgoTestSupport
         let removed = table.remove(id: 7)  // the graph holds no row yet
         #expect(removed)
         _ = stale.indexedGraph()  // the stale copy builds the graph: row 7 is live in it
-        let hits = table.search(data[7], k: 3, ef: 64, filter: nil)
+        // ef 8: the graph, not a scan (the planner scans when that costs less).
+        let hits = table.search(data[7], k: 3, ef: 8, filter: nil)
         #expect(hits.count == 3)
         #expect(!hits.contains { $0.id == 7 }, "the deleted row came back: \(hits)")
     }
