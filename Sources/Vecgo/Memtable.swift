@@ -67,10 +67,11 @@ struct Memtable: Sendable {
         return true
     }
 
-    /// The graph with every row of this table in it.
-    func indexedGraph() -> HNSWIndex {
+    /// The graph with every row of this table in it; `added` is told each row put in by this
+    /// call (see ``LazyGraph/catchUp(_:added:)``).
+    func indexedGraph(added: ((Int) -> Void)? = nil) -> HNSWIndex {
         precondition(indexed, "a table built without its graph is not searchable")
-        return graph.catchUp(self)
+        return graph.catchUp(self, added: added)
     }
 
     /// The `k` nearest live rows (matching `filter`), nearest first.
@@ -90,26 +91,45 @@ struct Memtable: Sendable {
         // narrow filter); a graph search that finds too few is completed by the scan.
         let plan = FilterPlanner().plan(hnswRows: count, matching: matching, k: k, ef: ef)
         guard case .graph = plan else { return exactSearch(query, k: k, allowed: allowed) }
-        let hits = indexedGraph().search(query, k: k, plan: plan, allowed: allowed)
-        return hits.map { Neighbor(id: ids[Int($0.id)], distance: $0.distance) }
+        // The graph holds this table's rows below `inGraph`: all of them, unless a build running
+        // elsewhere (a commit's segment) has not reached the end yet; the rest are scanned.
+        let (index, built) = graph.forSearch(self)
+        let inGraph = min(built, count)
+        var top = TopK(k: k)
+        var dropped = false
+        for h in index.search(query, k: k, plan: plan, allowed: allowed) {
+            // A row past `inGraph` is a newer copy's (or scanned below): not this search's.
+            if Int(h.id) < inGraph { top.offer(h) } else { dropped = true }
+        }
+        if dropped { return exactSearch(query, k: k, allowed: allowed) }  // rare: the graph grew under this search
+        scan(query, from: inGraph, allowed: allowed, into: &top)
+        return top.sorted().map { Neighbor(id: ids[Int($0.id)], distance: $0.distance) }
     }
 
     /// Every live row (in `allowed`) scanned exactly.
     private func exactSearch(_ query: [Float], k: Int, allowed: Bitmap?) -> [Neighbor] {
         var top = TopK(k: k)
+        scan(query, from: 0, allowed: allowed, into: &top)
+        return top.sorted().map { Neighbor(id: ids[Int($0.id)], distance: $0.distance) }
+    }
+
+    /// Offers the live rows from row `first` on (in `allowed`) into `top`, by row number.
+    private func scan(_ query: [Float], from first: Int, allowed: Bitmap?, into top: inout TopK) {
+        guard first < count else { return }
         let dim = dimension
         query.withUnsafeBufferPointer { q in
             vectors.withUnsafeBufferPointer { v in
                 if let allowed {  // only the allowed rows' vectors are read
                     FlatSearch.search(query: q.baseAddress!, allowed: allowed, rows: count, dimension: dim, metric: metric,
-                                      into: &top, vector: { v.baseAddress! + $0 * dim }, id: { UInt64($0) }, skip: { dead[$0] })
+                                      into: &top, vector: { v.baseAddress! + $0 * dim }, id: { UInt64($0) },
+                                      skip: { $0 < first || dead[$0] })
                 } else {
-                    FlatSearch.search(query: q.baseAddress!, vectors: v, dimension: dim, metric: metric, into: &top,
-                                      id: { UInt64($0) }, skip: { dead[$0] })
+                    FlatSearch.search(query: q.baseAddress!, vectors: UnsafeBufferPointer(rebasing: v[(first * dim)...]),
+                                      dimension: dim, metric: metric, into: &top, id: { UInt64(first + $0) },
+                                      skip: { dead[first + $0] })
                 }
             }
         }
-        return top.sorted().map { Neighbor(id: ids[Int($0.id)], distance: $0.distance) }
     }
 
     /// The stored parts of the live row of `id`.
@@ -124,8 +144,9 @@ struct Memtable: Sendable {
 
     /// The rows as segment contents, laid out as `layout` says, and the segment row of each
     /// live key. A graph segment keeps dead rows (its graph links through them); flat and IVF
-    /// segments hold live rows only.
-    func contents(_ layout: SegmentLayout) -> (SegmentContents, liveRows: [UInt64: Int]) {
+    /// segments hold live rows only. `graphRowAdded` is told each row this call adds to the
+    /// graph (a test hook).
+    func contents(_ layout: SegmentLayout, graphRowAdded: ((Int) -> Void)? = nil) -> (SegmentContents, liveRows: [UInt64: Int]) {
         precondition(indexed || layout != .graph, "a graph layout needs the table's graph")
         let keep: [Int] = layout == .graph ? Array(0..<count) : rowOf.values.sorted()
         func pick<T>(_ all: [T]) -> [T] { keep.count == all.count ? all : keep.map { all[$0] } }
@@ -138,7 +159,7 @@ struct Memtable: Sendable {
         case .flat:
             break
         case .graph:
-            let g = indexedGraph().exportGraph()
+            let g = indexedGraph(added: graphRowAdded).exportGraph()
             c.graph = GraphLayout(m: g.m, entryPoint: g.entryPoint, maxLevel: g.maxLevel, levels: g.levels,
                                   level0: g.level0, upper: g.upper)
         case .ivf(let nlist):
@@ -286,31 +307,58 @@ struct Spill: Sendable {
     }
 }
 
-/// An HNSW graph over a memtable's rows, built lazily up to the rows needed. Thread-safe: the
-/// graph and the count of rows in it change together under one lock.
+/// An HNSW graph over a memtable's rows, built lazily up to the rows needed. Thread-safe, and
+/// nobody waits for a whole build: rows go in one at a time, each under the lock (so the count
+/// of rows in the graph and the graph change together), and a search that finds the graph being
+/// built by another party (a segment build, another search) uses it as far as it goes and scans
+/// the rest exactly instead of waiting.
 final class LazyGraph: Sendable {
     private let index: HNSWIndex
-    private let built = Mutex<Int>(0)
+    private struct State {
+        /// Rows in the graph (rows `0..<built`).
+        var built = 0
+        /// Parties adding rows right now.
+        var builders = 0
+        /// Rows marked dead before the graph held them: a catch-up from an older copy of the
+        /// table (taken before the mark) must not put them in alive.
+        var deadAhead: Set<Int> = []
+    }
+    private let state = Mutex(State())
 
     init(_ index: HNSWIndex) { self.index = index }
 
     /// Adds the rows of `table` not yet in the graph (marking the dead ones) and returns it.
-    func catchUp(_ table: Memtable) -> HNSWIndex {
-        built.withLock { n in
-            while n < table.count {
-                let r = n
+    /// `added` is told each row this call put in (off the lock): the segment build's test hook.
+    func catchUp(_ table: Memtable, added: ((Int) -> Void)? = nil) -> HNSWIndex {
+        state.withLock { $0.builders += 1 }
+        defer { state.withLock { $0.builders -= 1 } }
+        while true {
+            let row: Int? = state.withLock { s in
+                guard s.built < table.count else { return nil }
+                let r = s.built
                 index.insert(Array(table.vectors[r * table.dimension..<(r + 1) * table.dimension]), id: UInt64(r))
-                if table.dead[r] { _ = index.markDeleted(id: UInt64(r)) }
-                n += 1
+                if s.deadAhead.remove(r) != nil || table.dead[r] { _ = index.markDeleted(id: UInt64(r)) }
+                s.built += 1
+                return r
             }
+            guard let row else { return index }
+            added?(row)
         }
-        return index
+    }
+
+    /// The graph for a search of `table` and the rows of the table it holds (`0..<rows`): all
+    /// of them, caught up here, unless another party is adding rows right now; then the rows
+    /// it holds so far, and the caller scans the others.
+    func forSearch(_ table: Memtable) -> (index: HNSWIndex, rows: Int) {
+        let (built, othersBuilding) = state.withLock { ($0.built, $0.builders > 0) }
+        guard othersBuilding, built < table.count else { return (catchUp(table), table.count) }
+        return (index, built)
     }
 
     /// Marks row `row` dead in the graph when the graph holds it (a later catch-up marks it otherwise).
     func markDead(row: Int) {
-        built.withLock { n in
-            if row < n { _ = index.markDeleted(id: UInt64(row)) }
+        state.withLock { s in
+            if row < s.built { _ = index.markDeleted(id: UInt64(row)) } else { s.deadAhead.insert(row) }
         }
     }
 }

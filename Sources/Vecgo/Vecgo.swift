@@ -137,6 +137,12 @@ public actor Vecgo {
     private var refresher: Task<Void, Never>?
     /// The swift-metrics series this handle reports to.
     let metrics = VecgoMetrics()
+    /// Test hook: told, off the actor, each row a segment build of this handle adds to a
+    /// memtable's graph (so a test can hold a build half-way). Never set outside tests.
+    private(set) var segmentBuildHook: (@Sendable (Int) -> Void)?
+
+    /// Sets ``segmentBuildHook`` (tests only, through `@testable import`).
+    func setSegmentBuildHook(_ hook: (@Sendable (Int) -> Void)?) { segmentBuildHook = hook }
 
     /// Opens or creates a database.
     ///
@@ -496,8 +502,9 @@ public actor Vecgo {
     /// live key, and the object.
     func buildSegment(_ table: Memtable, tag: String = "") async throws -> (ref: SegmentRef, liveRows: [UInt64: Int], object: OwnObject) {
         let layout = config.layout(rows: table.liveCount, dimension: dimension)
+        let hook = segmentBuildHook
         let (encoded, liveRows, rows, minID, maxID) = try await Task.detached { () throws -> (EncodedSegment, [UInt64: Int], Int, UInt64, UInt64) in
-            let (contents, liveRows) = table.contents(layout)
+            let (contents, liveRows) = table.contents(layout, graphRowAdded: hook)
             return (try SegmentCodec.encode(contents), liveRows, contents.rowCount, contents.ids.min() ?? 0, contents.ids.max() ?? 0)
         }.value
         let object = try await writeOwnSegment(encoded.bytes, tag: tag)
@@ -804,7 +811,7 @@ public actor Vecgo {
     ///     `m.segments`) and keys removed; nil when a full index must be written.
     ///   - base: the base version's key index and layer sizes (nil for none).
     /// - Returns: the key index of the new version, for its view.
-    func writePKIndex(_ index: PKIndex, changes: PKChanges?, base: PKChain?, deadRows: [UInt64]?,
+    nonisolated func writePKIndex(_ index: PKIndex, changes: PKChanges?, base: PKChain?, deadRows: [UInt64]?,
                       into m: inout Manifest) async throws -> PKChain {
         let next = m.version + 1
         let baseLayers = m.pkIndexLayers
@@ -841,6 +848,45 @@ public actor Vecgo {
         result.index.version = next
         result.index.segments = names
         return result
+    }
+
+    /// The key index of the version `m` becomes once `deletes` and then `segments` (appended to
+    /// `m.segments` here) apply on top of `base`, the base's key index; the keys changed, the
+    /// rows killed and added, and each segment's dead rows (nil when the base has no counts).
+    /// Off the actor: it copies and updates the whole key → row map.
+    @concurrent
+    nonisolated static func applyBatch(deletes: Set<UInt64>, segments: [(ref: SegmentRef, liveRows: [UInt64: Int])],
+                                       base: PKIndex?, into m: inout Manifest) async
+        -> (pk: PKIndex, changes: PKChanges, live: LiveChanges, dead: [UInt64]?) {
+        var pk = base ?? PKIndex(version: 0, segments: [], entries: [:])
+        // Dead rows follow from the base's counts and the old locations of the keys this
+        // commit changes (counted from the whole index only when the base has no counts).
+        var dead: [UInt64]? = m.segments.allSatisfy { ($0.deadRows ?? .max) < UInt64(UInt32.max) }
+            ? m.segments.map { $0.deadRows! } : nil
+        var changes = PKChanges()
+        var live = LiveChanges()
+        for k in deletes {
+            guard let old = pk.entries.removeValue(forKey: k) else { continue }  // nothing to delete
+            changes.removed.append(k)
+            live.died.append(old)
+            dead?[Int(old.segment)] += 1
+        }
+        for (ref, liveRows) in segments {
+            m.segments.append(ref)
+            dead?.append(ref.rowCount - UInt64(liveRows.count))  // a graph segment keeps rows replaced in the batch
+            let ordinal = UInt32(m.segments.count - 1)
+            changes.assigned.reserveCapacity(changes.assigned.count + liveRows.count)
+            for (k, row) in liveRows {
+                let loc = PKIndex.Location(segment: ordinal, row: UInt32(row))
+                if let old = pk.entries.updateValue(loc, forKey: k) {
+                    live.died.append(old)
+                    dead?[Int(old.segment)] += 1
+                }
+                changes.assigned[k] = loc
+                live.born.append(loc)
+            }
+        }
+        return (pk, changes, live, dead)
     }
 
     /// The most layers a pk-index chain gets before a commit writes a full index again.
@@ -997,38 +1043,13 @@ public actor Vecgo {
                    let k = try await Self.firstChangedKey(touched, from: observed, to: base) {
                     throw VecgoError(.conflict, "key \(k) was changed by another writer after this handle read version \(observed.version) (now \(base.version)); the pending writes are kept: discardPending() and re-apply them, or retry later")
                 }
-                var pk = chain?.index ?? PKIndex(version: 0, segments: [], entries: [:])
-                // Dead rows follow from the base's counts and the old locations of the keys this
-                // commit changes (counted from the whole index only when the base has no counts).
-                var dead: [UInt64]? = m.segments.allSatisfy { ($0.deadRows ?? .max) < UInt64(UInt32.max) }
-                    ? m.segments.map { $0.deadRows! } : nil
-                var changes = PKChanges()
-                var live = LiveChanges()
-                for k in deletes {
-                    guard let old = pk.entries.removeValue(forKey: k) else { continue }  // nothing to delete
-                    changes.removed.append(k)
-                    live.died.append(old)
-                    dead?[Int(old.segment)] += 1
-                }
                 // The batch's segments: rows written out before the commit (oldest first), then
                 // the memtable's; a key is live in one of them at most.
                 for i in segments.indices {
                     if try await self.keepFresh(&segments[i].object) { segments[i].ref.name = segments[i].object.name }
-                    let (ref, liveRows) = (segments[i].ref, segments[i].liveRows)
-                    m.segments.append(ref)
-                    dead?.append(ref.rowCount - UInt64(liveRows.count))  // a graph segment keeps rows replaced in the batch
-                    let ordinal = UInt32(m.segments.count - 1)
-                    changes.assigned.reserveCapacity(changes.assigned.count + liveRows.count)
-                    for (k, row) in liveRows {
-                        let loc = PKIndex.Location(segment: ordinal, row: UInt32(row))
-                        if let old = pk.entries.updateValue(loc, forKey: k) {
-                            live.died.append(old)
-                            dead?[Int(old.segment)] += 1
-                        }
-                        changes.assigned[k] = loc
-                        live.born.append(loc)
-                    }
                 }
+                let (pk, changes, live, dead) = await Self.applyBatch(deletes: deletes, segments: segments.map { ($0.ref, $0.liveRows) },
+                                                                      base: chain?.index, into: &m)
                 let built = try await self.writePKIndex(pk, changes: changes, base: chain, deadRows: dead, into: &m)
                 return NextVersion(manifest: m, pk: built, live: live)
             }
@@ -1085,17 +1106,16 @@ public actor Vecgo {
         let hidden = pending.touched.union(flushing?.touched ?? [])
         let perSegment = k + hidden.count
         var top = TopK(k: k)
-        for n in pending.memtable.search(q, k: k, ef: max(options.ef, k), filter: filter) { top.offer(n) }
         // Pending rows written out as segments are searched with the committed ones: their
         // live rows only, and those of a commit in flight unless rewritten or deleted since.
         let newer = flushing == nil ? [] : pending.keys
-        var spills = pending.spilled.map { (spill: $0, hide: Set<UInt64>()) }
-        if let flushing {
-            // Rows being committed, unless rewritten or deleted since.
-            let hits = flushing.memtable.search(q, k: k + newer.count, ef: max(options.ef, k + newer.count), filter: filter)
-            for n in hits where !newer.contains(n.id) { top.offer(n) }
-            spills += flushing.spilled.map { ($0, newer) }
+        if !pending.memtable.isEmpty || !(flushing?.memtable.isEmpty ?? true) {
+            let hits = await Self.memtableHits(q, k: k, ef: options.ef, filter: filter, pending: pending.memtable,
+                                               flushing: flushing?.memtable, newer: newer)
+            for n in hits { top.offer(n) }
         }
+        var spills = pending.spilled.map { (spill: $0, hide: Set<UInt64>()) }
+        if let flushing { spills += flushing.spilled.map { ($0, newer) } }
         var origin: [UInt64: (segment: Int, row: Int)] = [:]  // where each committed hit lives
         do {
             let live = try await view.live()
@@ -1153,6 +1173,20 @@ public actor Vecgo {
         } catch {
             throw VecgoError.wrap(error, "searching version \(view.version)")
         }
+    }
+
+    /// The hits among pending rows: the memtable's, and those of the memtable of a commit in
+    /// flight (`flushing`) unless rewritten or deleted since (`newer`). Runs off the actor: a
+    /// memtable search may add rows to its graph, or scan rows a segment build is still adding.
+    @concurrent
+    nonisolated static func memtableHits(_ q: [Float], k: Int, ef: Int, filter: Filter?, pending: Memtable,
+                                         flushing: Memtable?, newer: Set<UInt64>) async -> [Neighbor] {
+        var hits = pending.search(q, k: k, ef: max(ef, k), filter: filter)
+        if let flushing {
+            let wide = k + newer.count
+            hits += flushing.search(q, k: wide, ef: max(ef, wide), filter: filter).filter { !newer.contains($0.id) }
+        }
+        return hits
     }
 
     /// Fills in what `include` asks for: from the memtable for pending rows, else from the
