@@ -72,7 +72,11 @@ final class SegmentReader: Sendable {
     let ref: SegmentRef
     let store: any BlobStore
     let metric: Metric
+    /// The tail while it is being read, then the tail itself: a finished task is dropped, since a
+    /// task keeps its own allocation (about a kilobyte) for as long as it is held, and the tail is
+    /// kept for every segment of the current version.
     private let tailTask = Locked<Task<SegmentTail, any Error>?>(nil)
+    private let tailValue = Locked<SegmentTail?>(nil)
     private let graphTask = Locked<Task<LoadedGraph, any Error>?>(nil)
     private let metadataTask = Locked<Task<[Metadata], any Error>?>(nil)
     private let flatTask = Locked<Task<([Float], [UInt64]), any Error>?>(nil)
@@ -112,14 +116,22 @@ final class SegmentReader: Sendable {
         return value
     }
 
-    /// The tail (footer, IVF sections), read once with one ranged read at the place the manifest gives.
+    /// The tail (footer, IVF sections), read once with one ranged read at the place the manifest
+    /// gives. It is kept, outside the decoded budget, as long as the reader is: a handle's
+    /// readers are those of its current version's segments (``VersionView``), so what tails hold
+    /// is proportional to that version's segment count (a flat segment's tail is a few hundred
+    /// bytes; an IVF segment's holds its centroids and code book).
     func tail() async throws -> SegmentTail {
+        if let t = tailValue.withLock({ $0 }) { return t }
         let ref = self.ref, store = self.store
-        return try await Self.once(tailTask) {
+        let t = try await Self.once(tailTask) {
             try await store.readChecked(ref.name, ranges: [ref.tailOffset..<ref.size]) {
                 try SegmentTail.decode($0[0], tailOffset: ref.tailOffset, objectSize: ref.size, object: ref.name)
             }
         }
+        tailValue.withLock { $0 = t }
+        tailTask.withLock { $0 = nil }
+        return t
     }
 
     /// Reads `range` (`what` of the segment, for messages) and decodes it with `decode`, which
