@@ -99,6 +99,13 @@ final class SegmentReader: Sendable {
         self.budget = budget
     }
 
+    /// Whether a task of a read or decode is held: only while one runs, never once it finished
+    /// (for tests; a held task keeps kilobytes that no budget counts).
+    var holdsTasks: Bool {
+        tailTask.withLock { $0 != nil } || graphTask.withLock { $0 != nil } || metadataTask.withLock { $0 != nil }
+            || flatTask.withLock { $0 != nil }
+    }
+
     /// Runs `make` once and shares its result; a failure is not kept, so a later call retries.
     private static func once<T: Sendable>(_ slot: Locked<Task<T, any Error>?>, _ make: @escaping @Sendable () async throws -> T) async throws -> T {
         try await sharedTask(slot, make).value

@@ -30,6 +30,7 @@ import Testing
             #expect(before.segments.count == 6)
             #expect(budget.count == 12, "flat rows and metadata of six segments are kept: \(budget.count) parts")
             await before.settle()
+            #expect(before.segments.allSatisfy { !$0.holdsTasks }, "finished reads are held as tasks, not as what they read")
             oldView.value = before
             oldReader.value = before.segments[0]
         }
