@@ -45,6 +45,29 @@ final class DecodedBudget: Sendable {
         return true
     }
 
+    /// Drops the parts of `segments` (parts are kept under `<segment name>#<kind>`): a handle
+    /// whose version no longer has a segment never uses its parts again, so they must not wait
+    /// for the least recently used rule to go. Returns how many parts were dropped.
+    @discardableResult
+    func evict(segments: Set<String>) -> Int {
+        guard !segments.isEmpty else { return 0 }
+        let dropped = state.withLock { s -> [@Sendable () -> Void] in
+            var out: [@Sendable () -> Void] = []
+            for (key, entry) in s.entries {
+                guard let hash = key.lastIndex(of: "#"), segments.contains(String(key[..<hash])) else { continue }
+                s.entries.removeValue(forKey: key)
+                s.total -= entry.bytes
+                out.append(entry.drop)
+            }
+            return out
+        }
+        for d in dropped { d() }
+        return dropped.count
+    }
+
+    /// How many parts are kept now.
+    var count: Int { state.withLock { $0.entries.count } }
+
     /// Marks `key` as just used.
     func touch(_ key: String) {
         state.withLock { s in

@@ -4,6 +4,7 @@
 import IndexCore
 import SegmentFormat
 import Stores
+import Synchronization
 import Tiering
 
 /// How far a search looks: the HNSW candidate list, the IVF partitions probed, and how IVF
@@ -72,10 +73,18 @@ final class SegmentReader: Sendable {
     let ref: SegmentRef
     let store: any BlobStore
     let metric: Metric
+    /// The tail while it is being read, then the tail itself: a finished task is dropped, since a
+    /// task keeps its own allocation (about a kilobyte) for as long as it is held, and the tail is
+    /// kept for every segment of the current version.
     private let tailTask = Locked<Task<SegmentTail, any Error>?>(nil)
+    private let tailValue = Locked<SegmentTail?>(nil)
+    /// Decoded parts: the task while one is decoded, then the part itself (``kept(_:_:_:cost:_:)``).
     private let graphTask = Locked<Task<LoadedGraph, any Error>?>(nil)
+    private let graphKept = Locked<KeptPart<LoadedGraph>?>(nil)
     private let metadataTask = Locked<Task<[Metadata], any Error>?>(nil)
+    private let metadataKept = Locked<KeptPart<[Metadata]>?>(nil)
     private let flatTask = Locked<Task<([Float], [UInt64]), any Error>?>(nil)
+    private let flatKept = Locked<KeptPart<([Float], [UInt64])>?>(nil)
     /// The 1-bit quantizer of the segment's code book (its signs and transposed rotation), made
     /// once instead of per query.
     private let quantizer = Locked<RaBitQ?>(nil)
@@ -90,6 +99,13 @@ final class SegmentReader: Sendable {
         self.budget = budget
     }
 
+    /// Whether a task of a read or decode is held: only while one runs, never once it finished
+    /// (for tests; a held task keeps kilobytes that no budget counts).
+    var holdsTasks: Bool {
+        tailTask.withLock { $0 != nil } || graphTask.withLock { $0 != nil } || metadataTask.withLock { $0 != nil }
+            || flatTask.withLock { $0 != nil }
+    }
+
     /// Runs `make` once and shares its result; a failure is not kept, so a later call retries.
     private static func once<T: Sendable>(_ slot: Locked<Task<T, any Error>?>, _ make: @escaping @Sendable () async throws -> T) async throws -> T {
         try await sharedTask(slot, make).value
@@ -97,29 +113,43 @@ final class SegmentReader: Sendable {
 
     /// Like ``once(_:_:)`` for a decoded part kept under the handle's byte budget: admitted
     /// when decoded (evicting older parts), touched on every use, and forgotten when evicted
-    /// or when it alone exceeds the budget (then every use decodes it again).
-    private func kept<T: Sendable>(_ slot: Locked<Task<T, any Error>?>, _ kind: String, cost: (T) -> Int,
-                                   _ make: @escaping @Sendable () async throws -> T) async throws -> T {
-        let (value, started, task) = try await sharedTask(slot, make)
-        guard let budget else { return value }
+    /// or when it alone exceeds the budget (then every use decodes it again). Once decoded, the
+    /// part is held in `held` and its finished task let go: a task keeps its own allocation
+    /// (kilobytes, not counted by the budget) for as long as it is held.
+    private func kept<T: Sendable>(_ slot: Locked<Task<T, any Error>?>, _ held: Locked<KeptPart<T>?>, _ kind: String,
+                                   cost: (T) -> Int, _ make: @escaping @Sendable () async throws -> T) async throws -> T {
         let key = ref.name + "#" + kind
-        if started {
-            let forget: @Sendable () -> Void = { slot.withLock { if $0 == task { $0 = nil } } }
-            if !budget.admit(key, bytes: cost(value), drop: forget) { forget() }
-        } else {
-            budget.touch(key)
+        if let part = held.withLock({ $0 }) {
+            budget?.touch(key)
+            return part.value
         }
+        let (value, started, task) = try await sharedTask(slot, make)
+        guard started else { return value }
+        let token = keptPartTokens.add(1, ordering: .relaxed).newValue
+        held.withLock { $0 = KeptPart(value: value, token: token) }
+        slot.withLock { if $0 == task { $0 = nil } }
+        guard let budget else { return value }
+        let forget: @Sendable () -> Void = { held.withLock { if $0?.token == token { $0 = nil } } }
+        if !budget.admit(key, bytes: cost(value), drop: forget) { forget() }
         return value
     }
 
-    /// The tail (footer, IVF sections), read once with one ranged read at the place the manifest gives.
+    /// The tail (footer, IVF sections), read once with one ranged read at the place the manifest
+    /// gives. It is kept, outside the decoded budget, as long as the reader is: a handle's
+    /// readers are those of its current version's segments (``VersionView``), so what tails hold
+    /// is proportional to that version's segment count (a flat segment's tail is a few hundred
+    /// bytes; an IVF segment's holds its centroids and code book).
     func tail() async throws -> SegmentTail {
+        if let t = tailValue.withLock({ $0 }) { return t }
         let ref = self.ref, store = self.store
-        return try await Self.once(tailTask) {
+        let t = try await Self.once(tailTask) {
             try await store.readChecked(ref.name, ranges: [ref.tailOffset..<ref.size]) {
                 try SegmentTail.decode($0[0], tailOffset: ref.tailOffset, objectSize: ref.size, object: ref.name)
             }
         }
+        tailValue.withLock { $0 = t }
+        tailTask.withLock { $0 = nil }
+        return t
     }
 
     /// Reads `range` (`what` of the segment, for messages) and decodes it with `decode`, which
@@ -216,7 +246,7 @@ final class SegmentReader: Sendable {
     /// small (under 2 000 rows), so warm queries scan memory instead of re-decoding blocks.
     private func flatRows(_ f: SegmentFooter, vd: SectionDescriptor, idd: SectionDescriptor) async throws -> ([Float], [UInt64]) {
         let ref = self.ref
-        return try await kept(flatTask, "flat", cost: { $0.0.count * 4 + $0.1.count * 8 }) {
+        return try await kept(flatTask, flatKept, "flat", cost: { $0.0.count * 4 + $0.1.count * 8 }) {
             async let vectors = self.read(vd.range, "vector section") { try SegmentCodec.decodeVectors($0, vd, footer: f, object: ref.name) }
             async let ids = self.read(idd.range, "id section") { try SegmentCodec.decodeIDs($0, idd, footer: f, object: ref.name) }
             return (try await vectors, try await ids)
@@ -234,7 +264,7 @@ final class SegmentReader: Sendable {
     /// The metadata of every row (empty maps when the segment has none), read once and kept.
     func metadata() async throws -> [Metadata] {
         let ref = self.ref
-        return try await kept(metadataTask, "metadata", cost: Self.metadataBytes) {
+        return try await kept(metadataTask, metadataKept, "metadata", cost: Self.metadataBytes) {
             let f = try await self.tail().footer
             guard let md = f.section(.metadata) else { return Array(repeating: [:], count: Int(f.rowCount)) }
             return try await self.read(md.range, "metadata section") { try SegmentCodec.decodeMetadata($0, md, footer: f, object: ref.name) }
@@ -527,7 +557,7 @@ final class SegmentReader: Sendable {
     /// nodes are numbered by row, so hits name their rows; `keys` maps rows to keys.
     private func graph(_ t: SegmentTail) async throws -> LoadedGraph {
         let ref = self.ref, metric = self.metric
-        return try await kept(graphTask, "graph", cost: { $0.index.memoryBytes + $0.keys.count * 8 }) {
+        return try await kept(graphTask, graphKept, "graph", cost: { $0.index.memoryBytes + $0.keys.count * 8 }) {
             let f = t.footer
             guard let vd = f.section(.vectors), let idd = f.section(.ids), let gd = f.section(.hnswGraph) else {
                 throw FormatError(.corrupted, object: ref.name, offset: ref.tailOffset, "graph segment lacks a section")
@@ -560,6 +590,16 @@ final class SegmentReader: Sendable {
         return total
     }
 }
+
+/// A decoded part a ``SegmentReader`` keeps, and the token of its entry in the budget (so
+/// dropping an old entry never forgets a newer decode of the same part).
+struct KeptPart<T: Sendable>: Sendable {
+    let value: T
+    let token: UInt64
+}
+
+/// Where the tokens of ``KeptPart``s come from.
+private let keptPartTokens = Atomic<UInt64>(0)
 
 /// The task of `slot`, started with `make` when there is none; its value, whether this call
 /// started it, and the task. A failure is not kept: the slot is emptied so a later call retries.

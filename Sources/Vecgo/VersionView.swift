@@ -65,6 +65,13 @@ final class VersionView: Sendable {
             known[$0.name] ?? SegmentReader(ref: $0, store: store, metric: metric, budget: budget)
         } ?? []
         self.segments = segments
+        // The decoded parts of segments this version no longer has are never used again by the
+        // handle: drop them now rather than when the budget is full, so what a handle keeps
+        // follows its current version (a search still running on `previous` decodes again).
+        if let previous, let budget, manifest != nil {
+            let current = Set(segments.map(\.ref.name))
+            budget.evict(segments: Set(previous.segments.map(\.ref.name)).subtracting(current))
+        }
         // Only writers hold their index (readers keep live-row bitmaps), so only theirs is reused.
         var before: (layers: [PKIndexLayer], segments: [String], task: Task<PKChain?, any Error>)?
         if let previous, let m = previous.manifest, let task = previous.pkSlot.withLock({ $0 }) {
