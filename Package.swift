@@ -43,7 +43,7 @@ let package = Package(
         // MARK: Libraries (exported)
         .target(name: "SegmentFormat", dependencies: ["CLZ4", "CVecgoNative"], swiftSettings: swiftSettings),
         .target(name: "IndexCore", dependencies: ["CVecgoNative"], swiftSettings: swiftSettings),
-        .target(name: "Stores", dependencies: ["CCurl", "COpenSSL", "CVecgoNative"], swiftSettings: swiftSettings),
+        .target(name: "Stores", dependencies: ["CCurl", "COpenSSL", "CVecgoNative", "SegmentFormat"], swiftSettings: swiftSettings),
         .target(name: "Tiering",
                 dependencies: ["Stores", "CVecgoNative", .product(name: "Logging", package: "swift-log"),
                                .product(name: "Metrics", package: "swift-metrics")],
@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(name: "VecgoCLI", dependencies: ["Vecgo", "Stores", "SegmentFormat", "VecgoServer",
                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swiftSettings),
-        .executableTarget(name: "VecgoBench", dependencies: ["Vecgo", "Stores", "Tiering", "IndexCore",
+        .executableTarget(name: "VecgoBench", dependencies: ["Vecgo", "Stores", "Tiering", "IndexCore", "SegmentFormat",
                                                      .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swiftSettings),
         .executableTarget(name: "CloudTiered",
@@ -90,7 +90,7 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(name: "IndexCoreTests", dependencies: ["IndexCore", "_VecgoTestSupport"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "StoresTests", dependencies: ["Stores", "_VecgoTestSupport"],
+        .testTarget(name: "StoresTests", dependencies: ["Stores", "SegmentFormat", "_VecgoTestSupport"],
                     swiftSettings: swiftSettings),
         .testTarget(name: "TieringTests", dependencies: ["Tiering", "Stores", "_VecgoTestSupport",
                                                    .product(name: "Logging", package: "swift-log")],
@@ -105,7 +105,7 @@ let package = Package(
                                    .product(name: "Prometheus", package: "swift-prometheus")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests",
-                    dependencies: ["Vecgo", "Stores", "Tiering", "_VecgoTestSupport"],
+                    dependencies: ["Vecgo", "Stores", "SegmentFormat", "Tiering", "_VecgoTestSupport"],
                     swiftSettings: swiftSettings),
     ]
 )

@@ -97,17 +97,21 @@ public struct Manifest: Sendable, Hashable {
         pkIndexObject.isEmpty ? [] : pkIndexBaseLayers + [PKIndexLayer(name: pkIndexObject, size: pkIndexSize)]
     }
 
-    /// The object name of a version's manifest: `MANIFEST-` and the version in 20 digits.
+    /// What every manifest object name starts with (the prefix to list them by).
+    public static let objectNamePrefix = "MANIFEST-"
+
+    /// The object name of a version's manifest: `MANIFEST-` and the version in 20 digits. The
+    /// one definition of manifest names: the engine and `Stores`' DynamoDB commit store use it.
     public static func objectName(version: UInt64) -> String {
         let digits = String(version)
-        return "MANIFEST-" + String(repeating: "0", count: 20 - digits.count) + digits + ".bin"
+        return objectNamePrefix + String(repeating: "0", count: 20 - digits.count) + digits + ".bin"
     }
 
     /// The version a manifest object name denotes, or nil when the name is not a manifest's.
     public static func version(fromObjectName name: String) -> UInt64? {
         let base = name.split(separator: "/").last.map(String.init) ?? name
-        guard base.hasPrefix("MANIFEST-"), base.hasSuffix(".bin") else { return nil }
-        let digits = base.dropFirst(9).dropLast(4)
+        guard base.hasPrefix(objectNamePrefix), base.hasSuffix(".bin") else { return nil }
+        let digits = base.dropFirst(objectNamePrefix.count).dropLast(4)
         guard digits.count == 20, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else { return nil }
         return UInt64(digits)
     }

@@ -1,5 +1,5 @@
 // BlobStore: the protocol every object store implements (read, put, put-if-absent, list,
-// delete, size), its default methods, and ObjectInfo, one listed object.
+// delete, size; checked reads and the commit store, with defaults), and ObjectInfo.
 public import Foundation
 
 /// An object store holding immutable, named blobs: the only source of truth of a Vecgo database.
@@ -42,6 +42,18 @@ public protocol BlobStore: Sendable {
     /// given. Stores that can serve them with fewer requests (a cache that coalesces nearby
     /// ranges) do; the default reads them in parallel.
     func read(_ name: String, ranges: [Range<UInt64>]) async throws -> [[UInt8]]
+
+    /// Reads `ranges` of `name` and returns what `check` makes of them. The default reads once
+    /// more when `check` fails, so bytes damaged on the way are told apart from bytes damaged in
+    /// the store (the second failure is the one reported); a cache (Tiering's `CachingStore`)
+    /// also drops the bytes that failed from its tiers before reading again.
+    func readChecked<T: Sendable>(_ name: String, ranges: [Range<UInt64>],
+                                  _ check: @Sendable ([[UInt8]]) throws -> T) async throws -> T
+
+    /// The commit store that decides this store's versions when `Vecgo.open` is given none
+    /// (`.commitStore(_:)`). The default is a ``ConditionalPutCommitStore`` over this store;
+    /// ``DynamoDBCommitStore`` answers itself, and a wrapper may answer its inner store's.
+    var commitStore: any CommitStore { get }
 }
 
 extension BlobStore {
@@ -60,6 +72,20 @@ extension BlobStore {
             return out
         }
     }
+
+    public func readChecked<T: Sendable>(_ name: String, ranges: [Range<UInt64>],
+                                         _ check: @Sendable ([[UInt8]]) throws -> T) async throws -> T {
+        let first = try await read(name, ranges: ranges)
+        do {
+            return try check(first)
+        } catch {
+            // Bytes damaged on the way are not damaged in the store: one more read tells them apart.
+            return try check(try await read(name, ranges: ranges))
+        }
+    }
+
+    /// A ``ConditionalPutCommitStore`` over this store.
+    public var commitStore: any CommitStore { ConditionalPutCommitStore(objects: self) }
 
     /// Lists every object whose name starts with `prefix`, in ascending name order.
     public func list(prefix: String) async throws -> [ObjectInfo] {

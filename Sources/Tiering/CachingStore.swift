@@ -403,25 +403,6 @@ public final class CachingStore: BlobStore {
     public func size(_ name: String) async throws -> UInt64 { try await remote.size(name) }
 }
 
-extension BlobStore {
-    /// Reads `ranges` of `name` and returns what `check` makes of them. Through a
-    /// ``CachingStore`` this is ``CachingStore/readChecked(_:ranges:_:)`` (bytes failing
-    /// `check` are dropped from the tiers and read once more from the store); any other store
-    /// is read once more when `check` fails, so bytes damaged on the way are told apart from
-    /// bytes damaged in the store (the second failure is the one reported).
-    public func readChecked<T: Sendable>(_ name: String, ranges: [Range<UInt64>],
-                                         _ check: @Sendable ([[UInt8]]) throws -> T) async throws -> T {
-        if let caching = self as? CachingStore { return try await caching.readChecked(name, ranges: ranges, check) }
-        let first = try await read(name, ranges: ranges)
-        do {
-            return try check(first)
-        } catch {
-            // Bytes damaged on the way are not damaged in the store: one more read tells them apart.
-            return try check(try await read(name, ranges: ranges))
-        }
-    }
-}
-
 extension Logger {
     /// A logger that drops everything: the default of every component taking a logger.
     public static var silent: Logger { Logger(label: "vecgo", factory: { _ in SwiftLogNoOpLogHandler() }) }

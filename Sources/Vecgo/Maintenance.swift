@@ -50,7 +50,7 @@ extension Vecgo {
         let limit = UInt64(maxRows ?? config.ivfThreshold)
         do {
             let askedAt = ContinuousClock.now
-            if let latest = try await Self.latestManifest(cached, after: view.version) {
+            if let latest = try await Self.latestManifest(cached, commits: commits, after: view.version) {
                 advance(to: VersionView(latest, store: cached, metric: metric, previous: view))
             }
             viewConfirmedAt = askedAt

@@ -74,6 +74,13 @@ public enum OpenOption: Sendable {
     /// cached bytes evicted because they failed a checksum (object and range, never a secret).
     /// Silent by default.
     case logger(Logger)
+    /// Who decides which versions exist (the commit point of every commit, and the newest
+    /// version when it keeps its own record): a ``ConditionalPutCommitStore`` (create-if-absent
+    /// of the manifest object: S3, S3 Express, MinIO, local directories, memory), a
+    /// ``DynamoDBCommitStore``, or your own ``CommitStore``. Default: the backend store's
+    /// ``BlobStore/commitStore`` (conditional put on the store itself; a `DynamoDBCommitStore`
+    /// used as the store is its own commit store).
+    case commitStore(any CommitStore)
 }
 
 /// The validated configuration an open handle runs with.
@@ -97,6 +104,7 @@ struct Configuration: Sendable {
     var maxCommitObjectAge = 600.0
     var memtableBudget: Int?
     var logger = Logger.silent
+    var commitStore: (any CommitStore)?
 
     init(_ options: [OpenOption]) throws(VecgoError) {
         for o in options {
@@ -149,6 +157,7 @@ struct Configuration: Sendable {
                 guard t > 0, t.isFinite else { throw VecgoError(.invalidArgument, "maxCommitObjectAge \(t) must be a positive number of seconds") }
                 maxCommitObjectAge = t
             case .logger(let l): logger = l
+            case .commitStore(let c): commitStore = c
             case .commitAttempts(let n):
                 guard n >= 1 else { throw VecgoError(.invalidArgument, "commitAttempts \(n) must be positive") }
                 commitAttempts = n

@@ -95,6 +95,8 @@ public actor Vecgo {
     public nonisolated let isReadOnly: Bool
 
     let remote: any BlobStore
+    /// Decides which versions exist: every manifest is committed through it.
+    let commits: any CommitStore
     let cached: CachingStore
     let writerID: String
     let config: Configuration
@@ -175,14 +177,15 @@ public actor Vecgo {
         }
         let cached = CachingStore(remote: remote, ram: BlockCache(capacityBytes: config.blockCacheSize, stats: stats),
                                   disk: disk, logger: config.logger)
+        let commits = config.commitStore ?? remote.commitStore
         let manifest: Manifest?
         do {
             if let v = config.atVersion {
-                manifest = try await manifestAt(version: v, cached)
+                manifest = try await committedManifest(version: v, cached, commits: commits)
             } else if let t = config.asOf {
                 manifest = try await manifestAsOf(t, cached)
             } else {
-                manifest = try await latestManifest(cached)
+                manifest = try await latestManifest(cached, commits: commits)
             }
         } catch {
             throw VecgoError.wrap(error, "opening the database")
@@ -203,15 +206,17 @@ public actor Vecgo {
         } else {
             throw VecgoError(.notFound, "no database found (no MANIFEST-*.bin objects); open with .create(dimension:metric:) to create one")
         }
-        let db = Vecgo(remote: remote, cached: cached, manifest: manifest, dimension: dimension, metric: metric, config: config)
+        let db = Vecgo(remote: remote, commits: commits, cached: cached, manifest: manifest, dimension: dimension, metric: metric,
+                       config: config)
         if config.exclusiveWriter { try await db.takeOver() }
         if let interval = config.refreshInterval { await db.startRefreshing(every: interval) }
         return db
     }
 
-    private init(remote: any BlobStore, cached: CachingStore, manifest: Manifest?, dimension: Int, metric: Metric,
-                 config: Configuration) {
+    private init(remote: any BlobStore, commits: any CommitStore, cached: CachingStore, manifest: Manifest?, dimension: Int,
+                 metric: Metric, config: Configuration) {
         self.remote = remote
+        self.commits = commits
         self.cached = cached
         self.dimension = dimension
         self.metric = metric
@@ -251,7 +256,8 @@ public actor Vecgo {
 
     /// Finds the newest manifest.
     ///
-    /// - On a ``VersionedBlobStore`` (DynamoDB commits): its latest version, then one read.
+    /// - When `commits` keeps its own record (DynamoDB): its latest version, then one read
+    ///   (through `commits` when the object is not there yet: an unfinished commit).
     /// - Knowing a version `known` that exists: probes `MANIFEST-<known+1>`, `+3`, `+7`, … (doubling steps) by
     ///   size and binary-searches the gap — two requests when nothing is new, no listing
     ///   (listings cost more, and on S3 Express read the whole prefix). Versions are
@@ -263,11 +269,12 @@ public actor Vecgo {
     ///   put as the winner is (issue 15, part 3).
     /// - Otherwise (opening, or `known` was vacuumed): one LIST of `MANIFEST-` names, then one
     ///   read of the last.
-    static func latestManifest(_ store: any BlobStore, after known: UInt64 = 0,
+    static func latestManifest(_ store: any BlobStore, commits: any CommitStore, after known: UInt64 = 0,
                                knownManifest: Manifest? = nil) async throws -> Manifest? {
-        if let versioned = ((store as? CachingStore)?.remote ?? store) as? any VersionedBlobStore {
-            guard let v = try await versioned.latestVersion() else { return nil }
-            return try await manifestAt(version: v, store)
+        switch try await commits.latest() {
+        case .empty: return nil
+        case .version(let v): return try await committedManifest(version: v, store, commits: commits)
+        case .askObjects: break
         }
         if known > 0, let held = knownManifest, held.version == known {
             guard try await manifestExists(known + 1, store) else { return held }
@@ -345,6 +352,16 @@ public actor Vecgo {
             return try await store.readChecked(name, ranges: [0..<UInt64.max]) { try Manifest.decode($0[0], object: name) }
         } catch let e as StoreError where e.code == .notFound {
             throw VecgoError(.notFound, "version \(version) does not exist (no \(name)); vacuum may have removed it", underlying: e)
+        }
+    }
+
+    /// The manifest of `version` as ``manifestAt(version:_:)`` reads it, or, when its object is
+    /// missing, as `commits` has it (a commit whose writer stopped before writing the object).
+    static func committedManifest(version: UInt64, _ store: any BlobStore, commits: any CommitStore) async throws -> Manifest {
+        do { return try await manifestAt(version: version, store) } catch let e as VecgoError where e.code == .notFound {
+            let name = Manifest.objectName(version: version)
+            guard let bytes = try await commits.committedManifest(version: version, name: name) else { throw e }
+            return try Manifest.decode(bytes, object: name)
         }
     }
 
@@ -684,7 +701,7 @@ public actor Vecgo {
                 var after = view.version
                 if case .readLatest(let v) = action { after = v }
                 do {
-                    if let latest = try await Self.latestManifest(cached, after: after, knownManifest: lostTo) {
+                    if let latest = try await Self.latestManifest(cached, commits: commits, after: after, knownManifest: lostTo) {
                         advance(to: VersionView(latest, store: cached, metric: metric, previous: view))
                     }
                 } catch {
@@ -712,7 +729,8 @@ public actor Vecgo {
                 action = machine.built()
             case .put:
                 do {
-                    try await remote.putIfAbsent(Manifest.objectName(version: built.manifest.version), try built.manifest.encode())
+                    let v = built.manifest.version
+                    try await commits.commit(version: v, manifest: Manifest.objectName(version: v), try built.manifest.encode())
                     action = machine.putAnswered()
                 } catch let e as StoreError {
                     action = machine.putFailed(e)
@@ -725,7 +743,7 @@ public actor Vecgo {
                 // the commit succeeded. Not knowing is an error (retrying blindly could apply
                 // this batch twice).
                 do {
-                    let existing = try await Self.manifestAt(version: built.manifest.version, cached)
+                    let existing = try await Self.committedManifest(version: built.manifest.version, cached, commits: commits)
                     if existing != built.manifest { othersSeen = true; lostTo = existing }
                     action = machine.readBack(existing == built.manifest ? .ours : .other(version: existing.version))
                 } catch let e as VecgoError where e.code == .notFound {
@@ -1287,7 +1305,7 @@ public actor Vecgo {
         }
         let latest: Manifest?
         let askedAt = ContinuousClock.now
-        do { latest = try await Self.latestManifest(cached, after: version) } catch { throw VecgoError.wrap(error, "refreshing") }
+        do { latest = try await Self.latestManifest(cached, commits: commits, after: version) } catch { throw VecgoError.wrap(error, "refreshing") }
         viewConfirmedAt = askedAt
         if let latest, latest.version > version {
             view = VersionView(latest, store: cached, metric: metric, previous: view)

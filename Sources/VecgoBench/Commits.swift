@@ -1,6 +1,7 @@
 // vecgo-bench commits: how long a commit takes through each commit path, on the same server.
 import ArgumentParser
 import Foundation
+import SegmentFormat
 import Stores
 import Vecgo
 
@@ -147,7 +148,7 @@ func commitsBench(_ o: CommitsBench) async throws {
         }
         let elapsed = clock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let manifests = try await objects.list(prefix: "MANIFEST-").compactMap { ManifestNames.version(of: $0.name) }
+        let manifests = try await objects.list(prefix: "MANIFEST-").compactMap { Manifest.version(fromObjectName: $0.name) }
         var exactlyOnce = !manifests.isEmpty && manifests == Array(1...UInt64(manifests.count))
         if let table {
             let committed = try await table.committedVersions()

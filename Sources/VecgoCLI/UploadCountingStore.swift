@@ -4,18 +4,15 @@ import Stores
 import Synchronization
 
 /// Forwards every call to `inner` and counts the bytes of each successful put.
-class UploadCountingStore: BlobStore, @unchecked Sendable {
+final class UploadCountingStore: BlobStore, @unchecked Sendable {
     let inner: any BlobStore
     private let written = Atomic<Int>(0)
 
     /// Bytes written so far.
     var bytesWritten: Int { written.load(ordering: .relaxed) }
 
-    /// Wraps `store`, keeping it a ``VersionedBlobStore`` (DynamoDB commits) when it is one.
-    static func wrapping(_ store: any BlobStore) -> UploadCountingStore {
-        if let versioned = store as? any VersionedBlobStore { return VersionedUploadCountingStore(versioned) }
-        return UploadCountingStore(store)
-    }
+    /// Wraps `store`.
+    static func wrapping(_ store: any BlobStore) -> UploadCountingStore { UploadCountingStore(store) }
 
     init(_ inner: any BlobStore) { self.inner = inner }
 
@@ -33,15 +30,8 @@ class UploadCountingStore: BlobStore, @unchecked Sendable {
     func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] { try await inner.list(prefix: prefix, startAfter: startAfter) }
     func delete(_ name: String) async throws { try await inner.delete(name) }
     func size(_ name: String) async throws -> UInt64 { try await inner.size(name) }
+    /// `inner`'s commit store (a DynamoDB table stays the one deciding versions); the manifest
+    /// bytes it writes are not counted.
+    var commitStore: any CommitStore { inner.commitStore }
 }
 
-/// The counting wrapper of a store that commits through DynamoDB: the newest version still
-/// comes from the table.
-final class VersionedUploadCountingStore: UploadCountingStore, VersionedBlobStore, @unchecked Sendable {
-    private let versioned: any VersionedBlobStore
-    init(_ versioned: any VersionedBlobStore) {
-        self.versioned = versioned
-        super.init(versioned)
-    }
-    func latestVersion() async throws -> UInt64? { try await versioned.latestVersion() }
-}

@@ -2,6 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import SegmentFormat
 @testable import Stores
 import Testing
 import Vecgo
@@ -27,7 +28,7 @@ import _VecgoTestSupport
         return s
     }
 
-    static func manifest(_ v: UInt64) -> String { ManifestNames.name(version: v) }
+    static func manifest(_ v: UInt64) -> String { Manifest.objectName(version: v) }
 
     @Test func theConditionalPutItemDecidesEachVersionOnce() async throws {
         let s = try await Self.store("commit")
@@ -128,6 +129,53 @@ import _VecgoTestSupport
         #expect(try await reader.search([0, 0], k: 10).count == 3)
         #expect(try await Vecgo.verify(s).ok)
         try await db.close()
+    }
+
+    /// The CommitStore contract: the table is the record of versions (`.empty`, then
+    /// `.version`), a lost race is `.alreadyExists`, and a committed manifest reads back even
+    /// while its writer has not finalised it.
+    @Test func itIsACommitStoreWhoseTableIsTheRecord() async throws {
+        let s = try await Self.store("protocol")
+        let c: any CommitStore = s
+        #expect(try await c.latest() == .empty)
+        try await c.commit(version: 1, manifest: Self.manifest(1), [1])
+        let lost = await #expect(throws: StoreError.self) { try await c.commit(version: 1, manifest: Self.manifest(1), [2]) }
+        #expect(lost?.code == .alreadyExists)
+        #expect(try await c.latest() == .version(1))
+        #expect(try await c.committedManifest(version: 1, name: Self.manifest(1)) == [1])
+        #expect(try await c.committedManifest(version: 2, name: Self.manifest(2)) == nil)
+        try await s.commit(Self.manifest(2), version: 2, [2, 2], finalise: false)
+        #expect(try await c.committedManifest(version: 2, name: Self.manifest(2)) == [2, 2])
+        #expect(try await s.commitStore.latest() == .version(2))  // as the backend's store it is its own commit store
+    }
+
+    /// The engine given the objects as its backend and the table as `.commitStore`: versions
+    /// go through the table; a reader that may not write (so cannot finalise) still opens a
+    /// version whose writer stopped at the commit point, from the staged bytes.
+    @Test func theEngineCommitsThroughATablePassedAtOpen() async throws {
+        let s = try await Self.store("option")
+        let db = try await Vecgo.open(.remote(s.objects), .commitStore(s), .create(dimension: 2, metric: .l2))
+        try await db.upsert(id: 1, [1, 0])
+        let v = try await db.commit()
+        try await db.close()
+        #expect(try await s.committedVersions() == Array(1...v))
+        #expect(try await s.objects.list(prefix: Manifest.objectNamePrefix).map(\.name) == (1...v).map(Self.manifest))
+        // Version v+1 passes its commit point and its writer stops: only a staged copy exists.
+        var next = try Manifest.decode(try await s.objects.read(Self.manifest(v)), object: Self.manifest(v))
+        next.version = v + 1
+        next.parentVersion = v
+        try await s.commit(Self.manifest(v + 1), version: v + 1, try next.encode(), finalise: false)
+        let readOnly = InterceptingStore(s.objects, onWrite: { name, _ in
+            throw StoreError(.accessDenied, "read-only role", object: name, httpStatus: 403)
+        })
+        let table = try DynamoDBCommitStore(objects: readOnly, baseURI: s.baseURI,
+                                            configuration: DynamoDBConfiguration(table: Self.table, endpoint: try TestEnvironment.s3Endpoint(),
+                                                                                 credentials: S3Credentials(accessKeyID: "testing", secretAccessKey: "testing")))
+        let reader = try await Vecgo.open(.remote(readOnly), .commitStore(table), .readOnly)
+        #expect(await reader.version == v + 1)
+        #expect(try await reader.search([1, 0], k: 1).map(\.id) == [1])
+        try await reader.close()
+        await #expect(throws: StoreError.self) { _ = try await s.objects.size(Self.manifest(v + 1)) }  // still unfinished
     }
 
     /// Forwards one request to moto and returns its answer (synchronously, for LocalHTTPServer).

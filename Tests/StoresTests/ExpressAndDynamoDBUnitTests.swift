@@ -1,3 +1,4 @@
+import SegmentFormat
 @testable import Stores
 import Testing
 
@@ -29,13 +30,16 @@ import Testing
         #expect(s.sessionsCreated == 0)  // no request until the first operation
     }
 
-    @Test func manifestNamesMatchTheSpec() {
-        #expect(ManifestNames.name(version: 7) == "MANIFEST-00000000000000000007.bin")
-        #expect(ManifestNames.version(of: "MANIFEST-00000000000000000042.bin") == 42)
-        #expect(ManifestNames.version(of: ManifestNames.name(version: .max)) == .max)
+    /// The DynamoDB commit store recognises manifests by SegmentFormat's one naming rule, and
+    /// only names that rule makes exactly (no directories, no staged copies).
+    @Test func dynamoDBRecognisesManifestsBySegmentFormatsRule() {
+        #expect(Manifest.objectName(version: 7) == "MANIFEST-00000000000000000007.bin")
+        for v: UInt64 in [1, 9, 10, 42, 123_456_789, .max] {
+            #expect(DynamoDBCommitStore.manifestVersion(Manifest.objectName(version: v)) == v)
+        }
         for bad in ["MANIFEST-42.bin", "MANIFEST-0000000000000000004x.bin", "staged_MANIFEST-00000000000000000001-ab.bin",
-                    "segment_1.bin"] {
-            #expect(ManifestNames.version(of: bad) == nil, "\(bad)")
+                    "segment_1.bin", "x/MANIFEST-00000000000000000001.bin"] {
+            #expect(DynamoDBCommitStore.manifestVersion(bad) == nil, "\(bad)")
         }
     }
 

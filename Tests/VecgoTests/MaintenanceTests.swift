@@ -87,7 +87,7 @@ import _VecgoTestSupport
         try await Task.sleep(nanoseconds: 50_000_000)
         let report = try await w.vacuum(retainVersions: 1, gracePeriod: 0.02)
         #expect(report.manifestsDeleted == 1, "\(report)")
-        let left = try await store.base.list(prefix: "MANIFEST-").compactMap { ManifestNames.version(of: $0.name) }
+        let left = try await store.base.list(prefix: "MANIFEST-").compactMap { Manifest.version(fromObjectName: $0.name) }
         #expect(left == [2, 3, 4])
         #expect(try await Vecgo.verify(store).ok)
         try await w.close()

@@ -16,14 +16,6 @@ import _VecgoTestSupport
         return store
     }
 
-    /// Stores names manifests for the DynamoDB commit store by the same rule as SegmentFormat.
-    @Test func storesAndSegmentFormatNameManifestsAlike() {
-        for v: UInt64 in [1, 9, 10, 123_456_789, .max] {
-            #expect(ManifestNames.name(version: v) == Manifest.objectName(version: v))
-            #expect(ManifestNames.version(of: Manifest.objectName(version: v)) == Manifest.version(fromObjectName: ManifestNames.name(version: v)))
-        }
-    }
-
     @Test func aSoundDatabaseVerifies() async throws {
         let report = try await Vecgo.verify(try await Self.database())
         #expect(report.ok)

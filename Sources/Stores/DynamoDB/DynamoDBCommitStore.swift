@@ -1,34 +1,8 @@
-// VersionedBlobStore, ManifestNames and DynamoDBCommitStore: a blob store whose versions are
-// committed with a conditional write to a DynamoDB table, so the newest is found without listing.
+// DynamoDBCommitStore: a commit store that decides versions with a conditional write to a
+// DynamoDB table (the newest is found without listing), and a blob store view of the objects
+// through which no manifest bypasses the table.
 import Foundation
-
-/// A blob store that knows its newest version without listing, because versions are
-/// committed somewhere that can answer that directly (``DynamoDBCommitStore``).
-public protocol VersionedBlobStore: BlobStore {
-    /// The newest committed version, nil when there is none. A version whose writer stopped
-    /// between the commit point and writing the manifest object is completed first, so its
-    /// manifest can be read by name afterwards.
-    func latestVersion() async throws -> UInt64?
-}
-
-/// The names of manifest objects: `MANIFEST-` + the version in 20 decimal digits + `.bin`, as
-/// spec/format.md defines them (SegmentFormat's `Manifest.objectName` is the same rule; a test
-/// checks they agree).
-public enum ManifestNames {
-    /// The object name of version `version`.
-    public static func name(version: UInt64) -> String {
-        let digits = String(version)
-        return "MANIFEST-" + String(repeating: "0", count: 20 - digits.count) + digits + ".bin"
-    }
-
-    /// The version a name denotes, nil when it is not a manifest's name.
-    public static func version(of name: String) -> UInt64? {
-        guard name.hasPrefix("MANIFEST-"), name.hasSuffix(".bin") else { return nil }
-        let digits = name.dropFirst(9).dropLast(4)
-        guard digits.count == 20, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
-        return UInt64(digits)
-    }
-}
+import SegmentFormat
 
 /// Versions committed through DynamoDB, objects kept in any ``BlobStore``: the commit of a
 /// version is decided by a table rather than by the object store's conditional writes.
@@ -54,7 +28,11 @@ public enum ManifestNames {
 /// unfinalised. A reader without write permission that cannot finalise is served the staged
 /// bytes. Every other name passes straight through to `objects`, which must support
 /// create-if-absent (finalisers may race).
-public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConvertible {
+///
+/// Pass it to `Vecgo.open` both as the backend's store (`.remote(store)`: its reads complete
+/// unfinished commits) and, implicitly, as the commit store: its ``commitStore`` is itself.
+/// Manifest object names are `SegmentFormat`'s rule (`Manifest.objectName(version:)`).
+public final class DynamoDBCommitStore: BlobStore, CommitStore, CustomStringConvertible {
     /// Where the objects are.
     public let objects: any BlobStore
     /// The database's key in the table (for example `s3://bucket/prefix/`), ending in `/`.
@@ -249,7 +227,7 @@ public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConverti
     ///   under another base URI), and using the table now would fork its history.
     public func latestVersion() async throws -> UInt64? {
         guard let item = try await latestItem() else {
-            if let stray = try await objects.list(prefix: "MANIFEST-").first(where: { ManifestNames.version(of: $0.name) != nil }) {
+            if let stray = try await objects.list(prefix: Manifest.objectNamePrefix).first(where: { Self.manifestVersion($0.name) != nil }) {
                 throw StoreError(.invalidArgument, "table '\(db.table)' has no version of '\(baseURI)', but the store holds manifests (\(stray.name)): this database was committed without the table or under another base URI; open it the way it was written",
                                  object: stray.name)
             }
@@ -259,10 +237,41 @@ public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConverti
         return item.version
     }
 
+    /// The version whose manifest object is exactly `name`, nil for any other name.
+    static func manifestVersion(_ name: String) -> UInt64? {
+        guard let v = Manifest.version(fromObjectName: name), Manifest.objectName(version: v) == name else { return nil }
+        return v
+    }
+
+    // MARK: CommitStore
+
+    /// This store: versions of a database opened on it are decided by the table.
+    public var commitStore: any CommitStore { self }
+
+    /// The commit protocol above (steps 0–3) for manifest `name` of `version`.
+    public func commit(version: UInt64, manifest name: String, _ bytes: [UInt8]) async throws {
+        try await commit(name, version: version, bytes)
+    }
+
+    /// ``latestVersion()``: the newest version, or ``LatestVersion/empty`` (never
+    /// ``LatestVersion/askObjects``: the table is the record).
+    public func latest() async throws -> LatestVersion {
+        try await latestVersion().map(LatestVersion.version) ?? .empty
+    }
+
+    /// The manifest of a committed version, finalised first when its writer stopped early (a
+    /// reader without write permission gets the staged bytes); nil when the table has no item.
+    public func committedManifest(version: UInt64, name: String) async throws -> [UInt8]? {
+        guard let item = try await item(version: version) else { return nil }
+        return try await complete(item)
+    }
+
     // MARK: BlobStore
 
+    /// A manifest name (and version) is committed through the table (``commit(version:manifest:_:)``);
+    /// other names go to `objects`.
     public func putIfAbsent(_ name: String, _ bytes: [UInt8]) async throws {
-        guard let v = ManifestNames.version(of: name) else { return try await objects.putIfAbsent(name, bytes) }
+        guard let v = Self.manifestVersion(name) else { return try await objects.putIfAbsent(name, bytes) }
         try await commit(name, version: v, bytes)
     }
 
@@ -290,14 +299,14 @@ public final class DynamoDBCommitStore: VersionedBlobStore, CustomStringConverti
     /// For a missing manifest object: its bytes when its version was committed (finalising
     /// it), nil when it was not.
     private func committedManifest(_ name: String) async throws -> [UInt8]? {
-        guard let v = ManifestNames.version(of: name), let item = try await item(version: v) else { return nil }
-        return try await complete(item)
+        guard let v = Self.manifestVersion(name) else { return nil }
+        return try await committedManifest(version: v, name: name)
     }
 
     /// Lists `objects`; a listing that can hold manifests first completes the newest version,
     /// so it is never missing from the listing.
     public func list(prefix: String, startAfter: String?) async throws -> [ObjectInfo] {
-        if "MANIFEST-".hasPrefix(prefix) || prefix.hasPrefix("MANIFEST-") { _ = try await latestVersion() }
+        if Manifest.objectNamePrefix.hasPrefix(prefix) || prefix.hasPrefix(Manifest.objectNamePrefix) { _ = try await latestVersion() }
         return try await objects.list(prefix: prefix, startAfter: startAfter)
     }
 
