@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(name: "VecgoCLI", dependencies: ["Vecgo", "Stores", "SegmentFormat", "VecgoServer",
                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swiftSettings),
-        .executableTarget(name: "VecgoBench", dependencies: ["Vecgo", "Stores", "Tiering", "IndexCore"],
+        .executableTarget(name: "VecgoBench", dependencies: ["Vecgo", "Stores", "Tiering", "IndexCore", "SegmentFormat"],
                           swiftSettings: swiftSettings),
         .executableTarget(name: "CloudTiered",
                           dependencies: ["Vecgo", "Stores", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -104,7 +104,7 @@ let package = Package(
                                    .product(name: "Prometheus", package: "swift-prometheus")],
                     swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests",
-                    dependencies: ["Vecgo", "Stores", "Tiering", "_VecgoTestSupport"],
+                    dependencies: ["Vecgo", "Stores", "SegmentFormat", "Tiering", "_VecgoTestSupport"],
                     swiftSettings: swiftSettings),
     ]
 )

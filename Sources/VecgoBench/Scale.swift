@@ -5,6 +5,8 @@
 // truth; and the writer's speed and peak memory, measured in a child process of its own.
 import Dispatch
 import Foundation
+import IndexCore
+import SegmentFormat
 import Stores
 import Vecgo
 
