@@ -21,7 +21,7 @@ public final class TierStats: Sendable {
     let metrics: TierMetrics?
 
     /// Counters of a cache stack, reported through swift-metrics too.
-    public init() { metrics = TierMetrics() }
+    package init() { metrics = TierMetrics() }
 
     /// Counters of one query: not reported (the stack's own counters are).
     init(reportingMetrics: Bool) { metrics = reportingMetrics ? TierMetrics() : nil }
@@ -144,7 +144,7 @@ public final class TierStats: Sendable {
     }
 
     /// Reads every counter.
-    public func snapshot() -> Snapshot {
+    package func snapshot() -> Snapshot {
         var s = Snapshot()
         s.ramHits = ramHits.load(ordering: .relaxed)
         s.ramMisses = ramMisses.load(ordering: .relaxed)
