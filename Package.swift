@@ -104,6 +104,8 @@ let package = Package(
                                    .product(name: "Metrics", package: "swift-metrics"),
                                    .product(name: "Prometheus", package: "swift-prometheus")],
                     swiftSettings: swiftSettings),
+        // Depends on Vecgo only: `import Vecgo` alone must give an application everything it needs.
+        .testTarget(name: "PublicAPITests", dependencies: ["Vecgo"], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["Vecgo", "Stores", "SegmentFormat", "Tiering", "_VecgoTestSupport"],
                     swiftSettings: swiftSettings),

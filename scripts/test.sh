@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs the system packages and moto, starts two moto_servers on free
 # 127.0.0.1 ports (one checking signatures) and the S3 Express emulating proxy in front of the
-# other, builds the DocC catalogs (a broken symbol link fails), runs the whole suite against
+# other, checks the public API against api/*.txt (scripts/api_check.sh), builds the DocC catalogs
+# (a broken symbol link fails), runs the whole suite against
 # them (unit + integration), runs the demo and
 # `vecgo verify` against moto and against an S3 Express directory bucket committing through
 # DynamoDB, imports .npy, .fvecs and JSON Lines files into moto with `vecgo import`, runs
@@ -19,6 +20,8 @@ start_express_proxy
 
 echo "== build (debug, with tests)"
 swift build --build-tests
+echo "== public API (api/*.txt): an unintended change fails; scripts/api_check.sh --update records an intended one"
+bash scripts/api_check.sh
 echo "== documentation (DocC catalogs of Vecgo and Stores): a broken symbol link fails the build"
 # Stores skips the parameter check: some of its initialisers' `///` comments document only some parameters.
 swift package --disable-sandbox generate-documentation --target Vecgo --warnings-as-errors

@@ -2,7 +2,7 @@
 // short read reported as `truncated` at its absolute offset in the object.
 
 /// Appends little-endian values to a growing byte array.
-public struct ByteWriter: Sendable {
+package struct ByteWriter: Sendable {
     /// The bytes written so far.
     public private(set) var bytes: [UInt8]
 
@@ -65,7 +65,7 @@ public struct ByteWriter: Sendable {
 }
 
 /// Reads little-endian values from bytes that sit at `baseOffset` within `object`.
-public struct ByteReader: Sendable {
+package struct ByteReader: Sendable {
     @usableFromInline let bytes: [UInt8]
     /// The index of the next byte to read, relative to the start of `bytes`.
     public private(set) var index: Int = 0

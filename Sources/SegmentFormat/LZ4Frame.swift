@@ -2,7 +2,7 @@
 internal import CLZ4
 
 /// LZ4 frames (the standard frame format, readable by the `lz4` tool) for compressible blocks.
-public enum LZ4Frame {
+package enum LZ4Frame {
     /// Compresses `bytes` into one LZ4 frame with the content size recorded in the frame header.
     public static func compress(_ bytes: [UInt8]) -> [UInt8] {
         var prefs = LZ4F_preferences_t()

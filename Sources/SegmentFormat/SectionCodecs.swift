@@ -3,7 +3,7 @@
 
 extension SegmentCodec {
     /// Checks a section's CRC and decompresses it.
-    public static func unpack(_ stored: [UInt8], _ d: SectionDescriptor, object: String,
+    package static func unpack(_ stored: [UInt8], _ d: SectionDescriptor, object: String,
                               limits: DecodingLimits = .default) throws(FormatError) -> [UInt8] {
         guard stored.count == Int(d.storedLength) else {
             throw FormatError(.truncated, object: object, offset: d.offset, "section \(d.kind) has \(stored.count) of \(d.storedLength) bytes")
@@ -16,7 +16,7 @@ extension SegmentCodec {
     }
 
     /// Decodes the vector section's stored bytes.
-    public static func decodeVectors(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
+    package static func decodeVectors(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
                                      limits: DecodingLimits = .default) throws(FormatError) -> [Float] {
         let raw = try unpack(stored, d, object: object, limits: limits)
         var r = ByteReader(raw, object: object, baseOffset: d.offset)
@@ -24,7 +24,7 @@ extension SegmentCodec {
     }
 
     /// Decodes the id section's stored bytes.
-    public static func decodeIDs(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
+    package static func decodeIDs(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
                                      limits: DecodingLimits = .default) throws(FormatError) -> [UInt64] {
         let raw = try unpack(stored, d, object: object, limits: limits)
         guard UInt64(raw.count) == footer.rowCount * 8 else {
@@ -54,7 +54,7 @@ extension SegmentCodec {
     }
 
     /// Decodes the metadata section's stored bytes.
-    public static func decodeMetadata(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
+    package static func decodeMetadata(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
                                      limits: DecodingLimits = .default) throws(FormatError) -> [Metadata] {
         let raw = try unpack(stored, d, object: object, limits: limits)
         let rows = Int(footer.rowCount)
@@ -88,7 +88,7 @@ extension SegmentCodec {
     }
 
     /// Decodes the payload section's stored bytes.
-    public static func decodePayloads(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
+    package static func decodePayloads(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
                                      limits: DecodingLimits = .default) throws(FormatError) -> [[UInt8]] {
         let raw = try unpack(stored, d, object: object, limits: limits)
         let rows = Int(footer.rowCount)
@@ -105,7 +105,7 @@ extension SegmentCodec {
     }
 
     /// Decodes the HNSW graph section's stored bytes.
-    public static func decodeGraph(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
+    package static func decodeGraph(_ stored: [UInt8], _ d: SectionDescriptor, footer: SegmentFooter, object: String,
                                    limits: DecodingLimits = .default) throws(FormatError) -> GraphLayout {
         try GraphLayout.decode(unpack(stored, d, object: object, limits: limits), footer: footer, object: object, offset: d.offset)
     }

@@ -2,7 +2,7 @@
 // offset, stored and raw lengths). Decoded with the footer, in SegmentFooter.swift.
 
 /// Where one section lies in a segment and how to check and decode it.
-public struct SectionDescriptor: Sendable, Hashable {
+package struct SectionDescriptor: Sendable, Hashable {
     static let size = 40
     /// Flag bit: the stored bytes are one LZ4 frame.
     static let flagLZ4: UInt16 = 1

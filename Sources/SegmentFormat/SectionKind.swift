@@ -2,7 +2,7 @@
 // always stored raw (spec/format.md, "Sections").
 
 /// The kinds of segment sections (spec/format.md, "Sections").
-public enum SectionKind: UInt16, Sendable, CaseIterable {
+package enum SectionKind: UInt16, Sendable, CaseIterable {
     /// Raw little-endian float32 vectors, row-major, uncompressed, 64-byte aligned.
     case vectors = 1
     /// One u64 primary key per row.

@@ -2,7 +2,7 @@
 
 /// Optional feature bits of a segment header (a reader that does not know them can still read
 /// the segment as flat: vectors and ids are complete either way).
-public enum SegmentFeatures {
+package enum SegmentFeatures {
     /// Rows are stored partition by partition, with IVF sections in the tail.
     public static let ivf: UInt32 = 1
     /// The segment carries an HNSW graph section.

@@ -2,7 +2,7 @@
 // which checks every section against the object's size and the decoding limits.
 
 /// A segment's footer: its shape and the table of its sections.
-public struct SegmentFooter: Sendable, Hashable {
+package struct SegmentFooter: Sendable, Hashable {
     /// Rows in the segment.
     public var rowCount: UInt64
     /// Floats per vector.

@@ -3,7 +3,7 @@
 
 /// What one ranged read of a segment's tail yields: the footer and, for IVF segments, the
 /// centroids and partition table, so a query can pick partitions before reading any data.
-public struct SegmentTail: Sendable {
+package struct SegmentTail: Sendable {
     /// The footer.
     public var footer: SegmentFooter
     /// The IVF layout, when the segment has one.

@@ -2,7 +2,7 @@
 // their decoder.
 
 /// The fixed 32-byte trailer at the end of every segment: where the footer is.
-public struct SegmentTrailer: Sendable, Hashable {
+package struct SegmentTrailer: Sendable, Hashable {
     /// The trailer's size in bytes.
     public static let size = 32
     static let magic: [UInt8] = Array("VGSEGEND".utf8)

@@ -25,7 +25,7 @@ public final class BlockCache: Sendable {
     public let stats: TierStats
 
     /// Creates a cache of `capacityBytes` in blocks of `blockSize` bytes, split in `shards` locks.
-    public init(capacityBytes: Int, blockSize: Int = 4096, shards: Int = 16, stats: TierStats = TierStats()) {
+    package init(capacityBytes: Int, blockSize: Int = 4096, shards: Int = 16, stats: TierStats = TierStats()) {
         self.blockSize = blockSize
         self.capacityBytes = capacityBytes
         self.stats = stats

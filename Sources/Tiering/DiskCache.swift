@@ -93,7 +93,7 @@ public final class DiskCache: Sendable {
     ///   - stats: the counters to update.
     ///   - logger: where warnings about local faults go (silent by default).
     /// - Throws: ``TieringError`` when the directory cannot be created or the sizes do not fit.
-    public init(directory: String, capacityBytes: Int, blockSize: Int = 4 << 20, pageSize: Int = 4096,
+    package init(directory: String, capacityBytes: Int, blockSize: Int = 4 << 20, pageSize: Int = 4096,
                 queueDepth: Int = 32, stats: TierStats = TierStats(), logger: Logger = .silent) throws {
         guard pageSize > 0, blockSize >= pageSize, blockSize % pageSize == 0, blockSize <= Int(UInt32.max - 1) else {
             throw TieringError("the disk block size (\(blockSize)) must be a multiple of its page size (\(pageSize))")

@@ -9,7 +9,7 @@ public final class LatencyHistogram: Sendable {
     private final class Cell: Sendable { let count = Atomic<Int>(0) }
     private let buckets: [Cell]
 
-    public init() {
+    package init() {
         buckets = (0..<Self.bucketCount).map { _ in Cell() }
     }
 
@@ -29,12 +29,12 @@ public final class LatencyHistogram: Sendable {
     }
 
     /// Adds one sample.
-    public func record(nanos: UInt64) {
+    package func record(nanos: UInt64) {
         buckets[Self.bucket(nanos)].count.add(1, ordering: .relaxed)
     }
 
     /// The counts at one moment.
-    public func snapshot() -> Snapshot {
+    package func snapshot() -> Snapshot {
         Snapshot(counts: buckets.map { $0.count.load(ordering: .relaxed) })
     }
 

@@ -21,7 +21,7 @@ public final class TierStats: Sendable {
     let metrics: TierMetrics?
 
     /// Counters of a cache stack, reported through swift-metrics too.
-    public init() { metrics = TierMetrics() }
+    package init() { metrics = TierMetrics() }
 
     /// Counters of one query: not reported (the stack's own counters are).
     init(reportingMetrics: Bool) { metrics = reportingMetrics ? TierMetrics() : nil }
@@ -98,7 +98,7 @@ public final class TierStats: Sendable {
 
     /// The counters of the query running in this task (and its child tasks), when it asked for
     /// them: every update to a ``TierStats`` is also added there.
-    @TaskLocal public static var query: QueryCounters?
+    @TaskLocal package static var query: QueryCounters?
 
     func ram(hit: Bool, bytes: Int = 0) {
         countRAM(hit: hit, bytes: bytes)
@@ -144,7 +144,7 @@ public final class TierStats: Sendable {
     }
 
     /// Reads every counter.
-    public func snapshot() -> Snapshot {
+    package func snapshot() -> Snapshot {
         var s = Snapshot()
         s.ramHits = ramHits.load(ordering: .relaxed)
         s.ramMisses = ramMisses.load(ordering: .relaxed)
@@ -170,11 +170,11 @@ public final class TierStats: Sendable {
 /// Counters of one query: set ``TierStats/query`` to an instance while the query runs, then
 /// read ``snapshot()``. Reads shared with a concurrent query are counted by the query that
 /// made them.
-public final class QueryCounters: Sendable {
+package final class QueryCounters: Sendable {
     let counts = TierStats(reportingMetrics: false)
-    public init() {}
+    package init() {}
     /// The counters so far.
-    public func snapshot() -> TierStats.Snapshot { counts.snapshot() }
+    package func snapshot() -> TierStats.Snapshot { counts.snapshot() }
 }
 
 extension Atomic where Value == Int {

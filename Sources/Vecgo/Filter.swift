@@ -1,4 +1,4 @@
-public import IndexCore
+package import IndexCore
 public import SegmentFormat
 
 /// A condition on a row's metadata. A row lacking the field never matches a comparison (and
@@ -44,7 +44,7 @@ public indirect enum Filter: Sendable, Hashable {
     }
 
     /// The rows of `metadata` that match, as a bitmap.
-    public func bitmap(_ metadata: [Metadata], rows: Int) -> Bitmap {
+    package func bitmap(_ metadata: [Metadata], rows: Int) -> Bitmap {
         var b = Bitmap(count: rows)
         for r in 0..<rows where matches(r < metadata.count ? metadata[r] : [:]) { b.insert(r) }
         return b

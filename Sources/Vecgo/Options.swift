@@ -2,6 +2,7 @@ public import Foundation
 public import IndexCore
 public import Logging
 public import Stores
+import Tiering
 
 /// Where a database lives.
 public enum Backend: Sendable {

@@ -6,6 +6,8 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import IndexCore
+import SegmentFormat
 import Stores
 import Vecgo
 

@@ -1,5 +1,6 @@
 // `vecgo info`: the latest version, dimension, metric, key-index layers and segments.
 import ArgumentParser
+import SegmentFormat
 import Stores
 import Vecgo
 

@@ -1,4 +1,5 @@
 import Foundation
+import SegmentFormat
 import Stores
 import Synchronization
 import Testing

@@ -1,4 +1,5 @@
 import Foundation
+import SegmentFormat
 import Stores
 import Testing
 import Vecgo
