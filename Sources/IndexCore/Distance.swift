@@ -1,3 +1,4 @@
+// Metrics and distance kernels over float32 vectors (AVX-512, AVX2+FMA or portable C, chosen at run time).
 internal import CVecgoNative
 
 /// How similarity is measured. Smaller distances are closer for every metric.

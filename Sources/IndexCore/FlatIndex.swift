@@ -1,3 +1,4 @@
+// The flat index: exact search over row-major vectors with the batched distance kernel.
 internal import CVecgoNative
 
 /// Exact search over row-major vectors: batched distance kernel, bounded heap, no

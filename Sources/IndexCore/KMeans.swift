@@ -1,3 +1,4 @@
+// k-means (Lloyd's, k-means++ seeding, on a bounded sample) for IVF centroids.
 import Dispatch
 
 /// Lloyd's k-means with k-means++ seeding, run on a sample of at most `sampleSize` rows and a

@@ -1,3 +1,4 @@
+// SQ8: 8-bit scalar quantisation of vectors and approximate scans over the codes.
 internal import CVecgoNative
 
 /// 8-bit scalar quantisation: each dimension's range `[min, max]` split into 256 steps, so a

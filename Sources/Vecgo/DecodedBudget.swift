@@ -1,3 +1,4 @@
+// The byte budget for decoded segment parts (graphs, flat rows, metadata) a handle keeps warm.
 import Stores
 
 /// Decoded segment parts kept in memory for warm queries — graphs with their vectors, flat

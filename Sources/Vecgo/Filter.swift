@@ -1,3 +1,4 @@
+// Metadata filters: the `Filter` conditions and how they become row bitmaps for the indexes.
 package import IndexCore
 public import SegmentFormat
 

@@ -1,3 +1,5 @@
+// Maintenance: compaction (merging small segments, dropping dead rows, its key-index layer)
+// and vacuum (deleting what no retained version needs).
 public import Foundation
 import IndexCore
 import Logging

@@ -1,3 +1,4 @@
+// The memtable: rows written but not yet committed, searchable at once, and its lazily built graph.
 import IndexCore
 import SegmentFormat
 import Synchronization

@@ -1,3 +1,4 @@
+// Where a database lives (`Backend`) and the options of `Vecgo.open` with their defaults.
 public import Foundation
 public import IndexCore
 public import Logging

@@ -1,3 +1,4 @@
+// VecgoError: the façade's one error type, its codes, and how lower layers' errors map to them.
 import SegmentFormat
 import Stores
 

@@ -1,3 +1,4 @@
+// One committed version as a handle sees it: manifest, segment readers, key index and live rows.
 import Foundation
 import IndexCore
 import SegmentFormat

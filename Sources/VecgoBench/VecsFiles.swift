@@ -1,3 +1,4 @@
+// Reading .fvecs / .ivecs files for the ANN benchmarks.
 import Foundation
 
 /// Reads the standard `.fvecs` / `.ivecs` files (each row: little-endian i32 count, then count values).

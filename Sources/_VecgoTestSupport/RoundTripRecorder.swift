@@ -1,3 +1,4 @@
+// A store wrapper that counts sequential round trips (the cold-path budget tests).
 public import Stores
 import Synchronization
 

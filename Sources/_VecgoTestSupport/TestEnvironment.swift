@@ -1,3 +1,4 @@
+// Where integration tests find their servers (moto, moto with signatures, the Express proxy).
 import Foundation
 
 /// Where the integration tests find their servers. The README test command starts moto and
