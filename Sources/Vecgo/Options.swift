@@ -77,10 +77,10 @@ public enum OpenOption: Sendable {
     /// Silent by default.
     case logger(Logger)
     /// Who decides which versions exist (the commit point of every commit, and the newest
-    /// version when it keeps its own record): a ``ConditionalPutCommitStore`` (create-if-absent
+    /// version when it keeps its own record): a `ConditionalPutCommitStore` (create-if-absent
     /// of the manifest object: S3, S3 Express, MinIO, local directories, memory), a
-    /// ``DynamoDBCommitStore``, or your own ``CommitStore``. Default: the backend store's
-    /// ``BlobStore/commitStore`` (conditional put on the store itself; a `DynamoDBCommitStore`
+    /// `DynamoDBCommitStore`, or your own `CommitStore`. Default: the backend store's
+    /// `BlobStore/commitStore` (conditional put on the store itself; a `DynamoDBCommitStore`
     /// used as the store is its own commit store).
     case commitStore(any CommitStore)
 }
