@@ -115,7 +115,7 @@ extension Vecgo {
             }
             try await flushCompaction(&out)
             var outputs = out.outputs
-            let moved = out.moved, kept = out.kept, movedRows = out.movedRows
+            let kept = out.kept, movedRows = out.movedRows
             let replaced = Set(chosen.map { snapshot.segments[$0].ref.name })
             let snapshotLayers = Set(snapshot.manifest?.pkIndexLayers.map(\.name) ?? [])
             var layer: CompactionLayer?  // the key-index layer of the last attempt, reused while it fits
@@ -136,6 +136,8 @@ extension Vecgo {
                     return NextVersion(manifest: m)
                 }
                 // The general way: a full key index of the new version.
+                var moved: [String: [UInt32: (output: Int, row: UInt32)]] = [:]
+                for r in movedRows { moved[r.from, default: [:]][r.fromRow] = (r.output, r.row) }
                 let oldPK = try await base.pk() ?? PKIndex(version: 0, segments: [], entries: [:])
                 m.segments = m.segments.filter { !replaced.contains($0.name) } + outputs.map(\.ref)
                 let ordinal = Dictionary(uniqueKeysWithValues: m.segments.enumerated().map { ($1.name, UInt32($0)) })
@@ -255,7 +257,6 @@ extension Vecgo {
         for (key, newRow) in built.liveRows {
             guard let tableRow = out.table.rowOf[key] else { continue }
             let from = out.origin[tableRow]
-            out.moved[from.segment, default: [:]][from.row] = (out.outputs.count, UInt32(newRow))
             out.movedRows.append(MovedRow(key: key, from: from.segment, fromRow: from.row, output: out.outputs.count, row: UInt32(newRow)))
         }
         out.kept += out.table.liveCount
@@ -357,8 +358,7 @@ struct CompactionOutput: Sendable {
     var table: Memtable
     var origin: [(segment: String, row: UInt32)] = []
     var outputs: [(ref: SegmentRef, liveRows: [UInt64: Int], object: Vecgo.OwnObject)] = []
-    var moved: [String: [UInt32: (output: Int, row: UInt32)]] = [:]
-    /// The same moves by key, for the compaction's key-index layer.
+    /// Where each copied row went.
     var movedRows: [MovedRow] = []
     var kept = 0
 
