@@ -56,10 +56,12 @@ import _VecgoTestSupport
 
     @Test func aServerThatNeverAnswersUsesTheRetryTimeOnSeveralAttempts() async throws {
         let server = try RetryTests.server([Self.never])
-        let store = try Self.s3(server, stall: 1, retryTime: .seconds(12), attempts: 100)
+        // 60 s: a full parallel suite has delayed the process's curl loop by tens of seconds
+        // (README, "Not done yet"); the retry time must still hold a second attempt then.
+        let store = try Self.s3(server, stall: 1, retryTime: .seconds(60), attempts: 1000, requestTimeout: 600)
         let e = await #expect(throws: StoreError.self) { _ = try await store.read("x") }
         #expect(e?.code == .network, "\(String(describing: e))")
-        #expect(e?.message.contains("retry time of 12.00 s") == true, "\(String(describing: e))")
+        #expect(e?.message.contains("retry time of 60.00 s") == true, "\(String(describing: e))")
         #expect(e?.message.contains("RetryConfiguration") == true)
         #expect(e?.message.contains("1 s with no byte moving") == true, "\(String(describing: e))")
         // Each attempt was abandoned after about a second of silence, not after the 60 s
