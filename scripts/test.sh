@@ -28,8 +28,14 @@ swift package --disable-sandbox generate-documentation --target Vecgo --warnings
 swift package --disable-sandbox generate-documentation --target Stores --warnings-as-errors \
     --disable-parameters-and-returns-validation
 echo "== swift test"
-swift test --skip-build 2>&1 | tee .build/test-output.txt
-tests=$(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed.*/\1/p' .build/test-output.txt | tail -1)
+# The transfer-timing suites run in a process of their own: under the whole parallel suite the
+# process's curl loop has acted 15-40 s late (README, "Not done yet"), which their retry budgets
+# cannot absorb. Every test runs; none is skipped.
+timing="StallTimeoutTests|RetryTests|ConcurrentTransferTests"
+swift test --skip-build --skip "$timing" 2>&1 | tee .build/test-output.txt
+swift test --skip-build --filter "$timing" 2>&1 | tee .build/test-output-timing.txt
+tests=$(( $(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed.*/\1/p' .build/test-output.txt | tail -1) \
+        + $(sed -nE 's/.*Test run with ([0-9]+) tests? .* passed.*/\1/p' .build/test-output-timing.txt | tail -1) ))
 bucket="vecgo-demo-$RANDOM"
 echo "== cloud-tiered demo against moto (small)"
 swift run cloud-tiered --endpoint "$VECGO_TEST_S3_ENDPOINT" --bucket "$bucket" --rows 3000 --dim 32
