@@ -1,5 +1,4 @@
 // k-means (Lloyd's, k-means++ seeding, on a bounded sample) for IVF centroids.
-import Dispatch
 
 /// Lloyd's k-means with k-means++ seeding, run on a sample of at most `sampleSize` rows and a
 /// bounded number of iterations.
@@ -66,7 +65,7 @@ public enum KMeans {
                 changedPerChunk.withUnsafeMutableBufferPointer { changed in
                     // Disjoint rows per chunk: no two workers write the same element.
                     nonisolated(unsafe) let a = a, changed = changed, c = c, vectors = vectors
-                    DispatchQueue.concurrentPerform(iterations: chunks) { w in
+                    Background.parallelFor(chunks) { w in
                         var d = [Float](repeating: 0, count: k)
                         d.withUnsafeMutableBufferPointer { out in
                             for i in w * chunk..<min(count, (w + 1) * chunk) {
@@ -101,7 +100,7 @@ public enum KMeans {
                     nearest.withUnsafeMutableBufferPointer { near in
                         totals.withUnsafeMutableBufferPointer { tot in
                             nonisolated(unsafe) let latest = cb.baseAddress! + c * dimension, s = s, near = near, tot = tot
-                            DispatchQueue.concurrentPerform(iterations: chunks) { w in
+                            Background.parallelFor(chunks) { w in
                                 var t = 0.0
                                 for i in w * chunk..<min(n, (w + 1) * chunk) {
                                     let d = Distance.l2Squared(s.baseAddress! + i * dimension, latest, dimension)

@@ -1,6 +1,5 @@
 // Quantized codes of IVF segments: how a writer makes them (1-bit RaBitQ-style and SQ8 codes
 // of every row) and how a reader scans them to choose the rows it re-ranks with exact vectors.
-import Dispatch
 import IndexCore
 import SegmentFormat
 
@@ -23,7 +22,7 @@ enum Codes {
             centroids.withUnsafeBufferPointer { c in
                 binary.withUnsafeMutableBytes { out in
                     nonisolated(unsafe) let v = v, c = c, out = out  // partitions write disjoint records
-                    DispatchQueue.concurrentPerform(iterations: nlist) { p in
+                    Background.parallelFor(nlist) { p in
                         var rotated = [Float](repeating: 0, count: rabitq.paddedDimension)
                         rotated.withUnsafeMutableBufferPointer { r in
                             rabitq.rotate(c.baseAddress! + p * dimension, into: r.baseAddress!)

@@ -343,6 +343,7 @@ extension Vecgo {
             defer {
                 self.flushing = nil
                 self.commitTask = nil
+                self.hiddenRows = nil  // of a batch and version gone: rebuilt by the next search
             }
             do {
                 let v: UInt64

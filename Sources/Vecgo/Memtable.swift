@@ -210,6 +210,15 @@ struct PendingWrites: Sendable {
     var memtable: Memtable
     var deletes: Set<UInt64> = []
     var touched: Set<UInt64> = []
+    /// The keys of `touched` in the order they were first touched: what a search's
+    /// ``HiddenRows`` has not yet seen is a suffix of it.
+    private(set) var touchLog: [UInt64] = []
+    /// Tells these writes apart from any others (a new batch, a merge): ``HiddenRows`` extends
+    /// what it computed only for the same writes.
+    let identity = Identity()
+
+    /// An object whose only use is its identity.
+    final class Identity: Sendable {}
     var touchedView: VersionView?
     /// Rows written out as segments before the commit (oldest first), when the memtable grew
     /// past `.maxSegmentBytes`: they are older than the memtable's rows.
@@ -233,7 +242,7 @@ struct PendingWrites: Sendable {
 
     mutating func touch(_ id: UInt64, view: VersionView) {
         if touched.isEmpty { touchedView = view }
-        touched.insert(id)
+        if touched.insert(id).inserted { touchLog.append(id) }
     }
 
     mutating func put(id: UInt64, vector: [Float], metadata: Metadata, payload: [UInt8]) {
@@ -281,6 +290,7 @@ struct PendingWrites: Sendable {
         }
         for id in newer.deletes { m.delete(id: id) }
         m.touched = touched.union(newer.touched)
+        m.touchLog = touchLog + newer.touchLog.filter { !touched.contains($0) }
         m.touchedView = touchedView ?? newer.touchedView
         return m
     }

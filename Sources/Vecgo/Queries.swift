@@ -27,14 +27,11 @@ extension Vecgo {
         guard k >= 1, k <= 10_000 else { throw VecgoError(.invalidArgument, "k must be in 1...10000, got \(k)") }
         let q = normalizedIfCosine(query)
         let view = self.view
-        // Keys changed since the last commit: their committed rows are hidden. Asking each
-        // segment for that many more keeps k results after hiding them.
         let pending = self.pending, flushing = self.flushing
-        let hidden = pending.touched.union(flushing?.touched ?? [])
-        let perSegment = k + hidden.count
         var top = TopK(k: k)
         // Pending rows written out as segments are searched with the committed ones: their
-        // live rows only, and those of a commit in flight unless rewritten or deleted since.
+        // live rows only, and those of a commit in flight unless rewritten or deleted since
+        // (asking those segments for that many more keeps k results after hiding them).
         let newer = flushing == nil ? [] : pending.keys
         if !pending.memtable.isEmpty || !(flushing?.memtable.isEmpty ?? true) {
             let hits = await Self.memtableHits(q, k: k, ef: options.ef, filter: filter, pending: pending.memtable,
@@ -45,7 +42,9 @@ extension Vecgo {
         if let flushing { spills += flushing.spilled.map { ($0, newer) } }
         var origin: [UInt64: (segment: Int, row: Int)] = [:]  // where each committed hit lives
         do {
-            let live = try await view.live()
+            // Committed rows of keys written since the last commit are hidden by row, in the
+            // bitmaps the segments search with: each is asked for k rows, however many are pending.
+            let live = try await allowedRows(view, pending: pending, flushing: flushing)
             // Each segment answers with exact hits or, IVF segments with codes, with candidates;
             // the candidates of all segments are then re-ranked together, so the exact reads go
             // to the best rows overall, however many segments there are.
@@ -53,7 +52,7 @@ extension Vecgo {
             // The committed segments, then the spilled ones; a segment's hits are hidden when a
             // newer pending write replaced their keys.
             let readers = view.segments + spills.map(\.spill.reader)
-            let hiddenIn = Array(repeating: hidden, count: view.segments.count) + spills.map(\.hide)
+            let hiddenIn = Array(repeating: Set<UInt64>(), count: view.segments.count) + spills.map(\.hide)
             let liveIn = live + spills.map(\.spill.allowed)
             let totalRows = readers.reduce(UInt64(0)) { $0 + $1.ref.rowCount }
             func offer(_ segment: Int, _ hits: [SegmentHit]) {
@@ -70,7 +69,7 @@ extension Vecgo {
                             let matching = filter.bitmap(try await s.metadata(), rows: Int(s.ref.rowCount))
                             allowed = allowed.map { $0.intersection(matching) } ?? matching
                         }
-                        return (i, try await s.answer(q, k: perSegment, options: options, allowed: allowed, totalRows: totalRows))
+                        return (i, try await s.answer(q, k: k + hiddenIn[i].count, options: options, allowed: allowed, totalRows: totalRows))
                     }
                 }
                 for try await (segment, answer) in group {
@@ -83,7 +82,7 @@ extension Vecgo {
                 }
             }
             if !candidates.isEmpty {
-                let chosen = SegmentReader.rerankSet(candidates, k: perSegment, rerank: options.rerank, exact: top.sorted().map(\.distance))
+                let chosen = SegmentReader.rerankSet(candidates, k: k, rerank: options.rerank, exact: top.sorted().map(\.distance))
                 let bySegment = Dictionary(grouping: chosen, by: \.segment)
                 try await withThrowingTaskGroup(of: (Int, [SegmentHit]).self) { group in
                     for (segment, list) in bySegment {
@@ -100,6 +99,22 @@ extension Vecgo {
         } catch {
             throw VecgoError.wrap(error, "searching version \(view.version)")
         }
+    }
+
+    /// Per segment of `view`, the rows a search may return (nil: all): the live ones, minus the
+    /// committed rows of keys `pending` or `flushing` rewrote or deleted (see ``HiddenRows``,
+    /// kept from search to search and extended with the keys written since).
+    func allowedRows(_ view: VersionView, pending: PendingWrites, flushing: PendingWrites?) async throws -> [Bitmap?] {
+        let live = try await view.live()
+        guard !pending.touchLog.isEmpty || !(flushing?.touchLog.isEmpty ?? true) else {
+            hiddenRows = nil  // nothing hidden: keep no older version alive for it
+            return live
+        }
+        if let known = hiddenRows, known.isCurrent(view: view, pending: pending, flushing: flushing) { return known.allowed }
+        let pk = try await view.pk()
+        let rows = HiddenRows.update(hiddenRows, view: view, live: live, pk: pk, pending: pending, flushing: flushing)
+        hiddenRows = rows
+        return rows.allowed
     }
 
     /// The hits among pending rows: the memtable's, and those of the memtable of a commit in

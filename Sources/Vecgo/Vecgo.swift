@@ -107,6 +107,9 @@ public actor Vecgo {
     var pending: PendingWrites
     /// Writes a commit in progress is publishing: still searched, put back if it fails.
     var flushing: PendingWrites?
+    /// The committed rows the pending writes hide, as the last search computed them (nil when
+    /// nothing is pending); a search extends them with the keys written since.
+    var hiddenRows: HiddenRows?
     /// The commit in progress (commits of one handle run one at a time).
     var commitTask: Task<UInt64, any Error>?
     /// The version the last successful commit was built on.

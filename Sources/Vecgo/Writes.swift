@@ -115,10 +115,11 @@ extension Vecgo {
     func buildSegment(_ table: Memtable, tag: String = "") async throws -> (ref: SegmentRef, liveRows: [UInt64: Int], object: OwnObject) {
         let layout = config.layout(rows: table.liveCount, dimension: dimension)
         let hook = segmentBuildHook
-        let (encoded, liveRows, rows, minID, maxID) = try await Task.detached { () throws -> (EncodedSegment, [UInt64: Int], Int, UInt64, UInt64) in
+        // On a background thread: searches on this handle keep the cores (see `Background`).
+        let (encoded, liveRows, rows, minID, maxID) = try await Background.run { () throws -> (EncodedSegment, [UInt64: Int], Int, UInt64, UInt64) in
             let (contents, liveRows) = table.contents(layout, graphRowAdded: hook)
             return (try SegmentCodec.encode(contents), liveRows, contents.rowCount, contents.ids.min() ?? 0, contents.ids.max() ?? 0)
-        }.value
+        }
         let object = try await writeOwnSegment(encoded.bytes, tag: tag)
         let ref = SegmentRef(name: object.name, size: UInt64(encoded.bytes.count), tailOffset: encoded.tailOffset,
                              tailLength: encoded.tailLength, rowCount: UInt64(rows), minID: minID, maxID: maxID)

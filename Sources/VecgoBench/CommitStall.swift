@@ -36,6 +36,9 @@ struct CommitStallBench: AsyncParsableCommand {
     @Option(help: "Seed of the generated rows (the latent mixture of `scale`).")
     var seed: UInt64 = 42
 
+    @Option(name: .customLong("show-slow"), help: "Also list each search during the commit slower than this many µs, with when it started.")
+    var showSlow: Double?
+
     @Flag(help: "Print one JSON object instead of the table.")
     var json = false
 
@@ -119,11 +122,14 @@ func commitStallBench(_ o: CommitStallBench) async throws {
         return clock.now - t
     }
     var during = Samples()
+    var slow: [(start: Duration, took: Duration)] = []
+    let commitStart = clock.now
     var i = 0
     repeat {  // at least one search, so a commit faster than a search still reports a figure
         let t = clock.now
         _ = try await db.search(queries[i % queryCount], k: o.k)
         during.add(clock.now - t)
+        if let limit = o.showSlow, clock.now - t > .microseconds(limit) { slow.append((t - commitStart, clock.now - t)) }
         i += 1
     } while done.value == 0
     let commitTime = try await committing.value
@@ -148,6 +154,9 @@ func commitStallBench(_ o: CommitStallBench) async throws {
     for r in results {
         print(r.phase.padding(toLength: 40, withPad: " ", startingAt: 0)
               + String(format: "%-10d%-12.1f%-12.1f%.1f", r.searches, r.p50_us, r.p99_us, r.max_us))
+    }
+    for s in slow {
+        print(String(format: "slow search during the commit: started at %.1f ms, took %.1f ms", seconds(s.start) * 1e3, seconds(s.took) * 1e3))
     }
     print(String(format: "commit %.2f s; p99 during / p99 idle %.2f (target ≤ 2); during / pending %.2f",
                  report.commit_s, report.p99_ratio, report.p99_ratio_vs_pending))

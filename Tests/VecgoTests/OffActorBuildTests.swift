@@ -10,8 +10,8 @@ import Testing
 @testable import Vecgo
 import _VecgoTestSupport
 
-/// Serialized: a held build holds one of the concurrency pool's threads (two on a 2-core
-/// machine); two held at once would leave none for the searches.
+/// Serialized: each test holds a build for a while (on its background thread, see
+/// `Background`), and one at a time keeps their bounded waits apart.
 @Suite(.serialized) struct OffActorBuildTests {
     static let dim = 8
     /// Rows pending before the build: a graph segment (2 000 rows or more, under the IVF

@@ -26,6 +26,10 @@ void vecgo_dot_batch_f32(const float *q, const float *base, size_t count, size_t
 /// CRC32C (Castagnoli), continuing from `crc` (pass 0 to start). SSE4.2 when available.
 uint32_t vecgo_crc32c(uint32_t crc, const void *data, size_t len);
 
+/// Lowers the scheduling priority of the calling thread (only it: on Linux a thread has its
+/// own nice value) to `nice` (0 normal, 19 lowest). Returns 0, or -1 when the system refused.
+int vecgo_set_thread_nice(int nice);
+
 #ifdef __cplusplus
 }
 #endif
