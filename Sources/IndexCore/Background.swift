@@ -21,14 +21,19 @@ public enum Background {
     /// suspended meanwhile, holding no thread of the cooperative pool.
     public static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<T, any Error>) in
-            let thread = Thread {
-                _ = vecgo_set_thread_nice(niceness)
-                done.resume(with: Result { try body() })
-            }
-            thread.stackSize = 8 << 20  // a graph build recurses little, but callers' closures are deep
-            thread.name = "vecgo.build"
-            thread.start()
+            detach { done.resume(with: Result { try body() }) }
         }
+    }
+
+    /// Starts `body` on a new background thread and returns at once.
+    public static func detach(_ body: @escaping @Sendable () -> Void) {
+        let thread = Thread {
+            _ = vecgo_set_thread_nice(niceness)
+            body()
+        }
+        thread.stackSize = 8 << 20  // a graph build recurses little, but callers' closures are deep
+        thread.name = "vecgo.build"
+        thread.start()
     }
 
     /// Calls `body(i)` once for every `i` in `0..<iterations`, spread over the calling thread

@@ -352,13 +352,17 @@ extension Vecgo {
                     throw error
                 }
                 self.metrics.commitEnded(.success(v), rows: rows, logger: self.config.logger)
+                batch.memtable.graph.retire()  // its rows are in the version now
                 let published = self.view  // no await since publish: this is the version it made
                 self.backgroundCommitError = nil
                 self.spillError = nil
                 await self.rebaseTouches(committedOn: self.builtOn, published: published)
                 return v
             } catch {
-                self.pending = batch.merged(with: self.pending)
+                let newer = self.pending
+                self.pending = batch.merged(with: newer)  // new tables: the old ones are done with
+                batch.memtable.graph.retire()
+                newer.memtable.graph.retire()
                 throw error
             }
         }

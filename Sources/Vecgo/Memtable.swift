@@ -321,8 +321,14 @@ struct Spill: Sendable {
 /// An HNSW graph over a memtable's rows, built lazily up to the rows needed. Thread-safe, and
 /// nobody waits for a whole build: rows go in one at a time, each under the lock (so the count
 /// of rows in the graph and the graph change together), and a search that finds the graph being
-/// built by another party (a segment build, another search) uses it as far as it goes and scans
-/// the rest exactly instead of waiting.
+/// built by another party (a segment build, a background catch-up) uses it as far as it goes and
+/// scans the rest exactly instead of waiting.
+///
+/// A search adds at most ``inlineRows`` rows itself. When the graph lags further (a bulk write
+/// not yet searched), it starts a background catch-up (niced, see `Background`) and scans the
+/// rows the graph lacks until that is done: a search never pays for a whole graph build. A
+/// table done with (committed, written out, discarded) is ``retire()``d, which stops its
+/// background catch-up; a segment build still completes the graph it needs.
 final class LazyGraph: Sendable {
     private let index: HNSWIndex
     private struct State {
@@ -333,19 +339,27 @@ final class LazyGraph: Sendable {
         /// Rows marked dead before the graph held them: a catch-up from an older copy of the
         /// table (taken before the mark) must not put them in alive.
         var deadAhead: Set<Int> = []
+        /// Whether a background catch-up is running.
+        var catchingUp = false
+        /// Whether the table is done with: a background catch-up stops, none starts.
+        var retired = false
     }
     private let state = Mutex(State())
+
+    /// The most rows a search adds to the graph itself (a few milliseconds of inserts).
+    static let inlineRows = 32
 
     init(_ index: HNSWIndex) { self.index = index }
 
     /// Adds the rows of `table` not yet in the graph (marking the dead ones) and returns it.
     /// `added` is told each row this call put in (off the lock): the segment build's test hook.
-    func catchUp(_ table: Memtable, added: ((Int) -> Void)? = nil) -> HNSWIndex {
+    /// A background catch-up (`background`) stops early when the table is retired.
+    func catchUp(_ table: Memtable, added: ((Int) -> Void)? = nil, background: Bool = false) -> HNSWIndex {
         state.withLock { $0.builders += 1 }
         defer { state.withLock { $0.builders -= 1 } }
         while true {
             let row: Int? = state.withLock { s in
-                guard s.built < table.count else { return nil }
+                guard s.built < table.count, !(background && s.retired) else { return nil }
                 let r = s.built
                 index.insert(Array(table.vectors[r * table.dimension..<(r + 1) * table.dimension]), id: UInt64(r))
                 if s.deadAhead.remove(r) != nil || table.dead[r] { _ = index.markDeleted(id: UInt64(r)) }
@@ -358,12 +372,42 @@ final class LazyGraph: Sendable {
     }
 
     /// The graph for a search of `table` and the rows of the table it holds (`0..<rows`): all
-    /// of them, caught up here, unless another party is adding rows right now; then the rows
-    /// it holds so far, and the caller scans the others.
+    /// of them, caught up here when few are missing and nobody else is adding rows; otherwise
+    /// the rows it holds so far (a background catch-up started if none runs), and the caller
+    /// scans the others.
     func forSearch(_ table: Memtable) -> (index: HNSWIndex, rows: Int) {
-        let (built, othersBuilding) = state.withLock { ($0.built, $0.builders > 0) }
-        guard othersBuilding, built < table.count else { return (catchUp(table), table.count) }
-        return (index, built)
+        enum Next { case done, inline, scan, startBackground }
+        let (built, next) = state.withLock { s -> (Int, Next) in
+            let lag = table.count - s.built
+            if lag <= 0 { return (s.built, .done) }
+            if s.builders > 0 || s.catchingUp { return (s.built, .scan) }
+            if lag <= Self.inlineRows { return (s.built, .inline) }
+            if s.retired { return (s.built, .scan) }
+            s.catchingUp = true
+            return (s.built, .startBackground)
+        }
+        switch next {
+        case .done:
+            return (index, table.count)
+        case .inline:
+            return (catchUp(table), table.count)
+        case .scan:
+            return (index, built)
+        case .startBackground:
+            Background.detach { [self] in
+                _ = catchUp(table, background: true)
+                state.withLock { $0.catchingUp = false }
+            }
+            return (index, built)
+        }
+    }
+
+    /// Rows in the graph (rows `0..<builtRows` of the table).
+    var builtRows: Int { state.withLock { $0.built } }
+
+    /// The table is done with: a background catch-up stops after its current row.
+    func retire() {
+        state.withLock { $0.retired = true }
     }
 
     /// Marks row `row` dead in the graph when the graph holds it (a later catch-up marks it otherwise).

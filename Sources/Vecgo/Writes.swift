@@ -98,6 +98,7 @@ extension Vecgo {
                                          ref: built.ref, liveRows: built.liveRows,
                                          reader: SegmentReader(ref: built.ref, store: cached, metric: metric, budget: view.budget)))
             pending.memtable = Memtable(dimension: dimension, metric: metric)
+            table.graph.retire()  // searched through the segment's reader from now on
         } catch {
             guard pending.memtable.graph === table.graph else { return }  // not the pending table any more
             // The write that crossed the limit succeeded (its row is pending); only the spill failed.
@@ -217,6 +218,15 @@ extension Vecgo {
     /// Writes not yet committed (rows added, replaced or deleted).
     public var pendingCount: Int { pending.count + (flushing?.count ?? 0) }
 
+    /// Pending rows (a commit in flight's included) that searches still scan exactly because
+    /// their memtable's graph does not hold them yet (see ``LazyGraph``); 0 below the size at
+    /// which a memtable is searched through its graph.
+    package var pendingRowsOutsideGraph: Int {
+        [pending.memtable, flushing?.memtable].compactMap { $0 }.reduce(0) { sum, table in
+            sum + (table.count < Memtable.exactBelow ? 0 : max(0, table.count - table.graph.builtRows))
+        }
+    }
+
     /// Drops every write not yet committed (not one being committed right now) and returns how
     /// many there were: the way out of a `.conflict`, after which the handle can ``refresh()``
     /// and the caller re-apply what still makes sense.
@@ -224,6 +234,7 @@ extension Vecgo {
     public func discardPending() throws -> Int {
         try checkWritable()
         let n = pending.count
+        pending.memtable.graph.retire()
         pending = PendingWrites(dimension: dimension, metric: metric)
         backgroundCommitError = nil  // its writes are gone with the rest
         spillError = nil

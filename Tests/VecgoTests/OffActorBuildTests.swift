@@ -120,4 +120,43 @@ import _VecgoTestSupport
         #expect(hits.count == 3)
         #expect(!hits.contains { $0.id == 7 }, "the deleted row came back: \(hits)")
     }
+
+    /// A search never builds a large graph itself: past `inlineRows` missing rows it is handed
+    /// the graph as it stands, starts a background catch-up, and scans the rest; the catch-up
+    /// then completes the graph; a few missing rows are added inline.
+    @Test func aSearchLeavesALargeGraphBuildToTheBackground() async throws {
+        let data = SegmentLayoutEngineTests.clustered(3_000, Self.dim, seed: 124)
+        var table = Memtable(dimension: Self.dim, metric: .l2)
+        for (i, v) in data.enumerated() { table.put(id: UInt64(i), vector: v, metadata: [:], payload: []) }
+        let first = table.graph.forSearch(table)
+        #expect(first.rows == 0, "the search was handed a graph of \(first.rows) rows: it built them itself")
+        let hits = table.search(data[2_500], k: 3, ef: 16, filter: nil)  // exact meanwhile: graph part plus scan
+        #expect(hits.first?.id == 2_500 && hits.first?.distance == 0, "\(hits)")
+        // The background catch-up completes the graph (a bounded wait: it runs niced, not timed).
+        let deadline = ContinuousClock.now + .seconds(120)
+        while table.graph.builtRows < table.count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(table.graph.builtRows == table.count, "the background catch-up stopped at \(table.graph.builtRows) of \(table.count) rows")
+        // A few new rows: the search adds them itself.
+        for (i, v) in SegmentLayoutEngineTests.clustered(LazyGraph.inlineRows, Self.dim, seed: 125).enumerated() {
+            table.put(id: UInt64(10_000 + i), vector: v, metadata: [:], payload: [])
+        }
+        #expect(table.graph.forSearch(table).rows == table.count)
+        #expect(table.graph.builtRows == table.count)
+    }
+
+    /// A retired table (committed, written out, discarded) starts no background catch-up; a
+    /// segment build still gets its whole graph.
+    @Test func aRetiredTableStartsNoCatchUpButASegmentBuildCompletesItsGraph() {
+        let data = SegmentLayoutEngineTests.clustered(2_000, Self.dim, seed: 126)
+        var table = Memtable(dimension: Self.dim, metric: .l2)
+        for (i, v) in data.enumerated() { table.put(id: UInt64(i), vector: v, metadata: [:], payload: []) }
+        table.graph.retire()
+        #expect(table.graph.forSearch(table).rows == 0)
+        let hits = table.search(data[1_999], k: 1, ef: 16, filter: nil)
+        #expect(hits.first?.id == 1_999 && hits.first?.distance == 0)
+        #expect(table.graph.builtRows == 0, "a retired table's graph grew to \(table.graph.builtRows) rows")
+        let (contents, _) = table.contents(.graph)
+        #expect(table.graph.builtRows == table.count)
+        #expect(contents.graph != nil)
+    }
 }
