@@ -1,72 +1,94 @@
-// HiddenRows: which committed rows a writer's searches may return, once its pending writes hide
-// the rows of the keys they rewrote or deleted — kept up to date as writes come, not recomputed.
+// HiddenRows: which rows a writer's searches may return once newer writes hide older rows of the
+// same keys (committed rows, and a commit in flight's) — kept up to date as writes come.
 import IndexCore
 import SegmentFormat
 
-/// Per segment of one version, the rows a search of this handle may return: the live rows,
-/// minus the committed row of every key a pending write (or a commit in flight) rewrote or
-/// deleted. Those keys' newest rows are pending, so the committed ones must not come back.
+/// The rows a search of a writer may return, once newer writes hide older rows of their keys:
 ///
-/// The rows are hidden in the bitmaps each segment search already takes, so a segment is asked
-/// for `k` rows however many keys are pending (asking each for `k` plus one per pending key, as
-/// before, made a search with 100 000 pending upserts fetch 100 000 candidates per segment).
-/// Pending keys only grow until a commit takes them, so a search extends the bitmaps with the
-/// keys touched since the last one; a new version or a new batch starts them over.
+/// - per segment of one version, its live rows minus the committed row of every key written
+///   since the last commit (pending, or in a commit in flight);
+/// - of a commit in flight (`flushing`), its memtable's rows and its spilled segments' live rows
+///   minus those of keys written since it began (pending).
+///
+/// Hiding by row, in the bitmaps each search already takes, lets every segment and table be
+/// asked for `k` rows however many keys are pending (asking for `k` plus one per pending key,
+/// as before, made a search with 100 000 pending upserts fetch 100 000 candidates per segment).
+/// Write logs only grow until a commit takes the batch, so a search extends the bitmaps with the
+/// keys written since the last one; a new version or a new batch starts them over.
 struct HiddenRows: Sendable {
-    /// The version, batches and keys of each batch these bitmaps reflect.
+    /// The version, batches and write-log lengths these bitmaps reflect.
     private let view: VersionView
     private let pending: PendingWrites.Identity
     private let flushing: PendingWrites.Identity?
     private var pendingSeen = 0
     private var flushingSeen = 0
     /// Per segment of `view`, the rows a search may return; nil when it may return every row.
-    private(set) var allowed: [Bitmap?]
+    private(set) var committed: [Bitmap?]
+    /// The rows of the commit in flight's memtable that newer writes hide (nil: none).
+    private(set) var flushingTable: Bitmap?
+    /// Per spilled segment of the commit in flight, the rows a search may return (nil: all).
+    private(set) var flushingSpills: [Bitmap?]
 
     private init(view: VersionView, pending: PendingWrites, flushing: PendingWrites?, live: [Bitmap?]) {
         self.view = view
         self.pending = pending.identity
         self.flushing = flushing?.identity
-        allowed = live
+        committed = live
+        flushingSpills = flushing?.spilled.map(\.allowed) ?? []
     }
 
-    /// The allowed rows of `view`'s segments with `pending` and `flushing`'s keys hidden,
-    /// extended from `earlier` when it reflects the same version and batches (only the keys
-    /// touched since are looked up), else computed anew from the live rows.
+    /// The bitmaps for `view`, `pending` and `flushing`, extended from `earlier` when it
+    /// reflects the same version and batches (only the keys written since are looked up), else
+    /// computed anew.
     ///
     /// - Parameters:
     ///   - live: the version's live rows (``VersionView/live()``).
-    ///   - pk: the version's key index; nil when it has none (then nothing committed is hidden).
+    ///   - pk: the version's key index; nil when it has none (nothing committed is hidden).
     static func update(_ earlier: HiddenRows?, view: VersionView, live: [Bitmap?], pk: PKIndex?,
                        pending: PendingWrites, flushing: PendingWrites?) -> HiddenRows {
         var rows: HiddenRows
         if let earlier, earlier.view === view, earlier.pending === pending.identity, earlier.flushing === flushing?.identity,
-           earlier.pendingSeen <= pending.touchLog.count, earlier.flushingSeen <= (flushing?.touchLog.count ?? 0) {
+           earlier.pendingSeen <= pending.writeLog.count, earlier.flushingSeen <= (flushing?.writeLog.count ?? 0) {
             rows = earlier
         } else {
             rows = HiddenRows(view: view, pending: pending, flushing: flushing, live: live)
         }
-        guard let pk else { return rows }
         let sizes = view.segments.map { Int($0.ref.rowCount) }
-        func hide(_ keys: ArraySlice<UInt64>) {
+        func hideCommitted(_ keys: ArraySlice<UInt64>) {
+            guard let pk else { return }
             for key in keys {
-                guard let loc = pk.entries[key], Int(loc.segment) < rows.allowed.count else { continue }
+                guard let loc = pk.entries[key], Int(loc.segment) < rows.committed.count else { continue }
                 let s = Int(loc.segment)
-                if rows.allowed[s] == nil { rows.allowed[s] = Bitmap(count: sizes[s], allSet: true) }
-                rows.allowed[s]!.remove(Int(loc.row))
+                if rows.committed[s] == nil { rows.committed[s] = Bitmap(count: sizes[s], allSet: true) }
+                rows.committed[s]!.remove(Int(loc.row))
             }
         }
-        hide(pending.touchLog[rows.pendingSeen...])
-        rows.pendingSeen = pending.touchLog.count
+        let newPending = pending.writeLog[rows.pendingSeen...]
+        hideCommitted(newPending)
+        rows.pendingSeen = pending.writeLog.count
         if let flushing {
-            hide(flushing.touchLog[rows.flushingSeen...])
-            rows.flushingSeen = flushing.touchLog.count
+            hideCommitted(flushing.writeLog[rows.flushingSeen...])
+            rows.flushingSeen = flushing.writeLog.count
+            // Keys written since the commit began hide its rows of them.
+            let table = flushing.memtable
+            for key in newPending {
+                if let row = table.rowOf[key] {
+                    if rows.flushingTable == nil { rows.flushingTable = Bitmap(count: table.count) }
+                    rows.flushingTable!.insert(row)
+                }
+                for (i, spill) in flushing.spilled.enumerated() {
+                    guard let row = spill.liveRows[key] else { continue }
+                    if rows.flushingSpills[i] == nil { rows.flushingSpills[i] = Bitmap(count: Int(spill.ref.rowCount), allSet: true) }
+                    rows.flushingSpills[i]!.remove(row)
+                }
+            }
         }
         return rows
     }
 
-    /// Whether these bitmaps already reflect every key of `pending` and `flushing` on `view`.
+    /// Whether these bitmaps already reflect every write of `pending` and `flushing` on `view`.
     func isCurrent(view: VersionView, pending: PendingWrites, flushing: PendingWrites?) -> Bool {
         self.view === view && self.pending === pending.identity && self.flushing === flushing?.identity
-            && pendingSeen == pending.touchLog.count && flushingSeen == (flushing?.touchLog.count ?? 0)
+            && pendingSeen == pending.writeLog.count && flushingSeen == (flushing?.writeLog.count ?? 0)
     }
 }

@@ -75,17 +75,19 @@ struct Memtable: Sendable {
         return graph.catchUp(self, added: added)
     }
 
-    /// The `k` nearest live rows (matching `filter`), nearest first.
-    func search(_ query: [Float], k: Int, ef: Int, filter: Filter?) -> [Neighbor] {
+    /// The `k` nearest live rows (matching `filter`, not in `excluding`), nearest first.
+    func search(_ query: [Float], k: Int, ef: Int, filter: Filter?, excluding: Bitmap? = nil) -> [Neighbor] {
         precondition(indexed, "a table built without its graph is not searchable")
         guard !rowOf.isEmpty else { return [] }
         var allowed: Bitmap?
         if let filter {
             var b = Bitmap(count: count)
-            for row in rowOf.values where filter.matches(metadata[row]) { b.insert(row) }
+            for row in rowOf.values where filter.matches(metadata[row]) && !(excluding?.contains(row) ?? false) { b.insert(row) }
             allowed = b
+        } else if let excluding {
+            allowed = excluding.inverted()  // dead rows stay in it: they are skipped anyway
         }
-        let matching = allowed?.cardinality ?? rowOf.count
+        let matching = min(allowed?.cardinality ?? rowOf.count, rowOf.count)
         guard matching > 0 else { return [] }
         if count < Self.exactBelow { return exactSearch(query, k: k, allowed: allowed) }
         // The planner chooses between a scan of the allowed rows and the graph (ef widened for a
@@ -210,9 +212,9 @@ struct PendingWrites: Sendable {
     var memtable: Memtable
     var deletes: Set<UInt64> = []
     var touched: Set<UInt64> = []
-    /// The keys of `touched` in the order they were first touched: what a search's
-    /// ``HiddenRows`` has not yet seen is a suffix of it.
-    private(set) var touchLog: [UInt64] = []
+    /// Every key written here (put, deleted), in order, repeats included: what a search's
+    /// ``HiddenRows`` has not yet seen is a suffix of it. Only grows until a commit takes the batch.
+    private(set) var writeLog: [UInt64] = []
     /// Tells these writes apart from any others (a new batch, a merge): ``HiddenRows`` extends
     /// what it computed only for the same writes.
     let identity = Identity()
@@ -233,25 +235,20 @@ struct PendingWrites: Sendable {
     /// Rows and deletes, counted (rows written out as segments: their live ones).
     var count: Int { memtable.count + deletes.count + spilled.reduce(0) { $0 + $1.liveRows.count } }
 
-    /// Keys whose newest pending write is here: rows (memtable and spilled) and deletes.
-    var keys: Set<UInt64> {
-        var k = deletes.union(memtable.rowOf.keys)
-        for s in spilled { k.formUnion(s.liveRows.keys) }
-        return k
-    }
-
     mutating func touch(_ id: UInt64, view: VersionView) {
         if touched.isEmpty { touchedView = view }
-        if touched.insert(id).inserted { touchLog.append(id) }
+        touched.insert(id)
     }
 
     mutating func put(id: UInt64, vector: [Float], metadata: Metadata, payload: [UInt8]) {
+        writeLog.append(id)
         deletes.remove(id)
         unspill(id)
         memtable.put(id: id, vector: vector, metadata: metadata, payload: payload)
     }
 
     mutating func delete(id: UInt64) {
+        writeLog.append(id)
         memtable.remove(id: id)
         unspill(id)
         deletes.insert(id)
@@ -290,7 +287,7 @@ struct PendingWrites: Sendable {
         }
         for id in newer.deletes { m.delete(id: id) }
         m.touched = touched.union(newer.touched)
-        m.touchLog = touchLog + newer.touchLog.filter { !touched.contains($0) }
+        m.writeLog = writeLog + newer.writeLog  // spilled rows' keys too (the puts above repeat some)
         m.touchedView = touchedView ?? newer.touchedView
         return m
     }

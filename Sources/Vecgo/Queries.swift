@@ -29,34 +29,29 @@ extension Vecgo {
         let view = self.view
         let pending = self.pending, flushing = self.flushing
         var top = TopK(k: k)
-        // Pending rows written out as segments are searched with the committed ones: their
-        // live rows only, and those of a commit in flight unless rewritten or deleted since
-        // (asking those segments for that many more keeps k results after hiding them).
-        let newer = flushing == nil ? [] : pending.keys
-        if !pending.memtable.isEmpty || !(flushing?.memtable.isEmpty ?? true) {
-            let hits = await Self.memtableHits(q, k: k, ef: options.ef, filter: filter, pending: pending.memtable,
-                                               flushing: flushing?.memtable, newer: newer)
-            for n in hits { top.offer(n) }
-        }
-        var spills = pending.spilled.map { (spill: $0, hide: Set<UInt64>()) }
-        if let flushing { spills += flushing.spilled.map { ($0, newer) } }
         var origin: [UInt64: (segment: Int, row: Int)] = [:]  // where each committed hit lives
         do {
-            // Committed rows of keys written since the last commit are hidden by row, in the
-            // bitmaps the segments search with: each is asked for k rows, however many are pending.
-            let live = try await allowedRows(view, pending: pending, flushing: flushing)
+            // Rows that newer writes hide (committed rows of keys written since the last commit,
+            // a commit in flight's rows of keys written since it began) are left out by row, in
+            // the bitmaps each part searches with: each is asked for k rows, however many are pending.
+            let allowed = try await allowedRows(view, pending: pending, flushing: flushing)
+            if !pending.memtable.isEmpty || !(flushing?.memtable.isEmpty ?? true) {
+                let hits = await Self.memtableHits(q, k: k, ef: options.ef, filter: filter, pending: pending.memtable,
+                                                   flushing: flushing?.memtable, hiddenInFlushing: allowed.flushingTable)
+                for n in hits { top.offer(n) }
+            }
+            // Pending rows written out as segments are searched with the committed ones: their
+            // live rows only (a commit in flight's, less those rewritten or deleted since).
             // Each segment answers with exact hits or, IVF segments with codes, with candidates;
             // the candidates of all segments are then re-ranked together, so the exact reads go
             // to the best rows overall, however many segments there are.
             var candidates: [(segment: Int, candidate: CodeCandidate)] = []
-            // The committed segments, then the spilled ones; a segment's hits are hidden when a
-            // newer pending write replaced their keys.
-            let readers = view.segments + spills.map(\.spill.reader)
-            let hiddenIn = Array(repeating: Set<UInt64>(), count: view.segments.count) + spills.map(\.hide)
-            let liveIn = live + spills.map(\.spill.allowed)
+            // The committed segments, then the spilled ones (pending, then in flight).
+            let readers = view.segments + pending.spilled.map(\.reader) + (flushing?.spilled.map(\.reader) ?? [])
+            let liveIn = allowed.committed + pending.spilled.map(\.allowed) + allowed.flushingSpills
             let totalRows = readers.reduce(UInt64(0)) { $0 + $1.ref.rowCount }
             func offer(_ segment: Int, _ hits: [SegmentHit]) {
-                for h in hits where hiddenIn[segment].isEmpty || !hiddenIn[segment].contains(h.id) {
+                for h in hits {
                     top.offer(Neighbor(id: h.id, distance: h.distance))
                     if !include.isEmpty { origin[h.id] = (segment, h.row) }  // only `resolve` needs it
                 }
@@ -69,15 +64,14 @@ extension Vecgo {
                             let matching = filter.bitmap(try await s.metadata(), rows: Int(s.ref.rowCount))
                             allowed = allowed.map { $0.intersection(matching) } ?? matching
                         }
-                        return (i, try await s.answer(q, k: k + hiddenIn[i].count, options: options, allowed: allowed, totalRows: totalRows))
+                        return (i, try await s.answer(q, k: k, options: options, allowed: allowed, totalRows: totalRows))
                     }
                 }
                 for try await (segment, answer) in group {
                     switch answer {
                     case .hits(let hits): offer(segment, hits)
                     case .candidates(let found):
-                        let hide = hiddenIn[segment]
-                        for c in found where hide.isEmpty || !hide.contains(c.key) { candidates.append((segment, c)) }
+                        for c in found { candidates.append((segment, c)) }
                     }
                 }
             }
@@ -101,32 +95,35 @@ extension Vecgo {
         }
     }
 
-    /// Per segment of `view`, the rows a search may return (nil: all): the live ones, minus the
-    /// committed rows of keys `pending` or `flushing` rewrote or deleted (see ``HiddenRows``,
-    /// kept from search to search and extended with the keys written since).
-    func allowedRows(_ view: VersionView, pending: PendingWrites, flushing: PendingWrites?) async throws -> [Bitmap?] {
+    /// What a search may return of `view`'s segments and of the commit in flight, once newer
+    /// writes hide older rows of their keys (see ``HiddenRows``, kept from search to search and
+    /// extended with the keys written since).
+    func allowedRows(_ view: VersionView, pending: PendingWrites, flushing: PendingWrites?) async throws
+        -> (committed: [Bitmap?], flushingTable: Bitmap?, flushingSpills: [Bitmap?]) {
         let live = try await view.live()
-        guard !pending.touchLog.isEmpty || !(flushing?.touchLog.isEmpty ?? true) else {
+        guard !pending.writeLog.isEmpty || !(flushing?.writeLog.isEmpty ?? true) else {
             hiddenRows = nil  // nothing hidden: keep no older version alive for it
-            return live
+            return (live, nil, flushing?.spilled.map(\.allowed) ?? [])
         }
-        if let known = hiddenRows, known.isCurrent(view: view, pending: pending, flushing: flushing) { return known.allowed }
-        let pk = try await view.pk()
-        let rows = HiddenRows.update(hiddenRows, view: view, live: live, pk: pk, pending: pending, flushing: flushing)
-        hiddenRows = rows
-        return rows.allowed
+        var rows = hiddenRows
+        if !(rows?.isCurrent(view: view, pending: pending, flushing: flushing) ?? false) {
+            let pk = try await view.pk()
+            rows = HiddenRows.update(hiddenRows, view: view, live: live, pk: pk, pending: pending, flushing: flushing)
+            hiddenRows = rows
+        }
+        return (rows!.committed, rows!.flushingTable, rows!.flushingSpills)
     }
 
     /// The hits among pending rows: the memtable's, and those of the memtable of a commit in
-    /// flight (`flushing`) unless rewritten or deleted since (`newer`). Runs off the actor: a
-    /// memtable search may add rows to its graph, or scan rows a segment build is still adding.
+    /// flight (`flushing`) but for its rows in `hiddenInFlushing` (their keys were written
+    /// since). Runs off the actor: a memtable search may add rows to its graph, or scan rows a
+    /// segment build is still adding.
     @concurrent
     nonisolated static func memtableHits(_ q: [Float], k: Int, ef: Int, filter: Filter?, pending: Memtable,
-                                         flushing: Memtable?, newer: Set<UInt64>) async -> [Neighbor] {
+                                         flushing: Memtable?, hiddenInFlushing: Bitmap?) async -> [Neighbor] {
         var hits = pending.search(q, k: k, ef: max(ef, k), filter: filter)
         if let flushing {
-            let wide = k + newer.count
-            hits += flushing.search(q, k: wide, ef: max(ef, wide), filter: filter).filter { !newer.contains($0.id) }
+            hits += flushing.search(q, k: k, ef: max(ef, k), filter: filter, excluding: hiddenInFlushing)
         }
         return hits
     }
