@@ -1,3 +1,5 @@
+// The C interface of the native kernels: distances (pairs and batches), CRC32C, SQ8 and RaBitQ
+// scans, HNSW walks and per-thread priority, chosen at run time by a CPU check.
 #ifndef VECGO_NATIVE_H
 #define VECGO_NATIVE_H
 #include <stddef.h>
