@@ -8,7 +8,8 @@ import SegmentFormat
 /// - per segment of one version, its live rows minus the committed row of every key written
 ///   since the last commit (pending, or in a commit in flight);
 /// - of a commit in flight (`flushing`), its memtable's rows and its spilled segments' live rows
-///   minus those of keys written since it began (pending).
+///   minus those of keys written since it began (pending);
+/// - of the pending writes' spilled segments, their live rows (made again only when some went).
 ///
 /// Hiding by row, in the bitmaps each search already takes, lets every segment and table be
 /// asked for `k` rows however many keys are pending (asking for `k` plus one per pending key,
@@ -28,6 +29,10 @@ struct HiddenRows: Sendable {
     private(set) var flushingTable: Bitmap?
     /// Per spilled segment of the commit in flight, the rows a search may return (nil: all).
     private(set) var flushingSpills: [Bitmap?]
+    /// Per spilled segment of the pending writes, its live rows (nil: all), and the live-row
+    /// counts they were made from: live rows only ever go, so equal counts mean equal rows.
+    private(set) var pendingSpills: [Bitmap?] = []
+    private var pendingSpillCounts: [Int] = []
 
     private init(view: VersionView, pending: PendingWrites, flushing: PendingWrites?, live: [Bitmap?]) {
         self.view = view
@@ -63,6 +68,11 @@ struct HiddenRows: Sendable {
                 rows.committed[s]!.remove(Int(loc.row))
             }
         }
+        let counts = pending.spilled.map(\.liveRows.count)
+        if counts != rows.pendingSpillCounts {
+            rows.pendingSpills = pending.spilled.map(\.allowed)
+            rows.pendingSpillCounts = counts
+        }
         let newPending = pending.writeLog[rows.pendingSeen...]
         hideCommitted(newPending)
         rows.pendingSeen = pending.writeLog.count
@@ -86,9 +96,11 @@ struct HiddenRows: Sendable {
         return rows
     }
 
-    /// Whether these bitmaps already reflect every write of `pending` and `flushing` on `view`.
+    /// Whether these bitmaps already reflect every write of `pending` and `flushing` on `view`,
+    /// and the pending writes' spilled segments as they are (a spill lands after its writes).
     func isCurrent(view: VersionView, pending: PendingWrites, flushing: PendingWrites?) -> Bool {
         self.view === view && self.pending === pending.identity && self.flushing === flushing?.identity
             && pendingSeen == pending.writeLog.count && flushingSeen == (flushing?.writeLog.count ?? 0)
+            && pendingSpillCounts.elementsEqual(pending.spilled.lazy.map(\.liveRows.count))
     }
 }

@@ -48,7 +48,7 @@ extension Vecgo {
             var candidates: [(segment: Int, candidate: CodeCandidate)] = []
             // The committed segments, then the spilled ones (pending, then in flight).
             let readers = view.segments + pending.spilled.map(\.reader) + (flushing?.spilled.map(\.reader) ?? [])
-            let liveIn = allowed.committed + pending.spilled.map(\.allowed) + allowed.flushingSpills
+            let liveIn = allowed.committed + allowed.pendingSpills + allowed.flushingSpills
             let totalRows = readers.reduce(UInt64(0)) { $0 + $1.ref.rowCount }
             func offer(_ segment: Int, _ hits: [SegmentHit]) {
                 for h in hits {
@@ -99,11 +99,11 @@ extension Vecgo {
     /// writes hide older rows of their keys (see ``HiddenRows``, kept from search to search and
     /// extended with the keys written since).
     func allowedRows(_ view: VersionView, pending: PendingWrites, flushing: PendingWrites?) async throws
-        -> (committed: [Bitmap?], flushingTable: Bitmap?, flushingSpills: [Bitmap?]) {
+        -> (committed: [Bitmap?], flushingTable: Bitmap?, flushingSpills: [Bitmap?], pendingSpills: [Bitmap?]) {
         let live = try await view.live()
         guard !pending.writeLog.isEmpty || !(flushing?.writeLog.isEmpty ?? true) else {
             hiddenRows = nil  // nothing hidden: keep no older version alive for it
-            return (live, nil, flushing?.spilled.map(\.allowed) ?? [])
+            return (live, nil, flushing?.spilled.map(\.allowed) ?? [], pending.spilled.map(\.allowed))
         }
         var rows = hiddenRows
         if !(rows?.isCurrent(view: view, pending: pending, flushing: flushing) ?? false) {
@@ -111,7 +111,7 @@ extension Vecgo {
             rows = HiddenRows.update(hiddenRows, view: view, live: live, pk: pk, pending: pending, flushing: flushing)
             hiddenRows = rows
         }
-        return (rows!.committed, rows!.flushingTable, rows!.flushingSpills)
+        return (rows!.committed, rows!.flushingTable, rows!.flushingSpills, rows!.pendingSpills)
     }
 
     /// The hits among pending rows: the memtable's, and those of the memtable of a commit in

@@ -161,6 +161,35 @@ import _VecgoTestSupport
         try await db.close()
     }
 
+    @Test func rewritesOfPendingSpilledKeysHideTheirRows() async throws {
+        // 2 500 pending rows written out 1 000 at a time (two spilled segments, 500 in the table);
+        // keys of the spills rewritten and deleted step by step, searched after each step.
+        let db = try await Vecgo.open(.remote(MemoryBlobStore()), .create(dimension: Self.dim, metric: .l2),
+                                      .maxSegmentBytes(1_000 * Self.dim * 4))
+        var truth: [UInt64: [Float]] = [:]
+        for (i, v) in SegmentLayoutEngineTests.clustered(2_500, Self.dim, seed: 150).enumerated() {
+            try await db.upsert(id: UInt64(i), v)
+            truth[UInt64(i)] = v
+        }
+        try await Self.expectAll(db, truth, "spilled, nothing rewritten")
+        var rng = SplitMix64(seed: 151)
+        for step in 0..<5 {
+            for _ in 0..<20 {
+                let key = UInt64.random(in: 0..<2_000, using: &rng)  // in one of the spills
+                let moved = (0..<Self.dim).map { _ in Float.random(in: 20...30, using: &rng) }
+                try await db.upsert(id: key, moved)
+                truth[key] = moved
+            }
+            let gone = UInt64.random(in: 0..<2_000, using: &rng)
+            try await db.delete(id: gone)
+            truth[gone] = nil
+            try await Self.expectAll(db, truth, "spilled, step \(step)")
+        }
+        try await db.commit()
+        try await Self.expectAll(db, truth, "committed")
+        try await db.close()
+    }
+
     @Test func extendingTheBitmapsEqualsComputingThemAnew() async throws {
         // HiddenRows alone: bitmaps extended key by key equal those computed at once, and a new
         // batch or version starts over.
