@@ -167,13 +167,21 @@ extension Vecgo {
     }
 
     /// Writes the key index of the version `m` will become (`m.version + 1`, its segments) under
-    /// a fresh name and points `m` at it: a delta layer holding only `changes` on top of the
-    /// chain `m` has (its base's), or a full index of `index` (then the chain has one layer).
-    /// The full index is written when there is no chain yet, when `changes` is nil (compaction),
-    /// when the chain would grow past ``maxPKIndexLayers`` layers, or when its deltas would hold
-    /// more than half as many entries as its full layer. Records each segment's dead-row count
-    /// in `m` (readers skip the pk-index when no segment has dead rows): `deadRows` when the
-    /// caller kept them up to date, else counted from `index`.
+    /// a fresh name and points `m` at it, as the first of these that applies:
+    ///
+    /// 1. a delta layer holding only `changes`, on top of the chain `m` has (its base's), while
+    ///    the chain stays within ``maxPKIndexLayers`` layers and its deltas within half as many
+    ///    entries as its full layer;
+    /// 2. a merged delta holding what all the base's deltas and `changes` did to their keys
+    ///    (each key's location now, or a tombstone), right on the full layer: a chain of two,
+    ///    while those keys stay within half the full layer's entries. Its cost follows the
+    ///    keys changed since the full layer, not the database;
+    /// 3. a full index of `index` (a chain of one): when there is no chain yet, when `changes`
+    ///    is nil (compaction), when the deltas' keys are not known, or when they outgrew half
+    ///    the full layer.
+    ///
+    /// Records each segment's dead-row count in `m` (readers skip the pk-index when no segment
+    /// has dead rows): `deadRows` when the caller kept them up to date, else counted from `index`.
     ///
     /// - Parameters:
     ///   - index: the version's key index over `m.segments` (ordinals of `m.segments`).
@@ -187,22 +195,40 @@ extension Vecgo {
         let baseLayers = m.pkIndexLayers
         let name = pkIndexName(version: next)
         let names = m.segments.map(\.name)
+        /// A delta of `entries` (ordinals of `m.segments`) and `tombstones`, naming only the
+        /// segments its entries point into, in the manifest's order.
+        func delta(_ entries: [UInt64: PKIndex.Location], tombstones: [UInt64]) throws -> [UInt8] {
+            let used = Set(entries.values.map(\.segment)).sorted()
+            let local = Dictionary(uniqueKeysWithValues: used.enumerated().map { ($1, UInt32($0)) })
+            return try PKIndex(version: next, segments: used.map { names[Int($0)] },
+                               entries: entries.mapValues { PKIndex.Location(segment: local[$0.segment]!, row: $0.row) },
+                               tombstones: tombstones.sorted(), kind: .delta).encode()
+        }
         let chain: PKChain
         let bytes: [UInt8]
+        let merged: Set<UInt64>? = {
+            guard let changes, let keys = base?.deltaKeys, !baseLayers.isEmpty else { return nil }
+            return keys.union(changes.assigned.keys).union(changes.removed)
+        }()
         if let changes, let base, !baseLayers.isEmpty, baseLayers.count < Self.maxPKIndexLayers,
            2 * (base.deltaEntries + changes.size) <= base.fullEntries {
-            // The delta names only the segments its entries point into, in the manifest's order.
-            let used = Set(changes.assigned.values.map(\.segment)).sorted()
-            let local = Dictionary(uniqueKeysWithValues: used.enumerated().map { ($1, UInt32($0)) })
-            let entries = changes.assigned.mapValues { PKIndex.Location(segment: local[$0.segment]!, row: $0.row) }
-            bytes = try PKIndex(version: next, segments: used.map { names[Int($0)] }, entries: entries,
-                                tombstones: changes.removed.sorted(), kind: .delta).encode()
+            bytes = try delta(changes.assigned, tombstones: changes.removed)
             m.pkIndexBaseLayers = baseLayers
-            chain = PKChain(index: index, fullEntries: base.fullEntries, deltaEntries: base.deltaEntries + changes.size)
+            chain = PKChain(index: index, fullEntries: base.fullEntries, deltaEntries: base.deltaEntries + changes.size,
+                            deltaKeys: merged)
+        } else if let merged, let base, 2 * merged.count <= base.fullEntries {
+            var entries: [UInt64: PKIndex.Location] = [:]
+            var tombstones: [UInt64] = []
+            for key in merged {
+                if let at = index.entries[key] { entries[key] = at } else { tombstones.append(key) }
+            }
+            bytes = try delta(entries, tombstones: tombstones)
+            m.pkIndexBaseLayers = [baseLayers[0]]
+            chain = PKChain(index: index, fullEntries: base.fullEntries, deltaEntries: merged.count, deltaKeys: merged)
         } else {
             bytes = try PKIndex(version: next, segments: names, entries: index.entries).encode()
             m.pkIndexBaseLayers = []
-            chain = PKChain(index: index, fullEntries: index.entries.count, deltaEntries: 0)
+            chain = PKChain(index: index, fullEntries: index.entries.count, deltaEntries: 0, deltaKeys: [])
         }
         try await remote.put(name, bytes)
         m.pkIndexObject = name

@@ -14,6 +14,19 @@ struct PKChain: Sendable {
     var fullEntries: Int
     /// Entries and tombstones of the deltas after it.
     var deltaEntries: Int
+    /// The keys the deltas name (entries and tombstones): what a merged delta holds (see
+    /// `Vecgo.writePKIndex`); nil when not known.
+    var deltaKeys: Set<UInt64>?
+
+    /// The keys `layers` name, entries and tombstones.
+    static func keys(of layers: some Sequence<PKIndex.Layer>) -> Set<UInt64> {
+        var keys = Set<UInt64>()
+        for l in layers {
+            keys.formUnion(l.index.entries.keys)
+            keys.formUnion(l.index.tombstones)
+        }
+        return keys
+    }
 }
 
 /// How a commit changed which rows are live, against the version it built on: that version's
@@ -138,6 +151,7 @@ final class VersionView: Sendable {
 
     private var loadPK: @Sendable () async throws -> PKChain? {
         let manifest = self.manifest, store = self.store, earlier = self.earlier
+        let writer = keepsPKIndex  // only a writer merges deltas, so only it needs their keys
         return {
             guard let m = manifest, !m.pkIndexObject.isEmpty else { return nil }
             let layers = m.pkIndexLayers, names = m.segments.map(\.name)
@@ -151,13 +165,16 @@ final class VersionView: Sendable {
                                                 segments: names, version: m.version)
                 earlier.withLock { $0 = nil }
                 return PKChain(index: index, fullEntries: known.fullEntries,
-                               deltaEntries: known.deltaEntries + added.reduce(0) { $0 + $1.index.entries.count + $1.index.tombstones.count })
+                               deltaEntries: known.deltaEntries + added.reduce(0) { $0 + $1.index.entries.count + $1.index.tombstones.count },
+                               deltaKeys: writer ? known.deltaKeys?.union(PKChain.keys(of: added)) : nil)
             }
             let read = try await Self.readLayers(layers, store)
             let full = read[0].index.entries.count
             let deltas = read.dropFirst().reduce(0) { $0 + $1.index.entries.count + $1.index.tombstones.count }
+            let keys = writer ? PKChain.keys(of: read.dropFirst()) : nil
             earlier.withLock { $0 = nil }
-            return PKChain(index: try PKIndex.combine(consume read, segments: names, version: m.version), fullEntries: full, deltaEntries: deltas)
+            return PKChain(index: try PKIndex.combine(consume read, segments: names, version: m.version), fullEntries: full,
+                           deltaEntries: deltas, deltaKeys: keys)
         }
     }
 

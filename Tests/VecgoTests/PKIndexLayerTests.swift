@@ -154,9 +154,9 @@ import _VecgoTestSupport
         try await w.close()
     }
 
-    /// Small commits on a large index: the chain grows to 16 layers, then a commit writes a
-    /// full index (a chain of one) and it grows again.
-    @Test func theChainGrowsToSixteenLayersThenStartsOver() async throws {
+    /// Small commits on a large index: the chain grows to 16 layers, then a commit merges the
+    /// deltas into one on the same full layer (a chain of two) and it grows again.
+    @Test func theChainGrowsToSixteenLayersThenItsDeltasMerge() async throws {
         let store = MemoryBlobStore()
         let w = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
         for k in 0..<1_000 { try await w.upsert(id: UInt64(k), [Float(k), 0]) }
@@ -168,7 +168,17 @@ import _VecgoTestSupport
             try await w.commit()
             lengths.append(try await Self.manifest(store, await w.version).pkIndexLayers.count)
         }
-        #expect(lengths == Array(2...16) + [1, 2, 3, 4, 5])
+        #expect(lengths == Array(2...16) + [2, 3, 4, 5, 6])
+        // The full layer is the first commit's throughout; the merged delta holds what 16
+        // commits did: keys 1...16 at their new rows, 501...516 removed.
+        let first = try await Self.manifest(store, 1)
+        let merged = try await Self.manifest(store, 17)
+        #expect(merged.pkIndexLayers.map(\.name) == [first.pkIndexObject, merged.pkIndexObject])
+        #expect(try await Self.manifest(store, 21).pkIndexLayers.first?.name == first.pkIndexObject)
+        let delta = try PKIndex.decode(try await store.read(merged.pkIndexObject), object: merged.pkIndexObject)
+        #expect(delta.kind == .delta)
+        #expect(Set(delta.entries.keys) == Set((1...16).map(UInt64.init)))
+        #expect(Set(delta.tombstones) == Set((501...516).map(UInt64.init)))
         var model: [UInt64: [Float]] = [:]
         for k in 0..<1_000 where !(501...520).contains(k) { model[UInt64(k)] = [Float(k), (1...20).contains(k) ? 1 : 0] }
         #expect(try await Self.contents(try await Vecgo.open(.remote(store), .readOnly)) == model)
@@ -176,6 +186,42 @@ import _VecgoTestSupport
                 model.filter { $0.key < 501 || $0.key > 515 }.merging((16...20).map { (UInt64($0), [Float($0), 0]) }, uniquingKeysWith: { $1 })
                     .merging((516...520).map { (UInt64($0), [Float($0), 0]) }, uniquingKeysWith: { $1 }))
         try await w.close()
+    }
+
+    /// Many small commits write the full index once: merged deltas keep the chain short, for
+    /// the handle that wrote them and for a writer that opens the database later (it learns the
+    /// deltas' keys from the layers it reads). Every version reads back as it was written.
+    @Test func smallCommitsWriteTheFullIndexOnce() async throws {
+        let store = MemoryBlobStore()
+        let w = try await Vecgo.open(.remote(store), .create(dimension: 2, metric: .l2))
+        for k in 0..<1_000 { try await w.upsert(id: UInt64(k), [Float(k), 0]) }
+        try await w.commit()
+        var seen: [UInt64: [UInt64: [Float]]] = [:]  // version → contents
+        var writer = w
+        for c in 1...40 {
+            if c == 25 {  // another handle takes over the writing
+                try await writer.close()
+                writer = try await Vecgo.open(.remote(store))
+            }
+            try await writer.upsert(id: UInt64(c * 7), [Float(c), 2])
+            try await writer.upsert(id: UInt64(2_000 + c), [Float(c), 3])
+            try await writer.delete(id: UInt64(600 + c))
+            try await writer.commit()
+            let v = await writer.version
+            #expect(try await Self.manifest(store, v).pkIndexLayers.count <= Vecgo.maxPKIndexLayers)
+            seen[v] = try await Self.contents(writer)
+        }
+        try await writer.close()
+        var fulls = 0, deltas = 0
+        for name in try await store.list(prefix: "pkindex_").map(\.name) {
+            let pk = try PKIndex.decode(try await store.read(name), object: name)
+            if pk.kind == .full { fulls += 1 } else { deltas += 1 }
+        }
+        #expect(fulls == 1, "\(fulls) full pk-indexes written over 41 commits (\(deltas) deltas)")
+        for (v, contents) in seen {
+            let r = try await Vecgo.open(.remote(store), .readOnly, .atVersion(v))
+            #expect(try await Self.contents(r) == contents, "version \(v)")
+        }
     }
 
     /// When the deltas would hold more entries than half the full layer, a commit writes a
