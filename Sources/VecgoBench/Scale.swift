@@ -71,6 +71,9 @@ struct ScaleBench: AsyncParsableCommand {
     @Flag(help: "Also compact everything and measure the reader again.")
     var compact = false
 
+    @Option(name: .customLong("small-commits"), help: "100-row commits measured one after another on the written database (each uploads a key-index layer; every 16th merges the deltas).")
+    var smallCommits = 1
+
     @Option(help: "Neighbours per query.")
     var k = 10
 
@@ -190,6 +193,12 @@ struct ScaleRow: Codable {
     /// A commit of 100 rows (50 updates, 50 new keys) on this database: what it uploaded and how long it took.
     var small_commit_bytes: Int?
     var small_commit_ms: Double?
+    /// With --small-commits N: the N commits' uploads (total and largest) and latencies.
+    var small_commits: Int?
+    var small_commits_bytes_total: Int?
+    var small_commits_bytes_max: Int?
+    var small_commits_ms_p50: Double?
+    var small_commits_ms_max: Double?
 }
 
 func scaleStore(_ o: ScaleBench) async throws -> any BlobStore {
@@ -335,7 +344,17 @@ func scaleBench(_ o: ScaleBench) async throws {
     let written = reused ? WritePhaseResult(rows: data.count, commits: o.commits, seconds: .nan, peak_rss_bytes: 0)
         : try runPhase(.write, o)
     rows.append(try await measureReader(label: o.commits == 1 ? "bulk" : "\(o.commits) commits", o, data, store, queries, truth, written))
-    (rows[0].small_commit_bytes, rows[0].small_commit_ms) = try await smallCommit(store, data)
+    let small = try await smallCommits(store, data, count: max(1, o.smallCommits))
+    (rows[0].small_commit_bytes, rows[0].small_commit_ms) = small[0]
+    if small.count > 1 {
+        var ms = Samples()
+        for c in small { ms.add(c.ms * 1000) }
+        rows[0].small_commits = small.count
+        rows[0].small_commits_bytes_total = small.reduce(0) { $0 + $1.bytes }
+        rows[0].small_commits_bytes_max = small.map(\.bytes).max()
+        rows[0].small_commits_ms_p50 = ms.percentile(0.5) / 1000
+        rows[0].small_commits_ms_max = ms.percentile(1) / 1000
+    }
     if o.compact {
         let compacted = try runPhase(.compact, o)
         rows.append(try await measureReader(label: "\(o.commits) commits, compacted", o, data, store, queries, truth, compacted))
@@ -360,6 +379,10 @@ func scaleBench(_ o: ScaleBench) async throws {
             """)
         if let bytes = r.small_commit_bytes, let ms = r.small_commit_ms {
             print("100-row commit   \(String(format: "%.1f ms, %d bytes uploaded", ms, bytes))")
+        }
+        if let n = r.small_commits, let total = r.small_commits_bytes_total, let most = r.small_commits_bytes_max,
+           let p50 = r.small_commits_ms_p50, let slowest = r.small_commits_ms_max {
+            print("\(n) such commits  \(String(format: "%.1f MiB uploaded in all, at most %d bytes in one; p50 %.1f ms, max %.1f ms", Double(total) / mib, most, p50, slowest))")
         }
     }
 }
@@ -412,10 +435,10 @@ func measureReader(label: String, _ o: ScaleBench, _ data: ScaleData, _ store: a
                     recall_at_k: Double(found) / Double(queries.count * o.k), k: o.k, nprobe: o.nprobe)
 }
 
-/// A commit of 100 rows on the database by a writer that has committed before (it has read the
-/// key index once, as a long-lived writer has): 50 of its keys updated, 50 new keys. Returns
-/// the bytes it uploaded (segment, pk-index layer, manifest) and its latency.
-func smallCommit(_ store: any BlobStore, _ data: ScaleData) async throws -> (Int, Double) {
+/// `count` commits of 100 rows each on the database by a writer that has committed before (it
+/// has read the key index once, as a long-lived writer has): 50 of its keys updated, 50 new
+/// keys. Returns the bytes each uploaded (segment, pk-index layer, manifest) and its latency.
+func smallCommits(_ store: any BlobStore, _ data: ScaleData, count: Int) async throws -> [(bytes: Int, ms: Double)] {
     let counting = CountingStore(store)
     let w = try await Vecgo.open(.remote(counting))
     let fresh = try data.rows(0..<100)
@@ -427,15 +450,17 @@ func smallCommit(_ store: any BlobStore, _ data: ScaleData) async throws -> (Int
     }
     try await write(1)
     try await w.commit()  // the first commit waits for the key index the writer reads once
-    try await write(0)
-    let before = counting.bytesWritten.value
-    let clock = ContinuousClock()
-    let t = clock.now
-    try await w.commit()
-    let millis = seconds(clock.now - t) * 1000
-    let bytes = counting.bytesWritten.value - before
+    var out: [(bytes: Int, ms: Double)] = []
+    for c in 0..<count {
+        try await write(c % 2 == 0 ? 0 : 2 + c)
+        let before = counting.bytesWritten.value
+        let clock = ContinuousClock()
+        let t = clock.now
+        try await w.commit()
+        out.append((counting.bytesWritten.value - before, seconds(clock.now - t) * 1000))
+    }
     try await w.close()
-    return (bytes, millis)
+    return out
 }
 
 /// Writes the set as base.fvecs, queries.fvecs and groundtruth.ivecs (for the peers).
