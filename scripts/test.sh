@@ -28,9 +28,10 @@ swift package --disable-sandbox generate-documentation --target Vecgo --warnings
 swift package --disable-sandbox generate-documentation --target Stores --warnings-as-errors \
     --disable-parameters-and-returns-validation
 echo "== swift test"
-# The transfer-timing suites run in a process of their own: under the whole parallel suite the
-# process's curl loop has acted 15-40 s late (README, "Not done yet"), which their retry budgets
-# cannot absorb. Every test runs; none is skipped.
+# The transfer-timing suites run in a process of their own: under the whole parallel suite their
+# answers have come 15-40 s late, most likely while CPU-bound tests held the process's
+# cooperative pool (README, "Not done yet"), which their retry budgets cannot absorb. Every test
+# runs; none is skipped.
 timing="StallTimeoutTests|RetryTests|ConcurrentTransferTests"
 swift test --skip-build --skip "$timing" 2>&1 | tee .build/test-output.txt
 swift test --skip-build --filter "$timing" 2>&1 | tee .build/test-output-timing.txt
