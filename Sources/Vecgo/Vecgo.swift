@@ -107,8 +107,8 @@ public actor Vecgo {
     var pending: PendingWrites
     /// Writes a commit in progress is publishing: still searched, put back if it fails.
     var flushing: PendingWrites?
-    /// The committed rows the pending writes hide, as the last search computed them (nil when
-    /// nothing is pending); a search extends them with the keys written since.
+    /// The rows newer writes hide (committed ones, a commit in flight's), as the last search
+    /// computed them (nil when nothing is pending); a search extends them with the keys written since.
     var hiddenRows: HiddenRows?
     /// The commit in progress (commits of one handle run one at a time).
     var commitTask: Task<UInt64, any Error>?

@@ -49,6 +49,7 @@ struct CommitStallBench: AsyncParsableCommand {
 
     func validate() throws {
         try requirePositive(["--rows": rows, "--dim": dimension, "--base-rows": baseRows, "--searches": searches, "--k": k])
+        if let showSlow, !(showSlow > 0) { throw ValidationError("--show-slow needs a positive number of µs, got \(showSlow)") }
     }
 
     func run() async throws { try await commitStallBench(self) }
@@ -151,9 +152,7 @@ func commitStallBench(_ o: CommitStallBench) async throws {
 
     var results = [StallRow("idle, \(o.baseRows) rows committed", before)]
     if !o.unsearched { results.append(StallRow("idle, \(o.rows) rows pending", pending)) }
-    results += [
-                StallRow("during the commit of \(o.rows) rows", during),
-                StallRow("idle, after the commit", after)]
+    results += [StallRow("during the commit of \(o.rows) rows", during), StallRow("idle, after the commit", after)]
     let report = StallReport(rows: o.rows, base_rows: o.baseRows, dimension: o.dimension, k: o.k, commit_s: seconds(commitTime),
                              results: results, p99_ratio: during.percentile(0.99) / before.percentile(0.99),
                              p99_ratio_vs_pending: o.unsearched ? nil : during.percentile(0.99) / pending.percentile(0.99))

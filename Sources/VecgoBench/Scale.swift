@@ -113,7 +113,8 @@ struct ScaleBench: AsyncParsableCommand {
         guard (base == nil) == (queryFile == nil) else { throw ValidationError("--base and --queries-file go together") }
         try requirePositive(["--rows": rows ?? 1, "--dim": dimension, "--queries": queries, "--clusters": clusters,
                              "--seed": Int(clamping: seed), "--commits": commits, "--k": k, "--nprobe": nprobe, "--batch": batch,
-                             "--memtable-budget": memtableBudget ?? 1, "--max-segment-bytes": maxSegmentBytes ?? 1])
+                             "--memtable-budget": memtableBudget ?? 1, "--max-segment-bytes": maxSegmentBytes ?? 1,
+                             "--small-commits": smallCommits])
         guard rerank >= 0 else { throw ValidationError("--rerank needs a whole number, got \(rerank)") }
     }
 
@@ -344,7 +345,7 @@ func scaleBench(_ o: ScaleBench) async throws {
     let written = reused ? WritePhaseResult(rows: data.count, commits: o.commits, seconds: .nan, peak_rss_bytes: 0)
         : try runPhase(.write, o)
     rows.append(try await measureReader(label: o.commits == 1 ? "bulk" : "\(o.commits) commits", o, data, store, queries, truth, written))
-    let small = try await smallCommits(store, data, count: max(1, o.smallCommits))
+    let small = try await smallCommits(store, data, count: o.smallCommits)
     (rows[0].small_commit_bytes, rows[0].small_commit_ms) = small[0]
     if small.count > 1 {
         var ms = Samples()

@@ -56,8 +56,9 @@ import _VecgoTestSupport
 
     @Test func aServerThatNeverAnswersUsesTheRetryTimeOnSeveralAttempts() async throws {
         let server = try RetryTests.server([Self.never])
-        // 60 s: a full parallel suite has delayed the process's curl loop by tens of seconds
-        // (README, "Not done yet"); the retry time must still hold a second attempt then.
+        // 60 s: a full parallel suite has delayed these answers by tens of seconds (most likely
+        // its CPU-bound tests holding the cooperative pool; README, "Not done yet"); the retry
+        // time must still hold a second attempt then.
         let store = try Self.s3(server, stall: 1, retryTime: .seconds(60), attempts: 1000, requestTimeout: 600)
         let e = await #expect(throws: StoreError.self) { _ = try await store.read("x") }
         #expect(e?.code == .network, "\(String(describing: e))")

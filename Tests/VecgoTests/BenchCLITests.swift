@@ -41,6 +41,8 @@ import Testing
                              (["fairness", "--endpoint", "http://x", "--writers", "0"], "--writers"),
                              (["commit-stall", "--rows", "0"], "--rows"),
                              (["commit-stall", "--base-rows", "many"], "--base-rows"),
+                             (["commit-stall", "--show-slow", "0"], "--show-slow"),
+                             (["scale", "--small-commits", "0"], "--small-commits"),
                              (["tiers", "--frobnicate"], "--frobnicate")] {
             let (status, out) = try await Self.bench(args)
             #expect(status == 64, "\(args): \(out)")

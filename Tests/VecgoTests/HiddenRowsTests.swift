@@ -28,6 +28,26 @@ import _VecgoTestSupport
         }
     }
 
+    /// Rewrites each of `keys` with a vector far from the clustered rows (components drawn from
+    /// `range`) and records it in `truth`.
+    static func moveFar(_ db: Vecgo, _ keys: some Sequence<UInt64>, range: ClosedRange<Float> = 20...30,
+                        truth: inout [UInt64: [Float]], rng: inout SplitMix64) async throws {
+        for key in keys {
+            let moved = (0..<dim).map { _ in Float.random(in: range, using: &rng) }
+            try await db.upsert(id: key, moved)
+            truth[key] = moved
+        }
+    }
+
+    /// Checks every result (``expectAll(_:_:_:)``) while the gate holds a commit's build.
+    static func expectAllWhileHeld(_ gate: OffActorBuildTests.Gate, _ db: Vecgo, _ truth: [UInt64: [Float]], _ what: String) async throws {
+        let checked = try await OffActorBuildTests.searchWhileHeld(gate) {
+            try await Self.expectAll(db, truth, what)
+            return []
+        }
+        #expect(checked != nil, "the search did not finish while the commit's build was held")
+    }
+
     @Test(arguments: [600, 2_200, 3_000])  // flat, graph and IVF segments
     func pendingWritesOfCommittedKeysHideTheirRowsAsTheyGrow(_ n: Int) async throws {
         let store = MemoryBlobStore()
@@ -45,9 +65,7 @@ import _VecgoTestSupport
         for step in 0..<6 {
             for _ in 0..<40 {
                 let key = UInt64.random(in: 0..<UInt64(n), using: &rng)
-                let moved = (0..<Self.dim).map { _ in Float.random(in: 20...30, using: &rng) }
-                try await db.upsert(id: key, moved)
-                truth[key] = moved
+                try await Self.moveFar(db, [key], truth: &truth, rng: &rng)
             }
             let gone = UInt64.random(in: 0..<UInt64(n), using: &rng)
             try await db.delete(id: gone)
@@ -87,34 +105,18 @@ import _VecgoTestSupport
             try await db.upsert(id: UInt64(10_000 + i), v)
             truth[UInt64(10_000 + i)] = v
         }
-        for key in UInt64(0)..<400 {
-            let moved = (0..<Self.dim).map { _ in Float.random(in: 20...30, using: &rng) }
-            try await db.upsert(id: key, moved)
-            truth[key] = moved
-        }
+        try await Self.moveFar(db, UInt64(0)..<400, truth: &truth, rng: &rng)
         let gate = OffActorBuildTests.Gate()
         await db.setSegmentBuildHook(gate.hook)
         let commit = Task { try await db.commit() }
         #expect(try await gate.waitUntilHeld(), "the commit's segment build never reached graph row \(OffActorBuildTests.holdAt)")
         var during = truth
-        for key in UInt64(400)..<450 {  // pending behind the commit in flight
-            let moved = (0..<Self.dim).map { _ in Float.random(in: 20...30, using: &rng) }
-            try await db.upsert(id: key, moved)
-            during[key] = moved
-        }
+        try await Self.moveFar(db, UInt64(400)..<450, truth: &during, rng: &rng)  // pending behind the commit in flight
         try await db.delete(id: 5)  // moved by the batch in flight, deleted since
         during[5] = nil
-        for key in [UInt64(6), 7, 10_000, 10_001] {  // rows of the batch in flight, rewritten since
-            let moved = (0..<Self.dim).map { _ in Float.random(in: 30...40, using: &rng) }
-            try await db.upsert(id: key, moved)
-            during[key] = moved
-        }
-        let snapshot = during
-        let checked = try await OffActorBuildTests.searchWhileHeld(gate) {
-            try await Self.expectAll(db, snapshot, "during the commit")
-            return []
-        }
-        #expect(checked != nil, "the search did not finish while the commit's build was held")
+        // Rows of the batch in flight, rewritten since.
+        try await Self.moveFar(db, [UInt64(6), 7, 10_000, 10_001], range: 30...40, truth: &during, rng: &rng)
+        try await Self.expectAllWhileHeld(gate, db, during, "during the commit")
         #expect(try await commit.value == 2)
         try await Self.expectAll(db, during, "after the commit, its successor pending")
         try await db.commit()
@@ -139,21 +141,13 @@ import _VecgoTestSupport
         let commit = Task { try await db.commit() }
         #expect(try await gate.waitUntilHeld(), "the commit's segment build never reached graph row \(OffActorBuildTests.holdAt)")
         var rng = SplitMix64(seed: 149)
-        for key in [UInt64(1), 2, 2_600, 2_601, 5_500, 6_999] {  // first spill, second spill, table
-            let moved = (0..<Self.dim).map { _ in Float.random(in: 20...30, using: &rng) }
-            try await db.upsert(id: key, moved)
-            truth[key] = moved
-        }
+        // Keys of the first spill, the second spill and the table.
+        try await Self.moveFar(db, [UInt64(1), 2, 2_600, 2_601, 5_500, 6_999], truth: &truth, rng: &rng)
         for key in [UInt64(3), 2_602, 5_501] {
             try await db.delete(id: key)
             truth[key] = nil
         }
-        let snapshot = truth
-        let checked = try await OffActorBuildTests.searchWhileHeld(gate) {
-            try await Self.expectAll(db, snapshot, "during the commit of spilled rows")
-            return []
-        }
-        #expect(checked != nil, "the search did not finish while the commit's build was held")
+        try await Self.expectAllWhileHeld(gate, db, truth, "during the commit of spilled rows")
         _ = try await commit.value
         try await Self.expectAll(db, truth, "after the commit")
         try await db.commit()
@@ -176,9 +170,7 @@ import _VecgoTestSupport
         for step in 0..<5 {
             for _ in 0..<20 {
                 let key = UInt64.random(in: 0..<2_000, using: &rng)  // in one of the spills
-                let moved = (0..<Self.dim).map { _ in Float.random(in: 20...30, using: &rng) }
-                try await db.upsert(id: key, moved)
-                truth[key] = moved
+                try await Self.moveFar(db, [key], truth: &truth, rng: &rng)
             }
             let gone = UInt64.random(in: 0..<2_000, using: &rng)
             try await db.delete(id: gone)
