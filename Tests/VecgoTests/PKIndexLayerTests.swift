@@ -147,8 +147,11 @@ import _VecgoTestSupport
         }
         #expect(layerCounts[compacted] == 1, "a compaction writes a full index")
         #expect(layerCounts.values.allSatisfy { $0 <= Vecgo.maxPKIndexLayers })
-        // The chain grew, and started over (a commit wrote a full index) before the compaction.
-        #expect(layerCounts.contains { $0.key > 1 && $0.key < compacted && $0.value == 1 }, "\(layerCounts.sorted { $0.key < $1.key })")
+        // The chain grew, and started over before the compaction: a commit merged its deltas
+        // (a chain of two) or wrote a full index (which of the two depends on how many keys the
+        // random edits touched, and dictionary order differs between runs).
+        let before = layerCounts.filter { $0.key < compacted }.sorted { $0.key < $1.key }.map(\.value)
+        #expect(zip(before, before.dropFirst()).contains { $1 < $0 }, "\(layerCounts.sorted { $0.key < $1.key })")
         #expect(layerCounts.values.contains { $0 >= 4 })
         #expect(try await Vecgo.verify(store).ok)
         try await w.close()
